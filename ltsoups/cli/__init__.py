@@ -1,0 +1,1 @@
+"""The `ltsoups` command line: thin Typer commands over the library."""

@@ -1,0 +1,1 @@
+"""Datasets, long-tail profiles and class statistics."""

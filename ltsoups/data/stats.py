@@ -1,0 +1,65 @@
+"""Class statistics of a long-tailed split: rho, eta and many/medium/few groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ShotGroup(str, Enum):
+    MANY = "many"
+    MEDIUM = "medium"
+    FEW = "few"
+
+
+class ShotThresholds(BaseModel):
+    """many: n > many; few: n < few; medium: the rest (the LT literature's 100 and 20)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    many: int = Field(100, ge=1, description="classes with more training samples than this are many-shot")
+    few: int = Field(20, ge=1, description="classes with fewer training samples than this are few-shot")
+    head: int = Field(100, ge=1, description="head classes have more samples than this (for eta = H/T)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ShotThresholds:
+        if self.few > self.many:
+            raise ValueError(f"few ({self.few}) must not exceed many ({self.many})")
+        return self
+
+
+@dataclass(frozen=True)
+class ClassStats:
+    counts: np.ndarray
+    thresholds: ShotThresholds
+
+    @property
+    def rho(self) -> float:
+        return float(self.counts.max() / self.counts.min())
+
+    @property
+    def head_classes(self) -> int:
+        return int((self.counts > self.thresholds.head).sum())
+
+    @property
+    def tail_classes(self) -> int:
+        return len(self.counts) - self.head_classes
+
+    @property
+    def eta(self) -> float:
+        """H / T; infinite when every class is a head class."""
+        return self.head_classes / self.tail_classes if self.tail_classes else float("inf")
+
+    def groups(self) -> np.ndarray:
+        """The shot group of every class, as an array of ShotGroup values."""
+        groups = np.full(len(self.counts), ShotGroup.MEDIUM, dtype=object)
+        groups[self.counts > self.thresholds.many] = ShotGroup.MANY
+        groups[self.counts < self.thresholds.few] = ShotGroup.FEW
+        return groups
+
+    def group_sizes(self) -> dict[ShotGroup, int]:
+        groups = self.groups()
+        return {g: int((groups == g).sum()) for g in ShotGroup}

@@ -1,0 +1,80 @@
+"""Accuracy overall, balanced, per class and per shot group (many / medium / few)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ltsoups.data.dataset import LabelledImages
+from ltsoups.data.stats import ClassStats, ShotGroup, ShotThresholds
+from ltsoups.training.batches import EvaluationSamples
+from ltsoups.training.transforms import Preprocess
+
+
+@dataclass(frozen=True)
+class Scores:
+    overall: float
+    balanced: float
+    many: float | None
+    medium: float | None
+    few: float | None
+    per_class: list[float]
+
+    def headline(self) -> dict[str, float]:
+        """The five numbers people compare (group accuracies absent for empty groups)."""
+        values = {"overall": self.overall, "balanced": self.balanced}
+        for group in ShotGroup:
+            value = getattr(self, group.value)
+            if value is not None:
+                values[group.value] = value
+        return values
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.headline(), "per_class": self.per_class}
+
+
+def score_predictions(
+    predictions: np.ndarray, labels: np.ndarray, train_counts: np.ndarray, thresholds: ShotThresholds
+) -> Scores:
+    """Percent accuracies; groups come from the full training counts of each class."""
+    num_classes = len(train_counts)
+    correct = predictions == labels
+    totals = np.bincount(labels, minlength=num_classes)
+    hits = np.bincount(labels, weights=correct, minlength=num_classes)
+    present = totals > 0
+    per_class = np.where(present, 100.0 * hits / np.maximum(totals, 1), np.nan)
+    groups = ClassStats(np.asarray(train_counts), thresholds).groups()
+
+    def group_mean(group: ShotGroup) -> float | None:
+        mask = (groups == group) & present
+        return float(per_class[mask].mean()) if mask.any() else None
+
+    return Scores(
+        overall=float(100.0 * correct.mean()),
+        balanced=float(np.nanmean(per_class)),
+        many=group_mean(ShotGroup.MANY),
+        medium=group_mean(ShotGroup.MEDIUM),
+        few=group_mean(ShotGroup.FEW),
+        per_class=[round(float(v), 4) for v in per_class],
+    )
+
+
+@torch.no_grad()
+def predict(model: nn.Module, split: LabelledImages, preprocess: Preprocess, batch_size: int = 256) -> np.ndarray:
+    """Arg-max of the raw logits (no post-hoc adjustment) for every sample of ``split``."""
+    model.eval()
+    device = next(model.parameters()).device
+    loader = DataLoader(EvaluationSamples(split, preprocess), batch_size=batch_size, shuffle=False)
+    outputs = [model(images.to(device)).argmax(dim=-1).cpu() for images, _ in loader]
+    return torch.cat(outputs).numpy()
+
+
+def evaluate(
+    model: nn.Module, split: LabelledImages, preprocess: Preprocess, train_counts: np.ndarray, thresholds: ShotThresholds
+) -> Scores:
+    return score_predictions(predict(model, split, preprocess), split.labels, train_counts, thresholds)

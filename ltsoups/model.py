@@ -1,0 +1,41 @@
+"""The classifier LT-Soups fine-tunes: a pretrained image encoder and a cosine head."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CosineHead(nn.Module):
+    """logits = scale * cos(feature, class vector); no bias."""
+
+    def __init__(self, weight: torch.Tensor, scale: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight.detach().clone().float())
+        self.scale = scale
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.normalize(features, dim=-1) @ F.normalize(self.weight, dim=-1).t()
+
+
+class LongTailClassifier(nn.Module):
+    """Image encoder followed by a cosine head; its state dict is what members, soups and CR save."""
+
+    def __init__(self, encoder: nn.Module, head: CosineHead) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(images))
+
+
+def prompt_embeddings(
+    text_embedder: Callable[[Sequence[str]], torch.Tensor], class_names: Sequence[str], templates: Sequence[str]
+) -> torch.Tensor:
+    """Per class: the mean of its normalised prompt embeddings over templates, normalised again."""
+    per_template = [F.normalize(text_embedder([t.format(name) for name in class_names]).float(), dim=-1) for t in templates]
+    return F.normalize(torch.stack(per_template).mean(dim=0), dim=-1)

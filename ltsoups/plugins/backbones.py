@@ -1,0 +1,76 @@
+"""Built-in backbone: any open_clip model, from a pretrained tag or a local safetensors file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from pydantic import Field
+
+from ltsoups.checkpoint import load_tensors, refuse_non_safetensors
+from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams
+
+EMBEDDED_TAG = "embedded"
+
+
+class OpenClipParams(PluginParams):
+    model: str = Field("ltsoups-mini", min_length=1, description="open_clip model name, e.g. ViT-B-16")
+    pretrained: str = Field(
+        EMBEDDED_TAG,
+        min_length=1,
+        description="an open_clip pretrained tag (e.g. 'openai'; downloads on first use), a local .safetensors "
+        "file, or 'embedded' for the mini-CLIP shipped with ltsoups",
+    )
+    cache_dir: str | None = Field(None, description="where open_clip caches downloaded weights")
+
+
+class OpenClipBackbone(Backbone):
+    """The CLIP image tower (features after its projection) plus the text tower for head init."""
+
+    Params = OpenClipParams
+    description = "open_clip image encoder; head initialised from its text embeddings"
+    params: OpenClipParams
+
+    def load(self) -> LoadedBackbone:
+        import open_clip
+
+        from ltsoups.embedded import register_model_config
+
+        register_model_config()
+        weights = self._local_weights()
+        if weights is None:
+            model = open_clip.create_model(
+                self.params.model, pretrained=self.params.pretrained, cache_dir=self.params.cache_dir
+            )
+        else:
+            model = open_clip.create_model(self.params.model, pretrained=None)
+            model.load_state_dict(load_tensors(weights), strict=True)
+        model.eval()
+        tokenizer = open_clip.get_tokenizer(self.params.model)
+
+        @torch.no_grad()
+        def embed_text(prompts: Sequence[str]) -> torch.Tensor:
+            return model.encode_text(tokenizer(list(prompts)), normalize=True)
+
+        visual = model.visual
+        size = visual.image_size
+        return LoadedBackbone(
+            image_encoder=visual,
+            feature_dim=int(visual.output_dim),
+            image_size=int(size[0] if isinstance(size, tuple | list) else size),
+            mean=tuple(getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN),
+            std=tuple(getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD),
+            text_embedder=embed_text,
+        )
+
+    def _local_weights(self) -> Path | None:
+        if self.params.pretrained == EMBEDDED_TAG:
+            from ltsoups.embedded import shipped_weights_path
+
+            return shipped_weights_path()
+        candidate = Path(self.params.pretrained).expanduser()
+        if candidate.suffix or candidate.exists():
+            refuse_non_safetensors(candidate)
+            return candidate
+        return None

@@ -1,0 +1,22 @@
+"""Stage `theta0`: the zero-shot weights every member starts from and every merge anchors to."""
+
+from __future__ import annotations
+
+from ltsoups.checkpoint import Checkpoint, save_checkpoint
+from ltsoups.stages.context import RunContext
+from ltsoups.workspace import Workspace
+
+THETA0_SECTIONS = ("data", "backbone", "head")
+
+
+def build_theta0(context: RunContext, workspace: Workspace) -> Checkpoint:
+    model, _ = context.zero_shot_classifier()
+    return save_checkpoint(
+        workspace.theta0,
+        model.state_dict(),
+        kind="theta0",
+        config_sha256=context.config.section_hash(*THETA0_SECTIONS),
+        backbone=context.config.backbone.model_dump(mode="json"),
+        class_names=list(context.splits.train.class_names),
+        head_scale=context.config.head.scale,
+    )

@@ -1,0 +1,1 @@
+"""Training: data order and augmentation, schedule, EMA and the optimisation loop."""

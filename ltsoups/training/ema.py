@@ -1,0 +1,34 @@
+"""Exponential moving average of a model's parameters."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ParameterEma:
+    """ema <- decay * ema + (1 - decay) * param after every optimizer step; buffers are copied.
+
+    ``start_from_model`` (the paper's Algorithm 1) seeds the average with the weights at creation
+    (theta_0); otherwise the first update copies the weights (torch AveragedModel, the authors' code).
+    """
+
+    def __init__(self, model: nn.Module, decay: float, start_from_model: bool) -> None:
+        self.decay = decay
+        self.shadow = {name: p.detach().clone() for name, p in model.named_parameters()}
+        self.updates = 1 if start_from_model else 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for name, param in model.named_parameters():
+            if self.updates == 0:
+                self.shadow[name].copy_(param)
+            else:
+                self.shadow[name].lerp_(param.detach(), 1.0 - self.decay)
+        self.updates += 1
+
+    def state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """The model's full state dict with parameters replaced by their averages."""
+        state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        state.update({name: avg.clone() for name, avg in self.shadow.items()})
+        return state

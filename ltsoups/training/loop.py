@@ -1,0 +1,170 @@
+"""The optimisation loop shared by member training and head retraining."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ltsoups.config import OptimConfig, Precision, Selection
+from ltsoups.contracts import LossFn
+from ltsoups.training.batches import StepBatches, derive_seed, steps_for
+from ltsoups.training.ema import ParameterEma
+from ltsoups.training.resume import ResumeState, deferred_interrupt
+from ltsoups.training.schedule import lr_multiplier, warmup_steps
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class TrainingObserver(Protocol):
+    def on_start(self, total_steps: int, first_step: int) -> None: ...
+
+    def on_step(self, step: int, loss: float, lr: float) -> None: ...
+
+    def on_validation(self, step: int, score: float) -> None: ...
+
+
+class SilentObserver:
+    def on_start(self, total_steps: int, first_step: int) -> None:
+        pass
+
+    def on_step(self, step: int, loss: float, lr: float) -> None:
+        pass
+
+    def on_validation(self, step: int, score: float) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    state: dict[str, torch.Tensor]
+    steps: int
+    resumed_from: int
+    final_loss: float
+    best_val: float | None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _autocast(device: torch.device, precision: Precision):  # noqa: ANN202
+    if device.type != "cuda" or precision is Precision.FP32:
+        return nullcontext()
+    dtype = torch.bfloat16 if precision is Precision.BF16 else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def train(
+    module: nn.Module,
+    samples: Dataset,
+    size: int,
+    loss_fn: LossFn,
+    optim: OptimConfig,
+    seed: int,
+    label: str,
+    resume: ResumeState | None = None,
+    observer: TrainingObserver | None = None,
+    validate: Callable[[dict[str, torch.Tensor]], float] | None = None,
+) -> TrainResult:
+    """Train the parameters of ``module`` that require grad; return its EMA (or best-val EMA) weights.
+
+    ``samples`` is indexed by (sample index, augmentation seed). ``label`` names the run in errors.
+    With ``resume`` a resumable state is written every ``optim.resume_every`` steps and on Ctrl-C,
+    and picked up when the same training is started again.
+    """
+    observer = observer or SilentObserver()
+    device = resolve_device(optim.device)
+    module.to(device)
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError(f"{label}: nothing to train (no parameter requires grad)")
+    optimizer = torch.optim.AdamW(trainable, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and optim.precision is Precision.FP16)
+    total = steps_for(size, optim.batch_size, optim.epochs, optim.min_steps)
+    warmup = warmup_steps(total, optim.warmup_min_steps, optim.warmup_fraction)
+    ema = ParameterEma(module, optim.ema_decay, start_from_model=optim.ema_init.value == "theta0")
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
+    snapshot_every = max(1, total // optim.val_snapshots)
+
+    start = 0
+    if resume is not None and resume.exists():
+        start, best = resume.restore(module, optimizer, ema, total)
+
+    micro = optim.micro_batch_size or optim.batch_size
+    loader = DataLoader(
+        samples,
+        batch_sampler=StepBatches(size, optim.batch_size, total, seed, start),
+        num_workers=optim.workers,
+        pin_memory=device.type == "cuda",
+    )
+    observer.on_start(total, start)
+    loss_value = math.nan
+    with deferred_interrupt() as interrupted:
+        for step, (inputs, targets) in enumerate(loader, start=start):
+            torch.manual_seed(derive_seed(seed, step, 1))
+            lr = optim.lr * lr_multiplier(step, total, warmup, optim.final_lr_fraction)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            loss_value = 0.0
+            for chunk_in, chunk_y in zip(inputs.split(micro), targets.split(micro), strict=True):
+                with _autocast(device, optim.precision):
+                    loss = loss_fn(module(chunk_in.to(device, non_blocking=True)), chunk_y.to(device))
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"{label}: loss is {loss.item()} at step {step + 1} of {total}")
+                scaler.scale(loss * (len(chunk_y) / len(targets))).backward()
+                loss_value += loss.item() * len(chunk_y) / len(targets)
+            scaler.step(optimizer)
+            scaler.update()
+            ema.update(module)
+            observer.on_step(step + 1, loss_value, lr)
+            if optim.selection is Selection.BEST_VAL and validate is not None and (step + 1) % snapshot_every == 0:
+                candidate = ema.state_dict(module)
+                score = validate(candidate)
+                observer.on_validation(step + 1, score)
+                if best is None or score > best[0]:
+                    best = (score, candidate)
+            done = step + 1
+            stop = interrupted()
+            if resume is not None and done < total and (stop or done % optim.resume_every == 0):
+                resume.save(done, module, optimizer, ema, best)
+            if stop:
+                raise KeyboardInterrupt(f"{label}: interrupted after step {done}; run again to resume")
+    final = best[1] if best is not None else ema.state_dict(module)
+    return TrainResult(
+        state={k: v.detach().cpu() for k, v in final.items()},
+        steps=total,
+        resumed_from=start,
+        final_loss=loss_value,
+        best_val=best[0] if best is not None else None,
+    )
+
+
+class ObserverGroup:
+    """Forwards every event to several observers (progress bar, tracking, ...)."""
+
+    def __init__(self, *observers: TrainingObserver) -> None:
+        self.observers = observers
+
+    def on_start(self, total_steps: int, first_step: int) -> None:
+        for observer in self.observers:
+            observer.on_start(total_steps, first_step)
+
+    def on_step(self, step: int, loss: float, lr: float) -> None:
+        for observer in self.observers:
+            observer.on_step(step, loss, lr)
+
+    def on_validation(self, step: int, score: float) -> None:
+        for observer in self.observers:
+            observer.on_validation(step, score)

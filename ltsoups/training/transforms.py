@@ -1,0 +1,64 @@
+"""Image preprocessing whose randomness comes from an explicit seed, never from global RNG state.
+
+A sample's augmentation is a pure function of (image, seed), so a run restarted at step s sees
+exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as F
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Resize/crop to the backbone's input size and normalise with its mean and std."""
+
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    hflip: bool = True
+
+    def evaluation(self, image: Image.Image) -> torch.Tensor:
+        """Resize the short side, centre crop (the eval transform of CLIP-style models)."""
+        pixels = F.pil_to_tensor(image)
+        pixels = F.resize(pixels, [self.image_size], interpolation=InterpolationMode.BICUBIC, antialias=True)
+        pixels = F.center_crop(pixels, [self.image_size, self.image_size])
+        return self._normalise(pixels)
+
+    def training(self, image: Image.Image, seed: int) -> torch.Tensor:
+        """Random resized crop (area in crop_scale, aspect 3/4..4/3) and optional flip, drawn from ``seed``."""
+        generator = torch.Generator().manual_seed(seed)
+        pixels = F.pil_to_tensor(image)
+        top, left, height, width = self._crop_box(pixels.shape[-2], pixels.shape[-1], generator)
+        pixels = F.resized_crop(
+            pixels, top, left, height, width, [self.image_size, self.image_size],
+            interpolation=InterpolationMode.BICUBIC, antialias=True,
+        )
+        if self.hflip and torch.rand(1, generator=generator).item() < 0.5:
+            pixels = F.horizontal_flip(pixels)
+        return self._normalise(pixels)
+
+    def _crop_box(self, height: int, width: int, generator: torch.Generator) -> tuple[int, int, int, int]:
+        area = height * width
+        log_ratio = (math.log(3 / 4), math.log(4 / 3))
+        for _ in range(10):
+            target = area * torch.empty(1).uniform_(*self.crop_scale, generator=generator).item()
+            aspect = math.exp(torch.empty(1).uniform_(*log_ratio, generator=generator).item())
+            w = round(math.sqrt(target * aspect))
+            h = round(math.sqrt(target / aspect))
+            if 0 < w <= width and 0 < h <= height:
+                top = int(torch.randint(0, height - h + 1, (1,), generator=generator).item())
+                left = int(torch.randint(0, width - w + 1, (1,), generator=generator).item())
+                return top, left, h, w
+        side = min(height, width)
+        return (height - side) // 2, (width - side) // 2, side, side
+
+    def _normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        return F.normalize(F.to_dtype(pixels, torch.float32, scale=True), list(self.mean), list(self.std))

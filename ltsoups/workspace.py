@@ -1,0 +1,74 @@
+"""Where each stage reads and writes, relative to one working directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @property
+    def counts(self) -> Path:
+        return self.root / "data" / "counts.json"
+
+    @property
+    def plan(self) -> Path:
+        return self.root / "plan" / "plan.json"
+
+    @property
+    def plan_dir(self) -> Path:
+        return self.root / "plan"
+
+    def manifest(self, member: str) -> Path:
+        return self.plan_dir / "manifests" / f"{member}.json"
+
+    @property
+    def theta0(self) -> Path:
+        return self.root / "theta0" / "theta0.safetensors"
+
+    def member(self, member: str) -> Path:
+        return self.root / "members" / member / "weights.safetensors"
+
+    def member_resume(self, member: str) -> Path:
+        return self.root / "members" / member / "resume.safetensors"
+
+    def member_log(self, member: str) -> Path:
+        return self.root / "members" / member / "train_log.json"
+
+    @property
+    def soup(self) -> Path:
+        return self.root / "soup" / "soup.safetensors"
+
+    def running_soup(self, factor: int) -> Path:
+        return self.root / "soup" / "running" / f"upto-f{factor}.safetensors"
+
+    @property
+    def soup_metrics(self) -> Path:
+        return self.root / "soup" / "val_metrics.json"
+
+    @property
+    def final(self) -> Path:
+        return self.root / "final" / "final.safetensors"
+
+    @property
+    def final_resume(self) -> Path:
+        return self.root / "final" / "resume.safetensors"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "eval" / "metrics.json"
+
+    @property
+    def per_class(self) -> Path:
+        return self.root / "eval" / "per_class.json"
+
+    @property
+    def groups(self) -> Path:
+        return self.root / "eval" / "groups.json"
+
+    @property
+    def tracking_run(self) -> Path:
+        return self.root / "tracking" / "parent_run.json"
