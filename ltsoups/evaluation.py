@@ -48,10 +48,10 @@ def score_predictions(
     hits = np.bincount(labels, weights=correct, minlength=num_classes)
     present = totals > 0
     per_class = np.where(present, 100.0 * hits / np.maximum(totals, 1), np.nan)
-    groups = ClassStats(np.asarray(train_counts), thresholds).groups()
+    groups = np.array([g.value for g in ClassStats(np.asarray(train_counts), thresholds).groups()])
 
     def group_mean(group: ShotGroup) -> float | None:
-        mask = (groups == group) & present
+        mask = (groups == group.value) & present
         return float(per_class[mask].mean()) if mask.any() else None
 
     return Scores(

@@ -12,10 +12,13 @@ import numpy as np
 import typer
 
 from ltsoups.checkpoint import CheckpointError
+from ltsoups.cli.pretrain_embedded import pretrain_embedded
 from ltsoups.cli.progress import ProgressObserver, make_progress
 from ltsoups.cli.render import console, error_console, plan_table, plugins_table, results_table
 from ltsoups.config import ConfigError, LtSoupsConfig, load_config, sampler_shortcut
+from ltsoups.data.counts_export import export_class_counts
 from ltsoups.data.profiles import read_counts
+from ltsoups.data.stats import ClassStats, ShotGroup
 from ltsoups.plan import summarise
 from ltsoups.registry import PluginError, PluginKind, installed_registry
 from ltsoups.stages.context import RunContext
@@ -36,6 +39,7 @@ app = typer.Typer(
 )
 plugins_app = typer.Typer(help="Inspect installed plugins.", no_args_is_help=True)
 app.add_typer(plugins_app, name="plugins")
+app.command("pretrain-embedded")(pretrain_embedded)
 
 ParamsOption = Annotated[
     Path | None,
@@ -119,6 +123,26 @@ def validate(params: ParamsOption = None, set_: SetOption = None) -> None:
 def plugins_list() -> None:
     """Every plugin per entry-point group, with the distribution that provides it."""
     console.print(plugins_table(installed_registry()))
+
+
+@app.command()
+@reports_errors
+def counts(
+    out: Annotated[Path, typer.Argument(help="where to write the JSON list of training counts per class")],
+    params: ParamsOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Export the configured dataset's training class counts (the input of `plan --counts`)."""
+    config = _config(params, set_)
+    spec = config.data.dataset
+    dataset = installed_registry().create(PluginKind.DATASET, spec.name, spec.params)
+    exported = export_class_counts(dataset, out)
+    stats = ClassStats(exported, config.data.thresholds)
+    sizes = stats.group_sizes()
+    console.print(
+        f"wrote {out}: {len(exported)} classes, {int(exported.sum()):,} samples, rho {stats.rho:g}, "
+        f"eta {stats.eta:.3g}, many/medium/few {sizes[ShotGroup.MANY]}/{sizes[ShotGroup.MEDIUM]}/{sizes[ShotGroup.FEW]}"
+    )
 
 
 @app.command()

@@ -53,13 +53,15 @@ class ClassStats:
         """H / T; infinite when every class is a head class."""
         return self.head_classes / self.tail_classes if self.tail_classes else float("inf")
 
-    def groups(self) -> np.ndarray:
-        """The shot group of every class, as an array of ShotGroup values."""
-        groups = np.full(len(self.counts), ShotGroup.MEDIUM, dtype=object)
-        groups[self.counts > self.thresholds.many] = ShotGroup.MANY
-        groups[self.counts < self.thresholds.few] = ShotGroup.FEW
-        return groups
+    def groups(self) -> list[ShotGroup]:
+        """The shot group of every class, in label order."""
+        return [self.group_of(int(n)) for n in self.counts]
+
+    def group_of(self, count: int) -> ShotGroup:
+        if count > self.thresholds.many:
+            return ShotGroup.MANY
+        return ShotGroup.FEW if count < self.thresholds.few else ShotGroup.MEDIUM
 
     def group_sizes(self) -> dict[ShotGroup, int]:
         groups = self.groups()
-        return {g: int((groups == g).sum()) for g in ShotGroup}
+        return {g: groups.count(g) for g in ShotGroup}
