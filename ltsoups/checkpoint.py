@@ -163,9 +163,9 @@ class TensorLayout:
         for name in sorted(set(self.entries) | set(other.entries)):
             mine, theirs = self.entries.get(name), other.entries.get(name)
             if mine is None:
-                return f"tensor {name!r} is missing"
-            if theirs is None:
                 return f"unexpected tensor {name!r}"
+            if theirs is None:
+                return f"tensor {name!r} is missing"
             if mine[0] != theirs[0]:
                 return f"tensor {name!r} has shape {list(theirs[0])}, expected {list(mine[0])}"
             if mine[1] != theirs[1]:

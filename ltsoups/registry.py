@@ -28,6 +28,10 @@ class PluginKind(str, Enum):
         return f"ltsoups.{self.value}"
 
     @property
+    def singular(self) -> str:
+        return self.value.removesuffix("es") if self is PluginKind.LOSS else self.value.removesuffix("s")
+
+    @property
     def contract(self) -> type[Plugin]:
         return _CONTRACTS[self]
 
@@ -59,12 +63,12 @@ class PluginEntry:
             loaded = _load_entry_point(self.kind.group, self.name, self.target)
         except Exception as err:
             raise PluginError(
-                f"{self.kind.value[:-1]} plugin {self.name!r} from {self.distribution} cannot be loaded "
+                f"{self.kind.singular} plugin {self.name!r} from {self.distribution} cannot be loaded "
                 f"({self.target}): {type(err).__name__}: {err}"
             ) from err
         if not (isinstance(loaded, type) and issubclass(loaded, self.kind.contract)):
             raise PluginError(
-                f"{self.kind.value[:-1]} plugin {self.name!r} from {self.distribution} ({self.target}) "
+                f"{self.kind.singular} plugin {self.name!r} from {self.distribution} ({self.target}) "
                 f"is not a {self.kind.contract.__name__}"
             )
         return loaded
@@ -84,7 +88,7 @@ class PluginRegistry:
             existing = self._entries[entry.kind].get(entry.name)
             if existing is not None and existing.target != entry.target:
                 raise PluginError(
-                    f"{entry.kind.value[:-1]} plugin name {entry.name!r} is registered twice: "
+                    f"{entry.kind.singular} plugin name {entry.name!r} is registered twice: "
                     f"by {existing.distribution} ({existing.target}) and by {entry.distribution} ({entry.target})"
                 )
             self._entries[entry.kind][entry.name] = entry
@@ -111,7 +115,7 @@ class PluginRegistry:
             return self._entries[kind][name]
         except KeyError:
             installed = ", ".join(self.names(kind)) or "none"
-            raise PluginError(f"unknown {kind.value[:-1]} {name!r}; installed: {installed}") from None
+            raise PluginError(f"unknown {kind.singular} {name!r}; installed: {installed}") from None
 
     def params_model(self, kind: PluginKind, name: str) -> type[PluginParams]:
         return self.entry(kind, name).load().Params
@@ -127,7 +131,7 @@ class PluginRegistry:
             try:
                 params = plugin_cls.Params.model_validate(params or {})
             except ValidationError as err:
-                raise PluginError(f"{kind.value[:-1]} {name!r}: {err}") from err
+                raise PluginError(f"{kind.singular} {name!r}: {err}") from err
         return plugin_cls(params)
 
 

@@ -62,6 +62,10 @@ class Workspace:
         return self.root / "eval" / "metrics.json"
 
     @property
+    def results(self) -> Path:
+        return self.root / "eval" / "results.json"
+
+    @property
     def per_class(self) -> Path:
         return self.root / "eval" / "per_class.json"
 

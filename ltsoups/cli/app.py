@@ -22,7 +22,7 @@ from ltsoups.data.stats import ClassStats, ShotGroup
 from ltsoups.plan import summarise
 from ltsoups.registry import PluginError, PluginKind, installed_registry
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.evaluate import evaluate_all
+from ltsoups.stages.evaluate import evaluate_all, read_results
 from ltsoups.stages.member import train_member
 from ltsoups.stages.merge import merge_members
 from ltsoups.stages.pipeline import run_pipeline
@@ -210,6 +210,14 @@ def evaluate_command(params: ParamsOption = None, set_: SetOption = None) -> Non
     config = _config(params, set_)
     rows = evaluate_all(RunContext(config), _workspace(config))
     console.print(results_table([(r.name, r.scores) for r in rows], "LT-Soups results (test split)"))
+
+
+@app.command()
+@reports_errors
+def report(params: ParamsOption = None, set_: SetOption = None) -> None:
+    """Print the results table of the last evaluate stage (no computation)."""
+    config = _config(params, set_)
+    console.print(results_table(read_results(_workspace(config)), "LT-Soups results (test split)"))
 
 
 @app.command()

@@ -49,18 +49,14 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def results_table(rows: Sequence[tuple[str, Scores]], title: str) -> Table:
+def results_table(rows: Sequence[tuple[str, Scores | dict[str, float]]], title: str) -> Table:
+    """One row per model: accuracy overall, balanced and per shot group (percent)."""
+    columns = ("overall", "balanced", "many", "medium", "few")
     table = Table(title=title)
     table.add_column("model")
-    for column in ("overall", "balanced", "many", "medium", "few"):
+    for column in columns:
         table.add_column(column, justify="right")
     for name, scores in rows:
-        table.add_row(
-            name,
-            _fmt(scores.overall),
-            _fmt(scores.balanced),
-            _fmt(scores.many),
-            _fmt(scores.medium),
-            _fmt(scores.few),
-        )
+        values = scores.headline() if isinstance(scores, Scores) else scores
+        table.add_row(name, *(_fmt(values.get(column)) for column in columns))
     return table

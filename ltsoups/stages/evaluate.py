@@ -39,8 +39,14 @@ def evaluate_all(context: RunContext, workspace: Workspace) -> list[ResultRow]:
     return rows
 
 
+def read_results(workspace: Workspace) -> list[tuple[str, dict[str, float]]]:
+    """The rows the evaluate stage wrote, in order: (model name, headline accuracies)."""
+    return [(row["model"], row["scores"]) for row in json.loads(workspace.results.read_text())]
+
+
 def _write_outputs(context: RunContext, workspace: Workspace, rows: list[ResultRow]) -> None:
     by_name = {row.name: row.scores for row in rows}
+    write_json_atomic(workspace.results, [{"model": row.name, "scores": row.scores.headline()} for row in rows])
     stage1 = by_name["stage 1 (soup)"]
     final = by_name.get("stage 1 + CR", stage1)
     write_json_atomic(

@@ -1,0 +1,5 @@
+"""`python -m ltsoups` runs the command line."""
+
+from ltsoups.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Example plugins for ltsoups, shipped as a separate distribution."""

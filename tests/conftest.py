@@ -1,0 +1,21 @@
+"""Shared fixtures: tiny datasets written in the real on-disk formats (see dataset_formats.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dataset_formats import CIFAR_TEST_PER_CLASS, CIFAR_TRAIN_PER_CLASS, ImageTree, write_cifar100, write_image_tree
+
+
+@pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CIFAR-100 copy with 102 training and 12 test images per class; tests must not modify it."""
+    root = tmp_path_factory.mktemp("cifar")
+    write_cifar100(root, CIFAR_TRAIN_PER_CLASS, CIFAR_TEST_PER_CLASS)
+    return root
+
+
+@pytest.fixture
+def image_tree(tmp_path: Path) -> ImageTree:
+    return write_image_tree(tmp_path / "images")
