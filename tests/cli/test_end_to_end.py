@@ -1,0 +1,95 @@
+"""The CLI end to end on a tiny config: every stage through `ltsoups`, then the results."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ltsoups.checkpoint import open_checkpoint
+from ltsoups.cli.app import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):  # noqa: ANN201
+    result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.mark.slow
+def test_stage_by_stage_run_matches_the_method(tiny_params: Path) -> None:
+    outputs = tiny_params.parent / "outputs"
+    p = ["--params", str(tiny_params)]
+    invoke("prepare", *p)
+    plan = json.loads((outputs / "plan" / "plan.json").read_text())
+    members = [m["member"] for m in plan["members"]]
+    assert members == ["f1-r0", "f1-r1", "f2-r0", "f2-r1", "f4-r0", "f4-r1"]
+    invoke("theta0", *p)
+    for member in members:
+        invoke("train-member", member, *p)
+        sidecar = open_checkpoint(outputs / "members" / member / "weights.safetensors", "member").sidecar
+        manifest = next(m for m in plan["members"] if m["member"] == member)
+        assert sidecar["manifest_sha256"] == manifest["manifest_sha256"]
+        assert sidecar["config_sha256"] and sidecar["code_version"]
+    merged = invoke("merge", *p)
+    assert "Running soups (val)" in merged.output
+    soup = open_checkpoint(outputs / "soup" / "soup.safetensors", "soup").sidecar
+    weights = [entry["weight"] for entry in soup["inputs"]]
+    assert weights[0] == pytest.approx(0.7**3)  # theta_0 after three folds with lambda 0.7
+    assert sum(weights) == pytest.approx(1.0)
+    invoke("retrain-head", *p)
+    result = invoke("evaluate", *p)
+    for row in ("theta0 (zero-shot)", "soup up to 2^0", "soup up to 2^1", "stage 1 (soup)", "stage 1 + CR"):
+        assert row in result.output
+    metrics = json.loads((outputs / "eval" / "metrics.json").read_text())
+    assert set(metrics) == {"zero_shot", "stage1", "final"}
+    assert {"overall", "balanced", "medium", "few"} <= set(metrics["final"])
+    per_class = json.loads((outputs / "eval" / "per_class.json").read_text())
+    assert len(per_class) == 6 and {"class", "train_count", "group", "final"} <= set(per_class[0])
+    assert "stage 1 + CR" in invoke("report", *p).output
+
+
+@pytest.mark.slow
+def test_same_seed_gives_bit_identical_members(tiny_params: Path, tmp_path: Path) -> None:
+    first = ["--params", str(tiny_params)]
+    second = [*first, "--set", f"workdir={tmp_path / 'again'}"]
+    for args in (first, second):
+        invoke("prepare", *args)
+        invoke("theta0", *args)
+        invoke("train-member", "f2-r1", *args)
+    a = tiny_params.parent / "outputs" / "members" / "f2-r1" / "weights.safetensors"
+    b = tmp_path / "again" / "members" / "f2-r1" / "weights.safetensors"
+    assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["merge.merger.params.lambda=1.5"], "merge.merger.params.lambda: 1.5 is not allowed: Input should be less than or equal to 1"),
+        (["plan.sampler.params.rounds=-1"], "plan.sampler.params.rounds: -1 is not allowed: Input should be greater than or equal to 0"),
+        (["merge.merger.name=ties"], "merge.merger.name: 'ties' is not allowed: unknown merger 'ties'; installed: recursive, uniform"),
+    ],
+)
+def test_bad_values_exit_non_zero_and_write_nothing(tiny_params: Path, overrides: list[str], expected: str) -> None:
+    before = sorted(p.name for p in tiny_params.parent.iterdir())
+    for command in ("prepare", "run"):
+        args = [command, "--params", str(tiny_params)]
+        for override in overrides:
+            args += ["--set", override]
+        result = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert result.exit_code == 2
+        assert expected in result.output
+    assert sorted(p.name for p in tiny_params.parent.iterdir()) == before
+
+
+def test_plan_command_prints_the_cifar_shares(tmp_path: Path) -> None:
+    counts = tmp_path / "counts.json"
+    counts.write_text(json.dumps([int(500 * 0.01 ** (i / 99)) for i in range(100)]))
+    result = invoke("plan", "--counts", str(counts), "--rounds", "5", "--replicas", "2", "--json")
+    rows = json.loads(result.output)
+    assert [r["factor"] for r in rows] == [1, 2, 4, 8, 16, 32]
+    assert next(r for r in rows if r["factor"] == 32)["share"] == 67.26
+    table = invoke("plan", "--counts", str(counts), "--rounds", "5").output
+    assert "67.26" in table and "2^5 = 32" in table
