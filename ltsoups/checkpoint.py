@@ -5,6 +5,7 @@ Nothing here ever unpickles: a file that is not safetensors is refused before it
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import struct
@@ -17,12 +18,23 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from ltsoups.provenance import code_version, hash_file
 
 SIDECAR_SUFFIX = ".json"
 _PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar"}
+_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 
 
 class CheckpointError(ValueError):
@@ -33,20 +45,43 @@ def sidecar_path(weights: Path) -> Path:
     return weights.with_name(weights.name + SIDECAR_SUFFIX)
 
 
+def _file_mode() -> int:
+    # mkstemp creates files readable by their owner only; outputs get the mode open() would give them.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """A temporary path beside ``target`` that replaces it only if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    """A temporary path beside ``target`` that replaces it only if the block succeeds.
+
+    A failed write (no space, no permission) leaves neither the temporary nor a changed ``target``,
+    and the OSError names ``target``. Temporaries a killed writer left beside ``target`` are removed
+    once it is written.
+    """
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write {target}: {err.strerror}") from err
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, target)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write {target}: {err.strerror}") from err
     finally:
         tmp_path.unlink(missing_ok=True)
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 def write_text_atomic(target: Path, text: str) -> None:
@@ -81,9 +116,9 @@ def save_checkpoint(path: Path, tensors: Mapping[str, torch.Tensor], kind: str, 
     """
     if path.suffix != ".safetensors":
         raise CheckpointError(f"checkpoint paths end in .safetensors, got {path}")
-    contiguous = {name: tensor.detach().contiguous().cpu() for name, tensor in tensors.items()}
+    contiguous = {name: tensor.detach().cpu() for name, tensor in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file(contiguous, str(tmp))
+        write_safetensors(tmp, contiguous)  # a full disk raises OSError, which atomic_path names
         weights_sha256 = hash_file(tmp)
     sidecar = {
         "kind": kind,
@@ -95,6 +130,29 @@ def save_checkpoint(path: Path, tensors: Mapping[str, torch.Tensor], kind: str, 
     }
     write_json_atomic(sidecar_path(path), sidecar)
     return Checkpoint(path, sidecar)
+
+
+def write_safetensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Write the safetensors format one tensor at a time, so no second copy of the model is built."""
+    codes = {dtype: code for code, dtype in _DTYPES.items()}
+    header: dict[str, Any] = {}
+    offset = 0
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        if tensor.dtype not in codes:
+            raise CheckpointError(f"tensor {name!r}: dtype {tensor.dtype} cannot be saved")
+        size = tensor.numel() * tensor.element_size()
+        header[name] = {"dtype": codes[tensor.dtype], "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)  # the data section starts 8-byte aligned, as the format asks
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(encoded)))
+        handle.write(encoded)
+        for name in sorted(tensors):
+            flat = tensors[name].contiguous().reshape(-1)
+            if flat.numel():
+                handle.write(memoryview(flat.view(torch.uint8).numpy()))
 
 
 def refuse_non_safetensors(path: Path) -> None:
@@ -142,6 +200,55 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         return {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
 
 
+
+
+class TensorFileReader:
+    """Reads single tensors of a safetensors file with plain reads (no mmap), so memory is freed as it goes."""
+
+    def __init__(self, path: Path) -> None:
+        refuse_non_safetensors(path)
+        self.path = path
+        self._handle = open(path, "rb")  # noqa: SIM115 - closed in close()
+        (header_size,) = struct.unpack("<Q", self._handle.read(8))
+        header = json.loads(self._handle.read(header_size))
+        header.pop("__metadata__", None)
+        self._entries = header
+        self._data_start = 8 + header_size
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def layout(self, name: str) -> tuple[tuple[int, ...], str]:
+        entry = self._entries[name]
+        return tuple(entry["shape"]), entry["dtype"]
+
+    def nbytes(self, name: str) -> int:
+        begin, end = self._entries[name]["data_offsets"]
+        return end - begin
+
+    def read(self, name: str, scratch: torch.Tensor | None = None) -> torch.Tensor:
+        """The tensor ``name``; with a uint8 ``scratch`` buffer it is a view into it (no allocation)."""
+        entry = self._entries[name]
+        dtype = _DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise CheckpointError(f"{self.path}: tensor {name!r} has unsupported dtype {entry['dtype']}")
+        size = self.nbytes(name)
+        buffer = torch.empty(size, dtype=torch.uint8) if scratch is None else scratch[:size]
+        self._handle.seek(self._data_start + entry["data_offsets"][0])
+        if size and self._handle.readinto(memoryview(buffer.numpy())) != size:
+            raise CheckpointError(f"{self.path}: tensor {name!r} is truncated")
+        return buffer.view(dtype).reshape(entry["shape"])
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> TensorFileReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @dataclass(frozen=True)
 class TensorLayout:
     """Names, shapes and dtypes of a checkpoint's tensors, read from its header only."""
@@ -150,13 +257,8 @@ class TensorLayout:
 
     @classmethod
     def of(cls, path: Path) -> TensorLayout:
-        refuse_non_safetensors(path)
-        with safe_open(str(path), framework="pt") as handle:
-            entries = {}
-            for name in handle.keys():  # noqa: SIM118
-                piece = handle.get_slice(name)
-                entries[name] = (tuple(piece.get_shape()), str(piece.get_dtype()))
-        return cls(entries)
+        with TensorFileReader(path) as reader:
+            return cls({name: reader.layout(name) for name in reader.names()})
 
     def first_mismatch(self, other: TensorLayout) -> str | None:
         """A sentence naming the first difference from ``other``, or None when they agree."""

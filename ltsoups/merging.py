@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 
-from ltsoups.checkpoint import Checkpoint, CheckpointError, TensorLayout, save_checkpoint
+from ltsoups.checkpoint import Checkpoint, CheckpointError, TensorFileReader, TensorLayout, save_checkpoint
 
 
 def check_layouts(paths: Sequence[Path]) -> TensorLayout:
@@ -35,15 +35,22 @@ def merge_weighted(weighted: Sequence[tuple[Path, float]], out: Path, **provenan
     layout = check_layouts(paths)
     merged: dict[str, torch.Tensor] = {}
     with ExitStack() as stack:
-        handles = [stack.enter_context(safe_open(str(path), framework="pt")) for path in paths]
+        readers = [stack.enter_context(TensorFileReader(path)) for path in paths]
+        # Buffers sized for the largest tensor are reused for every tensor, so the allocator never
+        # fragments: the only allocations that stay are the merged tensors themselves.
+        scratch = torch.empty(max((readers[0].nbytes(n) for n in layout.entries), default=0), dtype=torch.uint8)
+        most = max((math.prod(shape) for shape, _ in layout.entries.values()), default=0)
+        accumulator, widened = torch.empty(most, dtype=torch.float64), torch.empty(most, dtype=torch.float64)
         for name in sorted(layout.entries):
-            first = handles[0].get_tensor(name)
+            first = readers[0].read(name, scratch)
             if not first.is_floating_point():
-                merged[name] = first
+                merged[name] = first.clone()
                 continue
-            total = torch.zeros(first.shape, dtype=torch.float64)
-            for handle, (_, weight) in zip(handles, weighted, strict=True):
-                total.add_(handle.get_tensor(name).to(torch.float64), alpha=weight)
-            merged[name] = total.to(first.dtype)
+            total = accumulator[: first.numel()].view(first.shape).zero_()
+            member = widened[: first.numel()].view(first.shape)
+            dtype = first.dtype
+            for reader, (_, weight) in zip(readers, weighted, strict=True):
+                total.add_(member.copy_(reader.read(name, scratch)), alpha=weight)
+            merged[name] = total.to(dtype)
     inputs = [{"path": str(path), "weight": weight} for path, weight in weighted]
     return save_checkpoint(out, merged, kind="soup", inputs=inputs, **provenance)

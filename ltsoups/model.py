@@ -36,6 +36,10 @@ class LongTailClassifier(nn.Module):
 def prompt_embeddings(
     text_embedder: Callable[[Sequence[str]], torch.Tensor], class_names: Sequence[str], templates: Sequence[str]
 ) -> torch.Tensor:
-    """Per class: the mean of its normalised prompt embeddings over templates, normalised again."""
-    per_template = [F.normalize(text_embedder([t.format(name) for name in class_names]).float(), dim=-1) for t in templates]
+    """Per class: the mean of its normalised prompt embeddings over templates, normalised again.
+
+    Underscores in class names ("aquarium_fish") become spaces, as in the authors' head init.
+    """
+    readable = [name.replace("_", " ") for name in class_names]
+    per_template = [F.normalize(text_embedder([t.format(name) for name in readable]).float(), dim=-1) for t in templates]
     return F.normalize(torch.stack(per_template).mean(dim=0), dim=-1)

@@ -1,0 +1,267 @@
+"""Built-in datasets: the embedded task, CIFAR-100-LT, the two-axis benchmark, list files, folders, CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from ltsoups.contracts import Dataset, PluginParams
+from ltsoups.data.cifar import (
+    IMAGES_PER_CLASS,
+    CifarSource,
+    CifarSplitRule,
+    TwoAxisRealised,
+    ValidationSource,
+    cifar100_lt_counts,
+    cifar100_two_axis_counts,
+    load_cifar100_lt,
+    realised_two_axis,
+)
+from ltsoups.data.csv_table import CsvColumns, csv_counts, load_csv_tables
+from ltsoups.data.dataset import DatasetSplits
+from ltsoups.data.file_splits import ClassNamesFormat, SplitFiles
+from ltsoups.data.folder import folder_list_counts, load_folder_lists, load_split_folders, split_folder_counts
+from ltsoups.data.listfile import list_file_counts, load_list_files
+from ltsoups.data.profiles import exponential_counts
+
+# ------------------------------------------------------------------------------------------ embedded
+
+
+class EmbeddedParams(PluginParams):
+    seed: int = Field(0, ge=0, description="draws the images; the classes and their order are fixed")
+    num_classes: int = Field(40, ge=2, description="number of classes, head first")
+    n_max: int = Field(300, ge=1, description="training images of the largest class")
+    rho: float = Field(60.0, ge=1, description="imbalance ratio: largest / smallest class count")
+    val_per_class: int = Field(10, ge=1, description="validation images per class (balanced)")
+    test_per_class: int = Field(30, ge=1, description="test images per class (balanced)")
+
+
+class EmbeddedDataset(Dataset):
+    """The task ltsoups generates itself: no download, the default of every run."""
+
+    Params = EmbeddedParams
+    description = "generated long-tailed task of (colour, pattern, shape) classes; no download"
+    params: EmbeddedParams
+
+    def class_counts(self) -> np.ndarray:
+        # The same exponential profile build_embedded_task uses, without rendering any image.
+        return exponential_counts(self.params.num_classes, self.params.n_max, self.params.rho)
+
+    def load(self) -> DatasetSplits:
+        from ltsoups.embedded.task import build_embedded_task
+
+        p = self.params
+        return build_embedded_task(
+            seed=p.seed,
+            num_classes=p.num_classes,
+            n_max=p.n_max,
+            rho=p.rho,
+            val_per_class=p.val_per_class,
+            test_per_class=p.test_per_class,
+        )
+
+
+# ------------------------------------------------------------------------------------------- CIFAR
+
+
+class CifarParams(PluginParams):
+    root: Path = Field(Path("data"), description="folder holding cifar-100-python/ (torchvision's layout)")
+    download: bool = Field(False, description="download CIFAR-100 into root if missing (needs internet)")
+    verify_checksums: bool = Field(
+        True, description="check the files' md5 sums as torchvision does; turn off only for a copy you trust"
+    )
+    seed: int = Field(0, ge=0, description="seeds the shuffle choosing which images each class keeps (0: the paper's)")
+    n_max: int = Field(IMAGES_PER_CLASS, ge=2, le=IMAGES_PER_CLASS, description="training images of the largest class")
+    validation: ValidationSource = Field(
+        ValidationSource.TEST,
+        description="test: val = the first val_per_class test images of each class, test = the rest (the published "
+        "protocol); train: val from training images the long tail leaves out, test = the whole test set",
+    )
+    val_per_class: int = Field(10, ge=1, le=99, description="validation images per class")
+
+    @model_validator(mode="after")
+    def _room_for_validation(self) -> CifarParams:
+        if self.validation is ValidationSource.TRAIN and self.n_max + self.val_per_class > IMAGES_PER_CLASS:
+            raise ValueError(
+                f"validation from train takes val_per_class images of every class out of its {IMAGES_PER_CLASS}: "
+                f"n_max + val_per_class must be <= {IMAGES_PER_CLASS}, got {self.n_max} + {self.val_per_class}"
+            )
+        return self
+
+
+class _CifarDataset(Dataset):
+    """Shared loading of the CIFAR-100 long-tailed datasets; subclasses give the profile."""
+
+    params: CifarParams
+    split_name: ClassVar[str] = "cifar100"
+
+    def load(self) -> DatasetSplits:
+        source = CifarSource(self.params.root, self.params.download, self.params.verify_checksums)
+        rule = CifarSplitRule(self.class_counts(), self.params.seed, self.params.validation, self.params.val_per_class)
+        return load_cifar100_lt(self.split_name, source, rule)
+
+
+class Cifar100LTParams(CifarParams):
+    rho: float = Field(100.0, ge=1, description="imbalance ratio: n_i = int(n_max * (1/rho)^(i/99))")
+
+    @model_validator(mode="after")
+    def _every_class_keeps_images(self) -> Cifar100LTParams:
+        if cifar100_lt_counts(self.rho, self.n_max).min() < 1:
+            raise ValueError(f"n_max {self.n_max} with rho {self.rho} leaves the last classes without images")
+        return self
+
+
+class Cifar100LT(_CifarDataset):
+    """CIFAR-100-LT: the exponential profile; rho 100 keeps 500..5 images per class (10,847 in all)."""
+
+    Params = Cifar100LTParams
+    description = "CIFAR-100-LT (exponential profile, rho configurable) via torchvision"
+    params: Cifar100LTParams
+    split_name: ClassVar[str] = "cifar100-lt"
+
+    def class_counts(self) -> np.ndarray:
+        return cifar100_lt_counts(self.params.rho, self.params.n_max)
+
+
+class Cifar100TwoAxisParams(CifarParams):
+    eta: float = Field(1.0, ge=0.01, le=99, description="head-to-tail ratio H/T (the benchmark spans 19 down to 0.05)")
+    rho: float = Field(100.0, ge=5, description="imbalance ratio: tail classes decay from 100 to n_max / rho")
+
+    @model_validator(mode="after")
+    def _profile_exists(self) -> Cifar100TwoAxisParams:
+        cifar100_two_axis_counts(self.eta, self.rho, self.n_max)
+        return self
+
+
+class Cifar100TwoAxis(_CifarDataset):
+    """The (rho, eta) benchmark on CIFAR-100: H head classes decay n_max..101, T tail classes 100..n_max/rho."""
+
+    Params = Cifar100TwoAxisParams
+    description = "CIFAR-100 two-axis benchmark: eta = H/T head-to-tail ratio at fixed rho"
+    params: Cifar100TwoAxisParams
+    split_name: ClassVar[str] = "cifar100-two-axis"
+
+    def class_counts(self) -> np.ndarray:
+        return cifar100_two_axis_counts(self.params.eta, self.params.rho, self.params.n_max)
+
+    def realised(self) -> TwoAxisRealised:
+        """The H, T and eta the profile gives (H is rounded to whole classes)."""
+        return realised_two_axis(self.class_counts(), self.params.eta)
+
+    def load(self) -> DatasetSplits:
+        splits = super().load()
+        return DatasetSplits(f"{self.split_name} ({self.realised()})", splits.train, splits.val, splits.test)
+
+
+# ---------------------------------------------------------------------------------------- file-based
+
+
+class SplitPaths(PluginParams):
+    """One file (or folder) per split."""
+
+    train: Path = Field(description="the training split's file")
+    val: Path = Field(description="the validation split's file (may equal test, as iNaturalist 2018 does)")
+    test: Path = Field(description="the test split's file")
+
+    def files(self, base: Path = Path()) -> SplitFiles:
+        return SplitFiles(base / self.train, base / self.val, base / self.test)
+
+
+class ClassNameFields(PluginParams):
+    class_names: Path | None = Field(
+        None, description="class-name file in label order; default: classes named class_0, class_1, ..."
+    )
+    class_names_format: ClassNamesFormat = Field(
+        ClassNamesFormat.NAME,
+        description="name: one per line; id-name: '<id> <name>' per line (ImageNet-LT, Places-LT); "
+        "json-name: a JSON list of objects with a 'name' (iNaturalist 2018 categories.json)",
+    )
+
+
+class ListFileParams(ClassNameFields):
+    root: Path = Field(description="image root: the list files' paths are relative to it")
+    lists: SplitPaths = Field(description="list files with lines 'relative/path/to/image.jpg label'")
+
+
+class ListFileDataset(Dataset):
+    """ImageNet-LT, Places-LT, iNaturalist 2018 and any dataset in their list-file format."""
+
+    Params = ListFileParams
+    description = "list files ('relative/path label' per line) under an image root"
+    params: ListFileParams
+
+    def class_counts(self) -> np.ndarray:
+        return list_file_counts(self.params.lists.train, self.params.class_names, self.params.class_names_format)
+
+    def load(self) -> DatasetSplits:
+        p = self.params
+        return load_list_files("list-file", p.root, p.lists.files(), p.class_names, p.class_names_format)
+
+
+class ImageFolderParams(PluginParams):
+    root: Path = Field(description="folder of split folders, or (with lists) of class folders")
+    folders: SplitPaths = Field(
+        SplitPaths(train=Path("train"), val=Path("val"), test=Path("test")),
+        description="split folders under root, each holding one sub-folder per class (ignored with lists)",
+    )
+    lists: SplitPaths | None = Field(
+        None, description="list files of image paths relative to root, each inside its class folder"
+    )
+
+
+class ImageFolderDataset(Dataset):
+    """One sub-folder per class (class names = sorted folder names), split by folders or by list files."""
+
+    Params = ImageFolderParams
+    description = "image folders, one sub-folder per class; split folders or list files"
+    params: ImageFolderParams
+
+    def class_counts(self) -> np.ndarray:
+        if self.params.lists is not None:
+            return folder_list_counts(self.params.root, self.params.lists.train)
+        return split_folder_counts(self.params.folders.files(self.params.root))
+
+    def load(self) -> DatasetSplits:
+        if self.params.lists is not None:
+            return load_folder_lists("image-folder", self.params.root, self.params.lists.files())
+        return load_split_folders("image-folder", self.params.folders.files(self.params.root))
+
+
+class CsvParams(ClassNameFields):
+    root: Path = Field(description="image root: the path column is relative to it")
+    tables: SplitPaths = Field(description="one CSV file per split")
+    path_column: str = Field("path", min_length=1, description="column holding the image path")
+    label_column: str = Field("label", min_length=1, description="column holding the integer label")
+    class_columns: tuple[str, ...] = Field(
+        (),
+        description="one 0/1 column per class instead of label_column (NIH-CXR-LT); the class names are "
+        "these column names",
+    )
+
+    @model_validator(mode="after")
+    def _one_naming(self) -> CsvParams:
+        if self.class_columns and self.class_names is not None:
+            raise ValueError("class_columns already name the classes; drop class_names")
+        return self
+
+    def columns(self) -> CsvColumns:
+        return CsvColumns(self.path_column, self.label_column, self.class_columns)
+
+
+class CsvDataset(Dataset):
+    """NIH-CXR-LT style tables: an image-path column and an integer label (or one 0/1 column per class)."""
+
+    Params = CsvParams
+    description = "CSV tables per split: image path and label columns"
+    params: CsvParams
+
+    def class_counts(self) -> np.ndarray:
+        p = self.params
+        return csv_counts(p.tables.train, p.columns(), p.class_names, p.class_names_format)
+
+    def load(self) -> DatasetSplits:
+        p = self.params
+        return load_csv_tables("csv", p.root, p.tables.files(), p.columns(), p.class_names, p.class_names_format)

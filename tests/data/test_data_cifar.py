@@ -1,0 +1,117 @@
+"""CIFAR-100-LT and the two-axis benchmark, read through torchvision from files in the real format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dataset_formats import CIFAR_TEST_PER_CLASS, CIFAR_TRAIN_PER_CLASS, image_index
+
+from ltsoups.data.cifar import (
+    CifarSource,
+    CifarSplitRule,
+    ValidationSource,
+    cifar100_lt_counts,
+    cifar100_two_axis_counts,
+    load_cifar100_lt,
+    realised_two_axis,
+)
+from ltsoups.data.dataset import LabelledImages
+from ltsoups.data.profiles import exponential_counts
+
+
+def unchecked(root: Path) -> CifarSource:
+    # The tiny files cannot match torchvision's md5 sums for the real ones; the check is tested separately.
+    return CifarSource(root, download=False, verify_checksums=False)
+
+
+def indices(split: LabelledImages) -> np.ndarray:
+    return np.array([image_index(split.source.image(i)) for i in range(len(split))])
+
+
+def authors_selection(labels: np.ndarray, counts: np.ndarray, seed: int) -> np.ndarray:
+    """Transcription of the authors' IMBALANCECIFAR100.gen_imbalanced_data (datasets/cifar100.py)."""
+    rng = np.random.default_rng(seed)
+    kept = []
+    for the_class, the_img_num in zip(np.unique(labels), counts, strict=True):
+        idx = np.where(labels == the_class)[0]
+        rng.shuffle(idx)
+        kept.append(idx[:the_img_num])
+    return np.concatenate(kept)
+
+
+def test_the_published_profile_has_10847_images() -> None:
+    counts = cifar100_lt_counts(rho=100)
+    assert (counts.sum(), counts.max(), counts.min()) == (10_847, 500, 5)
+
+
+def test_long_tailed_train_split_has_the_exponential_counts_and_the_authors_images(cifar_root: Path) -> None:
+    counts = cifar100_lt_counts(rho=10, n_max=20)
+    splits = load_cifar100_lt("cifar100-lt", unchecked(cifar_root), CifarSplitRule(counts, seed=3, val_per_class=2))
+    assert np.array_equal(splits.train.class_counts(), exponential_counts(100, 20, 10))
+    train_labels = np.tile(np.arange(100), CIFAR_TRAIN_PER_CLASS)
+    assert np.array_equal(indices(splits.train), authors_selection(train_labels, counts, seed=3))
+    assert splits.train.class_names[:2] == ("fine_00", "fine_01")
+
+
+def test_validation_is_the_first_test_images_of_each_class_and_test_the_rest(cifar_root: Path) -> None:
+    counts = cifar100_lt_counts(rho=10, n_max=20)
+    splits = load_cifar100_lt("cifar100-lt", unchecked(cifar_root), CifarSplitRule(counts, val_per_class=2))
+    # The test file interleaves classes: image i has label i % 100.
+    assert list(indices(splits.val)[:4]) == [0, 100, 1, 101]
+    assert np.array_equal(splits.val.class_counts(), np.full(100, 2))
+    assert np.array_equal(splits.test.class_counts(), np.full(100, CIFAR_TEST_PER_CLASS - 2))
+    assert not set(indices(splits.val)) & set(indices(splits.test))
+    assert len(splits.val) + len(splits.test) == 100 * CIFAR_TEST_PER_CLASS
+
+
+def test_validation_from_train_uses_images_the_long_tail_left_out(cifar_root: Path) -> None:
+    counts = cifar100_lt_counts(rho=10, n_max=20)
+    rule = CifarSplitRule(counts, validation=ValidationSource.TRAIN, val_per_class=3)
+    splits = load_cifar100_lt("cifar100-lt", unchecked(cifar_root), rule)
+    assert np.array_equal(splits.val.class_counts(), np.full(100, 3))
+    assert not set(indices(splits.val)) & set(indices(splits.train))
+    assert len(splits.test) == 100 * CIFAR_TEST_PER_CLASS
+
+
+def test_validation_from_train_needs_room_beside_the_largest_class(cifar_root: Path) -> None:
+    rule = CifarSplitRule(cifar100_lt_counts(rho=10, n_max=100), validation=ValidationSource.TRAIN, val_per_class=3)
+    with pytest.raises(ValueError, match="n_max \\+ val_per_class"):
+        load_cifar100_lt("cifar100-lt", unchecked(cifar_root), rule)
+
+
+def test_missing_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"train, test, meta not found .*download: true"):
+        load_cifar100_lt("cifar100-lt", unchecked(tmp_path), CifarSplitRule(cifar100_lt_counts(10, 20)))
+
+
+def test_torchvisions_md5_check_rejects_files_that_are_not_the_real_ones(cifar_root: Path) -> None:
+    checked = CifarSource(cifar_root, download=False, verify_checksums=True)
+    with pytest.raises(ValueError, match=r"md5 check.*verify_checksums: false"):
+        load_cifar100_lt("cifar100-lt", checked, CifarSplitRule(cifar100_lt_counts(10, 20)))
+
+
+def test_a_profile_asking_for_more_images_than_a_class_has_is_refused(cifar_root: Path) -> None:
+    rule = CifarSplitRule(cifar100_lt_counts(rho=10, n_max=CIFAR_TRAIN_PER_CLASS + 1))
+    with pytest.raises(ValueError, match="class 0 has 102 training images, the profile asks for 103"):
+        load_cifar100_lt("cifar100-lt", unchecked(cifar_root), rule)
+
+
+@pytest.mark.parametrize(("eta", "head"), [(19, 95), (9, 90), (4, 80), (1, 50), (0.25, 20), (0.1, 9), (0.05, 5)])
+def test_two_axis_counts_give_the_requested_eta_and_count_ranges(eta: float, head: int) -> None:
+    counts = cifar100_two_axis_counts(eta, rho=100)
+    realised = realised_two_axis(counts, eta)
+    assert (realised.head, realised.tail) == (head, 100 - head)
+    # H is whole classes: the realised eta is the nearest one H/T can express.
+    assert realised.eta == pytest.approx(eta, rel=0.1)
+    assert (counts[:head].max(), counts[:head].min()) == (500, 101)
+    assert (counts[head:].max(), counts[head:].min()) == (100, 5)
+    assert np.all(np.diff(counts) <= 0)
+    assert "requested" in str(realised)
+
+
+def test_two_axis_tail_floor_follows_rho() -> None:
+    assert cifar100_two_axis_counts(1.0, rho=50)[-1] == 10
+    with pytest.raises(ValueError, match="above the head/tail boundary"):
+        cifar100_two_axis_counts(1.0, rho=4)

@@ -1,0 +1,114 @@
+"""The built-in dataset plugins: registration, Params hygiene, counts without images, loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dataset_formats import CLASS_NAMES, TRAIN_COUNTS, ImageTree
+from pydantic import ValidationError
+
+from ltsoups.contracts import Dataset
+from ltsoups.registry import PluginKind, PluginRegistry, installed_registry
+
+BUILT_IN = {"embedded", "cifar100-lt", "cifar100-two-axis", "list-file", "image-folder", "csv"}
+
+
+@pytest.fixture(scope="module")
+def registry() -> PluginRegistry:
+    return installed_registry()
+
+
+def test_every_built_in_dataset_is_registered(registry: PluginRegistry) -> None:
+    ours = {entry.name for entry in registry.entries(PluginKind.DATASET) if entry.target.startswith("ltsoups.")}
+    assert ours == BUILT_IN
+
+
+@pytest.mark.parametrize("name", sorted(BUILT_IN))
+def test_params_forbid_unknown_keys_and_describe_every_field(registry: PluginRegistry, name: str) -> None:
+    params = registry.params_model(PluginKind.DATASET, name)
+    assert params.model_config.get("extra") == "forbid"
+    undocumented = [field for field, info in params.model_fields.items() if not info.description]
+    assert undocumented == []
+
+
+def create(registry: PluginRegistry, name: str, **params: object) -> Dataset:
+    return registry.create(PluginKind.DATASET, name, params)
+
+
+def test_cifar_counts_need_no_files(registry: PluginRegistry, tmp_path: Path) -> None:
+    counts = create(registry, "cifar100-lt", root=str(tmp_path / "absent")).class_counts()
+    assert (counts.sum(), counts.max(), counts.min()) == (10_847, 500, 5)
+
+
+def test_cifar_plugin_loads_through_torchvision(registry: PluginRegistry, cifar_root: Path) -> None:
+    params = {"root": str(cifar_root), "verify_checksums": False, "n_max": 20, "rho": 10, "val_per_class": 2}
+    splits = create(registry, "cifar100-lt", **params).load()
+    assert splits.name == "cifar100-lt"
+    assert (len(splits.train.class_names), int(splits.train.class_counts()[0]), len(splits.val)) == (100, 20, 200)
+
+
+def test_two_axis_plugin_reports_realised_h_t_and_eta(registry: PluginRegistry, cifar_root: Path) -> None:
+    dataset = create(registry, "cifar100-two-axis", eta=0.05)
+    assert str(dataset.realised()) == "H=5, T=95, eta=0.05263 (requested 0.05)"
+    params = {"root": str(cifar_root), "verify_checksums": False, "n_max": 102, "eta": 3, "val_per_class": 2}
+    splits = create(registry, "cifar100-two-axis", **params).load()
+    assert splits.name == "cifar100-two-axis (H=75, T=25, eta=3 (requested 3))"
+    assert int(splits.train.class_counts()[0]) == 102
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"validation": "train"}, "n_max \\+ val_per_class must be <= 500"),
+        ({"rho": 0.5}, "rho"),
+        ({"colour": "red"}, "Extra inputs are not permitted"),
+        ({"n_max": 20, "rho": 100}, "leaves the last classes without images"),
+    ],
+)
+def test_bad_cifar_params_are_refused(registry: PluginRegistry, params: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        registry.validate_params(PluginKind.DATASET, "cifar100-lt", params)
+
+
+def test_two_axis_params_need_head_classes(registry: PluginRegistry) -> None:
+    with pytest.raises(ValidationError, match="n_max must exceed 101"):
+        registry.validate_params(PluginKind.DATASET, "cifar100-two-axis", {"n_max": 100})
+
+
+def test_list_file_plugin(registry: PluginRegistry, image_tree: ImageTree, tmp_path: Path) -> None:
+    lists = {split: str(path) for split, path in image_tree.write_lists(tmp_path / "lists").items()}
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(CLASS_NAMES) + "\n")
+    dataset = create(registry, "list-file", root=str(image_tree.root), lists=lists, class_names=str(names))
+    assert list(dataset.class_counts()) == list(TRAIN_COUNTS)
+    assert dataset.load().train.class_names == CLASS_NAMES
+
+
+def test_image_folder_plugin_both_layouts(registry: PluginRegistry, image_tree: ImageTree, tmp_path: Path) -> None:
+    by_folders = create(registry, "image-folder", root=str(image_tree.root))
+    assert list(by_folders.class_counts()) == list(TRAIN_COUNTS)
+    assert by_folders.load().test.class_names == CLASS_NAMES
+    listed = tmp_path / "train.txt"
+    listed.write_text("cat/0.png\ncat/1.jpg\ndog/0.png\nfox/0.png\n")
+    lists = {"train": str(listed), "val": str(listed), "test": str(listed)}
+    by_lists = create(registry, "image-folder", root=str(image_tree.root / "train"), lists=lists)
+    assert list(by_lists.class_counts()) == [2, 1, 1]
+    assert len(by_lists.load().val) == 4
+
+
+def test_csv_plugin_with_class_columns(registry: PluginRegistry, image_tree: ImageTree, tmp_path: Path) -> None:
+    tables = {split: str(path) for split, path in image_tree.write_csv(tmp_path, one_hot=True).items()}
+    dataset = create(registry, "csv", root=str(image_tree.root), tables=tables, class_columns=list(CLASS_NAMES))
+    assert list(dataset.class_counts()) == list(TRAIN_COUNTS)
+    assert dataset.load().val.class_names == CLASS_NAMES
+    with pytest.raises(ValidationError, match="class_columns already name the classes"):
+        registry.validate_params(
+            PluginKind.DATASET, "csv", {"root": ".", "tables": tables, "class_columns": ["a"], "class_names": "n.txt"}
+        )
+
+
+def test_embedded_counts_match_the_generated_task(registry: PluginRegistry) -> None:
+    dataset = create(registry, "embedded", num_classes=4, n_max=6, rho=3, val_per_class=1, test_per_class=1)
+    assert np.array_equal(dataset.class_counts(), dataset.load().train.class_counts())

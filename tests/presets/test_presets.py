@@ -1,0 +1,58 @@
+"""The shipped presets: the published settings, valid under the params schema, each with its command."""
+
+from __future__ import annotations
+
+import pytest
+
+from ltsoups.config import ConfigError, validate_config
+from ltsoups.presets import available_presets, preset_path
+
+PUBLISHED = {  # name: (dataset plugin, N, lambda), paper Table 7 and Section 4
+    "cifar100-lt": ("cifar100-lt", 5, 0.7),
+    "places-lt": ("list-file", 5, 0.7),
+    "imagenet-lt": ("list-file", 7, 0.7),
+    "inat2018": ("list-file", 8, 0.3),
+    "nih-cxr-lt": ("csv", 8, 0.3),
+}
+
+
+def test_every_published_setting_is_shipped() -> None:
+    assert available_presets() == sorted(PUBLISHED)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_preset_gives_the_published_setting(name: str) -> None:
+    config = validate_config({"preset": name})
+    dataset, rounds, lam = PUBLISHED[name]
+    assert config.data.dataset.name == dataset
+    assert config.plan.sampler.params["rounds"] == rounds
+    assert config.plan.sampler.params["replicas"] == 2
+    assert config.merge.merger.params == {"lambda": lam, "weights": "previous"}
+    assert config.backbone.params["model"] == "ViT-B-16" and config.backbone.params["pretrained"] == "openai"
+    for optim in (config.train.optim, config.retrain_head.optim):
+        assert (optim.lr, optim.batch_size, optim.epochs) == (3e-4, 128, 10)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_preset_file_opens_with_the_command_that_runs_it(name: str) -> None:
+    lines = preset_path(name).read_text().splitlines()
+    assert lines[0].startswith("# ")
+    assert f"ltsoups run --set preset={name}" in lines[1]
+
+
+def test_nih_cxr_lt_uses_the_authors_shot_thresholds() -> None:
+    thresholds = validate_config({"preset": "nih-cxr-lt"}).data.thresholds
+    assert (thresholds.many, thresholds.few) == (1000, 100)
+
+
+def test_user_keys_override_the_preset() -> None:
+    config = validate_config({"preset": "cifar100-lt", "merge": {"merger": {"params": {"lambda": 0.5}}}})
+    assert config.merge.merger.params["lambda"] == 0.5
+    assert config.plan.sampler.params["rounds"] == 5
+
+
+def test_unknown_preset_lists_the_available_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown preset; available: cifar100-lt, imagenet-lt"):
+        validate_config({"preset": "imagenet"})
+    with pytest.raises(ValueError, match="available: cifar100-lt"):
+        preset_path("imagenet")
