@@ -4,7 +4,7 @@ from ltsoups.contracts import Sampler
 from ltsoups.registry import PluginEntry, PluginError, PluginKind, PluginRegistry
 
 BUILT_INS = {
-    PluginKind.SAMPLER: {"progressive", "full-data", "fixed-ratio"},
+    PluginKind.SAMPLER: {"progressive", "full-data", "fixed-ratio", "zero-shot"},
     PluginKind.LOSS: {"logit-adjusted", "cross-entropy", "class-balanced"},
     PluginKind.MERGER: {"uniform", "recursive"},
     PluginKind.BACKBONE: {"open-clip", "timm"},

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import typer
+from rich.markup import escape
 
 from ltsoups.checkpoint import CheckpointError
 from ltsoups.cli.pretrain_embedded import pretrain_embedded
@@ -54,18 +55,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def reports_errors(command: F) -> F:
-    """Turn expected failures into a red message and a non-zero exit (2: bad config, 1: other)."""
+    """Turn expected failures into a red message and a non-zero exit (2: bad config, 130: Ctrl-C, 1: other)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except ConfigError as err:
-            error_console.print(f"[red]error:[/red] {err}", highlight=False)
+            error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
             raise typer.Exit(2) from err
         except (PluginError, CheckpointError, TrainingDiverged, ValueError, FileNotFoundError, OSError) as err:
-            error_console.print(f"[red]error:[/red] {err}", highlight=False)
+            error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
             raise typer.Exit(1) from err
+        except KeyboardInterrupt as err:
+            message = escape(str(err) or "stopped by Ctrl-C")
+            error_console.print(f"[yellow]interrupted:[/yellow] {message}", highlight=False)
+            raise typer.Exit(130) from err
 
     return wrapper  # type: ignore[return-value]
 
@@ -116,7 +121,8 @@ def plan(
 def validate(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Check a params file (and overrides); report every problem at once."""
     config = _config(params, set_)
-    console.print(f"[green]ok[/green]: {params or 'params.yaml'} is valid (seed {config.seed}, workdir {config.workdir})")
+    source = params or ("params.yaml" if Path("params.yaml").is_file() else "the built-in defaults")
+    console.print(f"[green]ok[/green]: {source} is valid (seed {config.seed}, workdir {config.workdir})")
 
 
 @plugins_app.command("list")
@@ -214,10 +220,19 @@ def evaluate_command(params: ParamsOption = None, set_: SetOption = None) -> Non
 
 @app.command()
 @reports_errors
-def report(params: ParamsOption = None, set_: SetOption = None) -> None:
-    """Print the results table of the last evaluate stage (no computation)."""
+def report(
+    plot: Annotated[Path | None, typer.Option(help="also draw per-class and shot-group accuracy to this PNG")] = None,
+    params: ParamsOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Print the results table of the last evaluate stage (no computation); optionally plot it."""
     config = _config(params, set_)
-    console.print(results_table(read_results(_workspace(config)), "LT-Soups results (test split)"))
+    workspace = _workspace(config)
+    console.print(results_table(read_results(workspace), "LT-Soups results (test split)"))
+    if plot is not None:
+        from ltsoups.plots import plot_results  # matplotlib is slow to import; only this option needs it
+
+        console.print(f"wrote {plot_results(workspace, plot)}")
 
 
 @app.command()

@@ -83,3 +83,18 @@ class FixedRatioSampler(Sampler):
     def draws(self, class_counts: np.ndarray, seed: int) -> list[SubsetDraw]:
         cap = int(class_counts.min()) * self.params.ratio
         return [draw_capped(class_counts, cap, self.params.ratio, m, seed) for m in range(self.params.replicas)]
+
+
+class ZeroShotParams(PluginParams):
+    pass
+
+
+class ZeroShotSampler(Sampler):
+    """No members: stage 1 is theta_0 itself, so stage 1 + CR is a linear probe of the frozen encoder."""
+
+    Params = ZeroShotParams
+    description = "no fine-tuned members (zero-shot; with retrain-head: the linear-probe baseline)"
+    params: ZeroShotParams
+
+    def draws(self, class_counts: np.ndarray, seed: int) -> list[SubsetDraw]:
+        return []

@@ -9,7 +9,7 @@ from pathlib import Path
 from ltsoups.checkpoint import Checkpoint, CheckpointError, open_checkpoint, write_json_atomic
 from ltsoups.contracts import FactorGroup, Merger
 from ltsoups.evaluation import Scores, evaluate
-from ltsoups.merging import merge_weighted
+from ltsoups.merging import check_layouts, merge_weighted
 from ltsoups.registry import PluginKind
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.member import MEMBER_SECTIONS, check_theta0
@@ -48,10 +48,15 @@ def merge_members(context: RunContext, workspace: Workspace) -> list[RunningSoup
     config = context.config
     theta0 = check_theta0(context, workspace)
     groups = verified_groups(context, workspace)
+    # Every input must fit before the first running soup is written: a failed merge writes nothing.
+    check_layouts([theta0.path, *(path for group in groups for path in group.members)])
     spec = config.merge.merger
     merger: Merger = context.registry.create(PluginKind.MERGER, spec.name, spec.params)
     provenance = {"config_sha256": config.section_hash(*MERGE_SECTIONS), "merger": spec.model_dump(mode="json")}
     running = []
+    if not groups:  # a plan without members (zero-shot sampler): the soup is theta_0
+        checkpoint = merge_weighted([(theta0.path, 1.0)], workspace.soup, upto_factor=None, **provenance)
+        running.append(RunningSoup(0, checkpoint, _val_scores(context, checkpoint)))
     for k in range(1, len(groups) + 1):
         coefficients = merger.coefficients(theta0.path, groups[:k])
         target = workspace.soup if k == len(groups) else workspace.running_soup(groups[k - 1].factor)
