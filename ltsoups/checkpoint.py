@@ -55,6 +55,12 @@ def _file_mode() -> int:
 _FILE_MODE = _file_mode()
 
 
+def _write_error(target: Path, err: OSError) -> OSError:
+    if err.errno is None:
+        return OSError(f"cannot write {target}: {err}")
+    return OSError(err.errno, f"cannot write {target}: {err.strerror}")
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """A temporary path beside ``target`` that replaces it only if the block succeeds.
@@ -67,7 +73,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as err:
-        raise OSError(err.errno, f"cannot write {target}: {err.strerror}") from err
+        raise _write_error(target, err) from err
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -77,7 +83,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, target)
     except OSError as err:
-        raise OSError(err.errno, f"cannot write {target}: {err.strerror}") from err
+        raise _write_error(target, err) from err
     finally:
         tmp_path.unlink(missing_ok=True)
     for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):

@@ -156,6 +156,11 @@ class LtSoupsConfig(Strict):
     evaluate: dict[str, Any] = Field(default_factory=dict, description="reserved; thresholds live under data")
     tracking: TrackingConfig = TrackingConfig()
     workdir: str = Field("outputs", min_length=1, description="where stage outputs are written")
+    members: tuple[str, ...] | None = Field(
+        None,
+        description="the member ids dvc.yaml trains (one train-member stage each); checked against the plan "
+        "by `ltsoups validate` and `ltsoups prepare`; unset: no DVC pipeline, no check",
+    )
 
     def section_hash(self, *sections: str) -> str:
         """Hash of the named top-level sections: what a stage's output depends on."""
@@ -172,11 +177,13 @@ class ConfigIssue:
     message: str
 
     def __str__(self) -> str:
-        shown = "(missing)" if self.value is _MISSING else repr(self.value)
-        return f"{self.location}: {shown} is not allowed: {self.message}"
+        if self.value is _NO_VALUE:
+            return f"{self.location}: {self.message}"
+        return f"{self.location}: {self.value!r} is not allowed: {self.message}"
 
 
-_MISSING = object()
+_NO_VALUE = object()
+"""The issue is about a whole file or section (or a key that is absent): no single value to show."""
 
 
 class ConfigError(ValueError):
@@ -192,9 +199,13 @@ def _issues_from_validation(err: ValidationError, prefix: str = "") -> list[Conf
     for item in err.errors():
         loc = ".".join(str(part) for part in item["loc"])
         message = item["msg"]
+        value = item.get("input", _NO_VALUE)
         if item["type"] == "extra_forbidden":
             message = "unknown key"
-        issues.append(ConfigIssue(f"{prefix}{loc}" if loc else prefix.rstrip("."), item.get("input", _MISSING), message))
+        elif item["type"] == "missing" or (item["type"] == "value_error" and isinstance(value, dict)):
+            value = _NO_VALUE  # a required key, or a rule across a section's keys: the message says what
+            message = message.removeprefix("Value error, ")
+        issues.append(ConfigIssue(f"{prefix}{loc}" if loc else prefix.rstrip("."), value, message))
     return issues
 
 
@@ -216,7 +227,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError([ConfigIssue("--set", text, "expected KEY=VALUE, e.g. merge.merger.params.lambda=0.5")], "CLI")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        issue = ConfigIssue("--set", text, f"the value is malformed YAML: {_yaml_problem(err)}")
+        raise ConfigError([issue], "CLI") from err
+    return key.strip().split("."), value
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -230,13 +246,28 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
     return result
 
 
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """Where the YAML parser gave up and why, e.g. "line 3, column 1: expected ',' or '}'"."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None)
+    if mark is None or problem is None:
+        return str(err)
+    context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+    started = f" ({context} started at line {context_mark.line + 1})" if context and context_mark else ""
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}{started}"
+
+
 def read_params_file(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as err:
-        raise ConfigError([ConfigIssue(str(path), _MISSING, f"cannot read file ({err.strerror})")], str(path)) from err
+        raise ConfigError([ConfigIssue(str(path), _NO_VALUE, f"cannot read file ({err.strerror})")], str(path)) from err
+    except UnicodeDecodeError as err:
+        issue = ConfigIssue(str(path), _NO_VALUE, f"not a YAML text file (byte {err.start} is not UTF-8)")
+        raise ConfigError([issue], str(path)) from err
     except yaml.YAMLError as err:
-        raise ConfigError([ConfigIssue(str(path), _MISSING, f"malformed YAML ({err})")], str(path)) from err
+        issue = ConfigIssue(str(path), _NO_VALUE, f"malformed YAML: {_yaml_problem(err)}")
+        raise ConfigError([issue], str(path)) from err
     if not isinstance(raw, dict):
         raise ConfigError([ConfigIssue(str(path), raw, "the top level must be a mapping")], str(path))
     return raw

@@ -76,7 +76,9 @@ def build_manifest(draw: SubsetDraw, labels: np.ndarray, sampler: dict[str, Any]
         "cap": draw.cap,
         "size": draw.size,
         "class_counts": draw.class_counts,
-        "sampler": sampler,
+        # Only the name: the sampler's params (rounds, replicas) decide which members exist, not what a
+        # member's subset holds; raising N must leave the other members' manifests byte-identical.
+        "sampler": sampler["name"],
         "dataset": dataset,
         "indices": indices.tolist(),
     }
@@ -139,6 +141,26 @@ def write_plan(
     plan_path = out_dir / "plan.json"
     write_text_atomic(plan_path, json.dumps(plan, indent=2) + "\n")
     return PlanFiles(plan_path, manifests)
+
+
+def manifest_samples(manifest: dict, path: Path, labels: np.ndarray) -> np.ndarray:
+    """The manifest's sample indices, checked against the training labels it claims to be drawn from."""
+    indices = np.asarray(manifest["indices"], dtype=np.int64)
+    outside = indices[(indices < 0) | (indices >= len(labels))]
+    if len(outside):
+        raise ValueError(
+            f"{path}: sample index {int(outside[0])} does not exist: "
+            f"the training split has {len(labels)} samples (indices 0..{len(labels) - 1})"
+        )
+    values, times = np.unique(indices, return_counts=True)
+    if (times > 1).any():
+        raise ValueError(f"{path}: sample index {int(values[times > 1][0])} is listed twice")
+    counts = np.bincount(labels[indices], minlength=len(manifest["class_counts"])).tolist()
+    if counts != manifest["class_counts"]:
+        raise ValueError(
+            f"{path}: its samples have class counts {counts}, but the manifest says {manifest['class_counts']}"
+        )
+    return indices
 
 
 def read_manifest(path: Path) -> dict:

@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from ltsoups.checkpoint import atomic_path  # noqa: E402
-from ltsoups.workspace import Workspace  # noqa: E402
+from ltsoups.checkpoint import atomic_path
+from ltsoups.workspace import Workspace
 
 _MODELS = (("zero_shot", "theta_0 (zero-shot)"), ("stage1", "stage 1 (soup)"), ("final", "stage 1 + CR"))
 

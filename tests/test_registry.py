@@ -51,7 +51,7 @@ class NotASampler:
 class EverySampleSampler(Sampler):
     description = "test sampler"
 
-    def draws(self, class_counts, seed):  # noqa: ANN001, ANN201
+    def draws(self, class_counts, seed):
         return []
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from pydantic import Field
 
-from ltsoups.checkpoint import load_tensors, refuse_non_safetensors
+from ltsoups.checkpoint import CheckpointError, TensorLayout, load_tensors, refuse_non_safetensors
 from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams
 
 EMBEDDED_TAG = "embedded"
@@ -45,7 +45,11 @@ class OpenClipBackbone(Backbone):
             )
         else:
             model = open_clip.create_model(self.params.model, pretrained=None)
-            model.load_state_dict(load_tensors(weights), strict=True)
+            tensors = load_tensors(weights)
+            mismatch = _shapes(model.state_dict()).first_mismatch(_shapes(tensors))
+            if mismatch is not None:
+                raise CheckpointError(f"{weights}: not weights of open_clip model {self.params.model!r}: {mismatch}")
+            model.load_state_dict(tensors, strict=True)
         model.eval()
         tokenizer = open_clip.get_tokenizer(self.params.model)
 
@@ -74,3 +78,8 @@ class OpenClipBackbone(Backbone):
             refuse_non_safetensors(candidate)
             return candidate
         return None
+
+
+def _shapes(tensors: dict[str, torch.Tensor]) -> TensorLayout:
+    """Names and shapes only: load_state_dict casts dtypes, so they need not agree."""
+    return TensorLayout({name: (tuple(tensor.shape), "") for name, tensor in tensors.items()})

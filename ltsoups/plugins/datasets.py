@@ -71,7 +71,9 @@ class CifarParams(PluginParams):
     root: Path = Field(Path("data"), description="folder holding cifar-100-python/ (torchvision's layout)")
     download: bool = Field(False, description="download CIFAR-100 into root if missing (needs internet)")
     verify_checksums: bool = Field(
-        True, description="check the files' md5 sums as torchvision does; turn off only for a copy you trust"
+        True,
+        description="check the files' md5 sums as torchvision does; off, torchvision unpickles whatever files "
+        "are there (CIFAR's python format is a pickle), so turn it off only for a copy you made yourself",
     )
     seed: int = Field(0, ge=0, description="seeds the shuffle choosing which images each class keeps (0: the paper's)")
     n_max: int = Field(IMAGES_PER_CLASS, ge=2, le=IMAGES_PER_CLASS, description="training images of the largest class")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ltsoups.checkpoint import Checkpoint, open_checkpoint, write_json_atomic
+from ltsoups.checkpoint import Checkpoint, CheckpointError, open_checkpoint, write_json_atomic
 from ltsoups.data.stats import ClassStats
 from ltsoups.evaluation import Scores, evaluate
 from ltsoups.stages.context import RunContext
@@ -31,7 +31,10 @@ def evaluate_all(context: RunContext, workspace: Workspace) -> list[ResultRow]:
     models = [("theta0 (zero-shot)", open_checkpoint(workspace.theta0, expect_kind="theta0"))]
     models += [(f"soup up to 2^{f.bit_length() - 1}", open_checkpoint(workspace.running_soup(f))) for f in factors[:-1]]
     models.append(("stage 1 (soup)", open_checkpoint(workspace.soup, expect_kind="soup")))
+    soup = models[-1][1]
     final = open_checkpoint(workspace.final, expect_kind="final")
+    if final.sidecar.get("soup_sha256") != soup.sidecar["weights_sha256"]:
+        raise CheckpointError(f"{final.path} was made from another soup than {soup.path}; rerun retrain-head")
     if final.sidecar.get("retrained", True):
         models.append(("stage 1 + CR", final))
     rows = [ResultRow(name, _test_scores(context, checkpoint)) for name, checkpoint in models]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -12,7 +14,7 @@ from ltsoups.checkpoint import Checkpoint, open_checkpoint, save_checkpoint
 from ltsoups.config import Selection
 from ltsoups.data.dataset import subset
 from ltsoups.evaluation import evaluate
-from ltsoups.plan import dataset_fingerprint, read_manifest
+from ltsoups.plan import dataset_fingerprint, manifest_samples, read_manifest
 from ltsoups.registry import PluginKind
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.theta0 import THETA0_SECTIONS
@@ -40,21 +42,31 @@ def check_theta0(context: RunContext, workspace: Workspace) -> Checkpoint:
     return theta0
 
 
+def _manifest_path(workspace: Workspace, member: str) -> Path:
+    path = workspace.manifest(member)
+    if not path.is_file() and workspace.plan.is_file():
+        members = [entry["member"] for entry in json.loads(workspace.plan.read_text())["members"]]
+        if member not in members:
+            raise ValueError(f"member {member!r} is not in the plan {workspace.plan}; members: {', '.join(members)}")
+    return path
+
+
 def train_member(
     context: RunContext, workspace: Workspace, member: str, observer: TrainingObserver | None = None
 ) -> MemberOutput:
     config = context.config
-    manifest = read_manifest(workspace.manifest(member))
+    manifest = read_manifest(_manifest_path(workspace, member))
     train_split = context.splits.train
     fingerprint = dataset_fingerprint(context.splits.name, train_split.labels)
     if manifest["dataset"] != fingerprint:
         raise ValueError(f"{workspace.manifest(member)} was drawn from another dataset than the configured one")
+    indices = manifest_samples(manifest, workspace.manifest(member), train_split.labels)
     theta0 = check_theta0(context, workspace)
     model, backbone = context.classifier_from(theta0)
     model.train()
     optim = config.train.optim
     preprocess = context.preprocess(backbone, optim)
-    member_split = subset(train_split, manifest["indices"])
+    member_split = subset(train_split, indices)
     spec = config.train.loss
     loss_fn = context.registry.create(PluginKind.LOSS, spec.name, spec.params).build(member_split.class_counts())
     config_sha = config.section_hash(*MEMBER_SECTIONS)
@@ -68,7 +80,10 @@ def train_member(
         optim,
         seed,
         label=f"member {member}",
-        resume=ResumeState(workspace.member_resume(member), f"{config_sha}:{manifest['content_sha256']}"),
+        resume=ResumeState(
+            workspace.member_resume(member),
+            f"{config_sha}:{manifest['content_sha256']}:{theta0.sidecar['weights_sha256']}:{seed}",
+        ),
         observer=observer,
         validate=validate,
     )

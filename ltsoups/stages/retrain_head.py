@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
-from ltsoups.checkpoint import Checkpoint, open_checkpoint, save_checkpoint
+from ltsoups.checkpoint import Checkpoint, CheckpointError, open_checkpoint, save_checkpoint
 from ltsoups.registry import PluginKind
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.merge import MERGE_SECTIONS
@@ -48,6 +48,8 @@ def retrain_head(context: RunContext, workspace: Workspace, observer: TrainingOb
     config = context.config
     stage = config.retrain_head
     soup = open_checkpoint(workspace.soup, expect_kind="soup")
+    if soup.sidecar.get("config_sha256") != config.section_hash(*MERGE_SECTIONS):
+        raise CheckpointError(f"{soup.path} was merged with another config (members, plan or merger); rerun merge")
     config_sha = config.section_hash(*HEAD_SECTIONS)
     provenance = {"soup_sha256": soup.sidecar["weights_sha256"], "config_sha256": config_sha}
     if not stage.enabled:

@@ -58,7 +58,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _autocast(device: torch.device, precision: Precision):  # noqa: ANN202
+def _autocast(device: torch.device, precision: Precision):
     if device.type != "cuda" or precision is Precision.FP32:
         return nullcontext()
     dtype = torch.bfloat16 if precision is Precision.BF16 else torch.float16
@@ -122,6 +122,8 @@ def train(
                 with _autocast(device, optim.precision):
                     loss = loss_fn(module(chunk_in.to(device, non_blocking=True)), chunk_y.to(device))
                 if not torch.isfinite(loss):
+                    if resume is not None:
+                        resume.discard()  # resuming would replay the same divergence
                     raise TrainingDiverged(f"{label}: loss is {loss.item()} at step {step + 1} of {total}")
                 scaler.scale(loss * (len(chunk_y) / len(targets))).backward()
                 loss_value += loss.item() * len(chunk_y) / len(targets)

@@ -12,7 +12,7 @@ from ltsoups.cli.app import app
 runner = CliRunner()
 
 
-def invoke(*args: str):  # noqa: ANN201
+def invoke(*args: str):
     result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     return result
