@@ -1,0 +1,1 @@
+"""A deterministic synthetic visual world: attribute-composed 32x32 images and their captions."""
