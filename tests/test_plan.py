@@ -53,6 +53,7 @@ def test_replicas_draw_their_own_subsets_unless_shared() -> None:
     shared = progressive(2, shared=True).draws(CIFAR100_LT, seed=0)
     assert any(not np.array_equal(a, b) for a, b in zip(own[2].positions, own[3].positions, strict=True))
     assert all(np.array_equal(a, b) for a, b in zip(shared[2].positions, shared[3].positions, strict=True))
+    assert [member_id(d.factor, d.replica) for d in shared] == ["f1-r0", "f1-r1", "f2-r0", "f2-r1", "f4-r0", "f4-r1"]
 
 
 def test_a_members_subset_does_not_depend_on_the_rest_of_the_plan() -> None:

@@ -20,6 +20,7 @@ from ltsoups.config import ConfigError, LtSoupsConfig, load_config, sampler_shor
 from ltsoups.data.counts_export import export_class_counts
 from ltsoups.data.profiles import read_counts
 from ltsoups.data.stats import ClassStats, ShotGroup
+from ltsoups.member_list import check_member_list
 from ltsoups.plan import summarise
 from ltsoups.registry import PluginError, PluginKind, installed_registry
 from ltsoups.stages.context import RunContext
@@ -30,7 +31,8 @@ from ltsoups.stages.pipeline import run_pipeline
 from ltsoups.stages.prepare import prepare as prepare_stage
 from ltsoups.stages.retrain_head import retrain_head
 from ltsoups.stages.theta0 import build_theta0
-from ltsoups.training.loop import TrainingDiverged
+from ltsoups.tracking import pipeline_tracking
+from ltsoups.training.loop import ObserverGroup, TrainingDiverged
 from ltsoups.workspace import Workspace
 
 app = typer.Typer(
@@ -122,6 +124,7 @@ def validate(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Check a params file (and overrides); report every problem at once."""
     config = _config(params, set_)
     source = params or ("params.yaml" if Path("params.yaml").is_file() else "the built-in defaults")
+    check_member_list(config, str(source))
     console.print(f"[green]ok[/green]: {source} is valid (seed {config.seed}, workdir {config.workdir})")
 
 
@@ -156,7 +159,11 @@ def counts(
 def prepare(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Write the class counts, the subsample plan and one manifest per member."""
     config = _config(params, set_)
-    files = prepare_stage(RunContext(config), _workspace(config))
+    check_member_list(config, str(params or "params.yaml"))
+    workspace = _workspace(config)
+    with pipeline_tracking(config, workspace) as tracking:
+        files = prepare_stage(RunContext(config), workspace)
+        tracking.plan_written(files)
     console.print(f"wrote {len(files.manifests)} manifests and {files.plan}")
 
 
@@ -165,7 +172,10 @@ def prepare(params: ParamsOption = None, set_: SetOption = None) -> None:
 def theta0(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Build the zero-shot weights theta_0: pretrained encoder + head from class-name prompts."""
     config = _config(params, set_)
-    checkpoint = build_theta0(RunContext(config), _workspace(config))
+    workspace = _workspace(config)
+    with pipeline_tracking(config, workspace) as tracking:
+        checkpoint = build_theta0(RunContext(config), workspace)
+        tracking.theta0_built(checkpoint)
     console.print(f"wrote {checkpoint.path}")
 
 
@@ -178,8 +188,11 @@ def train_member_command(
 ) -> None:
     """Fine-tune one member (encoder + cosine head) on its manifest's subset; save its EMA weights."""
     config = _config(params, set_)
-    with make_progress() as progress:
-        output = train_member(RunContext(config), _workspace(config), member, ProgressObserver(progress, member))
+    workspace = _workspace(config)
+    with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
+        observer = ObserverGroup(ProgressObserver(progress, member), tracking.start_member(member))
+        output = train_member(RunContext(config), workspace, member, observer)
+        tracking.member_trained(output)
     console.print(f"wrote {output.checkpoint.path} ({output.result.steps} steps)")
 
 
@@ -194,8 +207,10 @@ def merge(params: ParamsOption = None, set_: SetOption = None) -> None:
     Streams tensor by tensor: memory stays about one model whatever the number of members.
     """
     config = _config(params, set_)
-    context = RunContext(config)
-    running = merge_members(context, _workspace(config))
+    workspace = _workspace(config)
+    with pipeline_tracking(config, workspace) as tracking:
+        running = merge_members(RunContext(config), workspace)
+        tracking.soups_merged(running)
     console.print(results_table([(f"soup up to factor {r.factor}", r.val) for r in running], "Running soups (val)"))
 
 
@@ -204,8 +219,11 @@ def merge(params: ParamsOption = None, set_: SetOption = None) -> None:
 def retrain_head_command(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Stage 2 (CR): freeze the merged encoder; retrain only the head on the full data (LA loss)."""
     config = _config(params, set_)
-    with make_progress() as progress:
-        output = retrain_head(RunContext(config), _workspace(config), ProgressObserver(progress, "retrain-head"))
+    workspace = _workspace(config)
+    with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
+        observer = ObserverGroup(ProgressObserver(progress, "retrain-head"), tracking.start_head())
+        output = retrain_head(RunContext(config), workspace, observer)
+        tracking.head_retrained(output)
     console.print(f"wrote {output.checkpoint.path}")
 
 
@@ -214,7 +232,10 @@ def retrain_head_command(params: ParamsOption = None, set_: SetOption = None) ->
 def evaluate_command(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Test accuracy (overall, balanced, many/medium/few) of theta_0, running soups, stage 1 and final."""
     config = _config(params, set_)
-    rows = evaluate_all(RunContext(config), _workspace(config))
+    workspace = _workspace(config)
+    with pipeline_tracking(config, workspace) as tracking:
+        rows = evaluate_all(RunContext(config), workspace)
+        tracking.evaluated(rows)
     console.print(results_table([(r.name, r.scores) for r in rows], "LT-Soups results (test split)"))
 
 
@@ -240,8 +261,10 @@ def report(
 def run(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Run the whole method: prepare, theta_0, every member, merge, retrain-head, evaluate."""
     config = _config(params, set_)
-    with make_progress() as progress:
-        rows = run_pipeline(RunContext(config), _workspace(config), lambda name: ProgressObserver(progress, name))
+    workspace = _workspace(config)
+    with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
+        observer_for = functools.partial(ProgressObserver, progress)
+        rows = run_pipeline(RunContext(config), workspace, observer_for, tracking)
     console.print(results_table([(r.name, r.scores) for r in rows], "LT-Soups results (test split)"))
 
 

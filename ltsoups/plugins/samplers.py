@@ -9,13 +9,15 @@ from ltsoups.contracts import PluginParams, Sampler, SubsetDraw
 from ltsoups.data.profiles import log2_rounds
 
 
-def draw_capped(class_counts: np.ndarray, cap: int, factor: int, replica: int, seed: int) -> SubsetDraw:
+def draw_capped(
+    class_counts: np.ndarray, cap: int, factor: int, replica: int, seed: int, share_with_replica: int | None = None
+) -> SubsetDraw:
     """Keep every class's samples up to ``cap``, drawn without replacement by a seeded RNG.
 
     The RNG is seeded from (seed, factor, replica), so a member's subset does not depend on which
-    other members are in the plan.
+    other members are in the plan. ``share_with_replica`` draws that replica's subset instead.
     """
-    rng = np.random.default_rng([seed, factor, replica])
+    rng = np.random.default_rng([seed, factor, replica if share_with_replica is None else share_with_replica])
     positions = []
     for count in class_counts.tolist():
         if count <= cap:
@@ -44,8 +46,9 @@ class ProgressiveSubsampler(Sampler):
 
     def draws(self, class_counts: np.ndarray, seed: int) -> list[SubsetDraw]:
         smallest = int(class_counts.min())
+        shared = 0 if self.params.shared_subset else None
         return [
-            draw_capped(class_counts, smallest * 2**i, 2**i, 0 if self.params.shared_subset else m, seed)
+            draw_capped(class_counts, smallest * 2**i, 2**i, m, seed, share_with_replica=shared)
             for i in range(self.params.rounds + 1)
             for m in range(self.params.replicas)
         ]

@@ -1,0 +1,196 @@
+"""Fixtures for tracking tests: a tiny real config, a real `mlflow server` on 127.0.0.1, run trees read back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+BIN = Path(sys.executable).parent
+SERVER_START_SECONDS = 120
+
+
+@pytest.fixture(scope="session")
+def random_mini_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained `ltsoups-mini` saved as safetensors: a real backbone file, no download, no shipped weights."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    from ltsoups.embedded import register_model_config
+
+    register_model_config()
+    torch.manual_seed(0)
+    model = open_clip.create_model("ltsoups-mini")
+    path = tmp_path_factory.mktemp("backbone") / "mini.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+@pytest.fixture
+def tiny_params(tmp_path: Path, random_mini_clip: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """Write a params.yaml for a run of seconds (working directory: tmp_path); keyword args set tracking."""
+    monkeypatch.chdir(tmp_path)  # MLflow's sqlite store puts artifacts in ./mlruns
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def write(min_steps: int = 3, **tracking: Any) -> Path:
+        optim = {"batch_size": 16, "epochs": 1, "min_steps": min_steps, "warmup_min_steps": 1, "resume_every": 2}
+        params = {
+            "seed": 0,
+            "data": {
+                "dataset": {
+                    "name": "embedded",
+                    "params": {"num_classes": 6, "n_max": 40, "rho": 8, "val_per_class": 3, "test_per_class": 5},
+                }
+            },
+            "backbone": {"name": "open-clip", "params": {"model": "ltsoups-mini", "pretrained": str(random_mini_clip)}},
+            "plan": {"sampler": {"name": "progressive", "params": {"rounds": 1, "replicas": 2}}},
+            "train": {"optim": {**optim, "crop_scale": [0.5, 1.0]}},
+            "retrain_head": {"augment": False, "optim": optim},
+            "tracking": {"experiment": "tiny", **tracking},
+            "workdir": str(tmp_path / "outputs"),
+        }
+        path = tmp_path / "params.yaml"
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+        return path
+
+    return write
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def unreachable_uri() -> str:
+    """An http tracking URI on a 127.0.0.1 port nothing listens on: every request is refused."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` (sqlite store) on a free 127.0.0.1 port; its URI. Stopped at the end."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    command = [
+        str(BIN / "mlflow"), "server",
+        "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while not _healthy(uri):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+def _healthy(uri: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+class RunTree:
+    """The runs of one experiment read back with MlflowClient: parents, and their children by kind."""
+
+    def __init__(self, experiment: str, uri: str | None = None) -> None:
+        """``uri`` None: the default store, mlflow.db in the working directory."""
+        from mlflow import MlflowClient
+
+        uri = uri or f"sqlite:///{Path('mlflow.db').resolve()}"
+        self.client = MlflowClient(uri)
+        found = self.client.get_experiment_by_name(experiment)
+        assert found is not None, f"no experiment {experiment!r} at {uri}"
+        self.runs = self.client.search_runs([found.experiment_id], max_results=1000)
+
+    @property
+    def parents(self) -> list:
+        return [run for run in self.runs if run.data.tags.get("kind") == "pipeline"]
+
+    def children(self, parent_id: str, kind: str | None = None) -> list:
+        return [
+            run
+            for run in self.runs
+            if run.data.tags.get("mlflow.parentRunId") == parent_id and kind in (None, run.data.tags.get("kind"))
+        ]
+
+    def steps(self, run_id: str, key: str) -> list[int]:
+        return sorted(metric.step for metric in self.client.get_metric_history(run_id, key))
+
+    def artifacts(self, run_id: str, folder: str | None = None) -> set[str]:
+        return {item.path for item in self.client.list_artifacts(run_id, folder)}
+
+
+def assert_complete_tree(tree: RunTree, members: list[str], factors: list[int]) -> None:
+    """One finished parent with a finished run per member, running soup, CR and evaluation, each with its data."""
+    (parent,) = tree.parents
+    assert parent.info.status == "FINISHED"
+    assert {"code_version", "config_hash"} <= set(parent.data.tags)
+    assert parent.data.params["merge.merger.params.lambda"] == "0.7"
+    assert parent.data.metrics["final/balanced"] >= 0
+    children = tree.children(parent.info.run_id)
+    assert len(children) == len(members) + len(factors) + 2, [run.info.run_name for run in children]
+    assert all(run.info.status == "FINISHED" for run in children)
+    assert all(run.data.tags["config_hash"] == parent.data.tags["config_hash"] for run in children)
+
+    by_member = {run.data.params["member"]: run for run in tree.children(parent.info.run_id, "member")}
+    assert sorted(by_member) == sorted(members)
+    for member, run in by_member.items():
+        params = run.data.params
+        assert params["factor"] == member[1 : member.index("-")]
+        assert {"replica", "seed", "train_seed", "manifest_sha256", "subset_size", "train.optim.lr"} <= set(params)
+        assert run.data.tags["dvc_stage"] == f"train-member@{member}"
+        assert tree.steps(run.info.run_id, "loss") == list(range(1, int(run.data.metrics["steps"]) + 1))
+        assert tree.steps(run.info.run_id, "lr") == tree.steps(run.info.run_id, "loss")
+        assert tree.artifacts(run.info.run_id, "member") == {"member/weights.safetensors.json"}
+
+    soups = tree.children(parent.info.run_id, "soup")
+    assert sorted(int(run.data.params["upto_factor"]) for run in soups) == factors
+    assert all({"val/overall", "val/balanced"} <= set(run.data.metrics) for run in soups)
+
+    (head,) = tree.children(parent.info.run_id, "retrain-head")
+    assert head.data.tags["dvc_stage"] == "retrain-head"
+    assert len(tree.steps(head.info.run_id, "loss")) == head.data.metrics["steps"]
+
+    (evaluation,) = tree.children(parent.info.run_id, "evaluation")
+    for model in ("zero_shot", "stage1", "final"):
+        assert {f"{model}/overall", f"{model}/balanced", f"{model}/few"} <= set(evaluation.data.metrics)
+    assert {"per_class.json", "metrics.json", "groups.json"} <= tree.artifacts(evaluation.info.run_id)
+
+
+@pytest.fixture
+def run_tree() -> Callable[..., RunTree]:
+    return RunTree
+
+
+@pytest.fixture
+def complete_tree() -> Callable[[RunTree, list[str], list[int]], None]:
+    return assert_complete_tree
