@@ -148,7 +148,11 @@ def write_safetensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
         if tensor.dtype not in codes:
             raise CheckpointError(f"tensor {name!r}: dtype {tensor.dtype} cannot be saved")
         size = tensor.numel() * tensor.element_size()
-        header[name] = {"dtype": codes[tensor.dtype], "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+        header[name] = {
+            "dtype": codes[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     encoded = json.dumps(header, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)  # the data section starts 8-byte aligned, as the format asks
@@ -204,8 +208,6 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     refuse_non_safetensors(path)
     with safe_open(str(path), framework="pt") as handle:
         return {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-
-
 
 
 class TensorFileReader:

@@ -214,7 +214,11 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in top.items():
         below = merged.get(key)
-        switches_plugin = isinstance(below, dict) and isinstance(value, dict) and value.get("name", below.get("name")) != below.get("name")
+        switches_plugin = (
+            isinstance(below, dict)
+            and isinstance(value, dict)
+            and value.get("name", below.get("name")) != below.get("name")
+        )
         if isinstance(value, dict) and isinstance(below, dict) and not switches_plugin:
             merged[key] = _deep_merge(below, value)
         else:
@@ -226,7 +230,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     """'merge.merger.params.lambda=0.5' -> (['merge', 'merger', 'params', 'lambda'], 0.5)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError([ConfigIssue("--set", text, "expected KEY=VALUE, e.g. merge.merger.params.lambda=0.5")], "CLI")
+        raise ConfigError(
+            [ConfigIssue("--set", text, "expected KEY=VALUE, e.g. merge.merger.params.lambda=0.5")], "CLI"
+        )
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as err:
@@ -341,7 +347,9 @@ def validate_config(
     return LtSoupsConfig.model_validate(merged)
 
 
-def load_config(path: Path | None, overrides: Sequence[str] = (), registry: PluginRegistry | None = None) -> LtSoupsConfig:
+def load_config(
+    path: Path | None, overrides: Sequence[str] = (), registry: PluginRegistry | None = None
+) -> LtSoupsConfig:
     raw = read_params_file(path) if path is not None else {}
     source = str(path) if path is not None else "defaults"
     if overrides:
@@ -357,4 +365,3 @@ def sampler_shortcut(rounds: int | None, replicas: int | None) -> list[str]:
     if replicas is not None:
         overrides.append(f"plan.sampler.params.replicas={replicas}")
     return overrides
-

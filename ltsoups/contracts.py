@@ -27,7 +27,7 @@ class PluginParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Plugin(ABC):
+class Plugin(ABC):  # noqa: B024 - the kinds below add the abstract methods
     """Common shape of all plugins: a ``Params`` model and a one-line description."""
 
     Params: ClassVar[type[PluginParams]] = PluginParams

@@ -75,6 +75,10 @@ def predict(model: nn.Module, split: LabelledImages, preprocess: Preprocess, bat
 
 
 def evaluate(
-    model: nn.Module, split: LabelledImages, preprocess: Preprocess, train_counts: np.ndarray, thresholds: ShotThresholds
+    model: nn.Module,
+    split: LabelledImages,
+    preprocess: Preprocess,
+    train_counts: np.ndarray,
+    thresholds: ShotThresholds,
 ) -> Scores:
     return score_predictions(predict(model, split, preprocess), split.labels, train_counts, thresholds)

@@ -41,5 +41,7 @@ def prompt_embeddings(
     Underscores in class names ("aquarium_fish") become spaces, as in the authors' head init.
     """
     readable = [name.replace("_", " ") for name in class_names]
-    per_template = [F.normalize(text_embedder([t.format(name) for name in readable]).float(), dim=-1) for t in templates]
+    per_template = [
+        F.normalize(text_embedder([t.format(name) for name in readable]).float(), dim=-1) for t in templates
+    ]
     return F.normalize(torch.stack(per_template).mean(dim=0), dim=-1)

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny datasets written in the real on-disk formats (see dataset_formats.py)."""
+"""Shared fixtures: a random mini-CLIP on disk, tiny datasets in the real on-disk formats."""
 
 from __future__ import annotations
 
@@ -6,6 +6,13 @@ from pathlib import Path
 
 import pytest
 from dataset_formats import CIFAR_TEST_PER_CLASS, CIFAR_TRAIN_PER_CLASS, ImageTree, write_cifar100, write_image_tree
+from tiny_config import save_random_mini_clip
+
+
+@pytest.fixture(scope="session")
+def random_mini_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained `ltsoups-mini` saved as safetensors (see tiny_config.py); tests must not modify it."""
+    return save_random_mini_clip(tmp_path_factory.mktemp("backbone") / "mini.safetensors")
 
 
 @pytest.fixture(scope="session")

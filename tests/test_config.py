@@ -45,7 +45,9 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "merge.merger.params.lambda: 1.5 is not allowed: Input should be less than or equal to 1" in lines
     assert "plan.sampler.params.rounds: -1 is not allowed: Input should be greater than or equal to 0" in lines
     assert "plan.sampler.params.replicas: 0 is not allowed: Input should be greater than or equal to 1" in lines
-    assert any(line.startswith("train.loss.name: 'nope' is not allowed: unknown loss 'nope'; installed:") for line in lines)
+    assert any(
+        line.startswith("train.loss.name: 'nope' is not allowed: unknown loss 'nope'; installed:") for line in lines
+    )
     assert any(line.startswith("train.optim.lr: 'fast' is not allowed") for line in lines)
     assert "bogus: 1 is not allowed: unknown key" in lines
 
@@ -53,7 +55,7 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_malformed_yaml_names_the_file(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text("merge: [unclosed\n")
-    with pytest.raises(ConfigError, match="params.yaml.*malformed YAML"):
+    with pytest.raises(ConfigError, match=r"params\.yaml.*malformed YAML"):
         load_config(params)
 
 

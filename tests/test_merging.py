@@ -79,7 +79,7 @@ def test_merge_refuses_mismatched_inputs_naming_the_first_mismatch(tmp_path: Pat
     good = _write(tmp_path / "good.safetensors", 1.0)
     bad = tmp_path / "bad.safetensors"
     save_checkpoint(bad, {"w": torch.ones(2, 3), "b": torch.ones(2), **extra}, kind="member")
-    with pytest.raises(CheckpointError, match="bad.safetensors") as info:
+    with pytest.raises(CheckpointError, match=r"bad\.safetensors") as info:
         merge_weighted([(good, 0.5), (bad, 0.5)], tmp_path / "out.safetensors")
     assert message in str(info.value)
     assert not (tmp_path / "out.safetensors").exists()

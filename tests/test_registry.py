@@ -40,7 +40,7 @@ def test_duplicate_names_from_two_distributions_are_an_error() -> None:
         PluginEntry(PluginKind.SAMPLER, "progressive", "ltsoups.plugins.samplers:ProgressiveSubsampler", "ltsoups"),
         PluginEntry(PluginKind.SAMPLER, "progressive", "other.module:Sampler", "other 1.0"),
     ]
-    with pytest.raises(PluginError, match="registered twice: by ltsoups .* and by other 1.0"):
+    with pytest.raises(PluginError, match=r"registered twice: by ltsoups .* and by other 1\.0"):
         PluginRegistry(entries)
 
 
@@ -66,7 +66,7 @@ def test_hermetic_registry_with_fake_plugins() -> None:
     assert isinstance(registry.create(PluginKind.SAMPLER, "fake"), EverySampleSampler)
     with pytest.raises(PluginError, match="is not a Sampler"):
         registry.create(PluginKind.SAMPLER, "broken")
-    with pytest.raises(PluginError, match="cannot be loaded .*ModuleNotFoundError"):
+    with pytest.raises(PluginError, match=r"cannot be loaded .*ModuleNotFoundError"):
         registry.create(PluginKind.SAMPLER, "missing")
     with pytest.raises(PluginError, match=r"(?s)sampler 'fake': .*Extra inputs are not permitted"):
         registry.create(PluginKind.SAMPLER, "fake", {"unknown": 1})

@@ -20,7 +20,7 @@ from ltsoups.config import ConfigError, LtSoupsConfig, load_config, sampler_shor
 from ltsoups.data.counts_export import export_class_counts
 from ltsoups.data.profiles import read_counts
 from ltsoups.data.stats import ClassStats, ShotGroup
-from ltsoups.member_list import check_member_list
+from ltsoups.member_list import check_member_list, planned_members
 from ltsoups.plan import summarise
 from ltsoups.registry import PluginError, PluginKind, installed_registry
 from ltsoups.stages.context import RunContext
@@ -126,6 +126,8 @@ def validate(params: ParamsOption = None, set_: SetOption = None) -> None:
     source = params or ("params.yaml" if Path("params.yaml").is_file() else "the built-in defaults")
     check_member_list(config, str(source))
     console.print(f"[green]ok[/green]: {source} is valid (seed {config.seed}, workdir {config.workdir})")
+    members = planned_members(config, installed_registry())
+    console.print(f"members (one dvc.yaml train-member stage each): [{', '.join(members)}]", markup=False)
 
 
 @plugins_app.command("list")
@@ -270,4 +272,3 @@ def run(params: ParamsOption = None, set_: SetOption = None) -> None:
 
 def main() -> None:
     app()
-

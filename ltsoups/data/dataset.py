@@ -27,7 +27,9 @@ class ArrayImages:
 
     def __post_init__(self) -> None:
         if self.pixels.dtype != np.uint8 or self.pixels.ndim != 4 or self.pixels.shape[-1] != 3:
-            raise ValueError(f"expected uint8 pixels of shape (N, H, W, 3), got {self.pixels.dtype} {self.pixels.shape}")
+            raise ValueError(
+                f"expected uint8 pixels of shape (N, H, W, 3), got {self.pixels.dtype} {self.pixels.shape}"
+            )
 
     def __len__(self) -> int:
         return int(self.pixels.shape[0])

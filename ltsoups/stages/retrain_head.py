@@ -53,7 +53,9 @@ def retrain_head(context: RunContext, workspace: Workspace, observer: TrainingOb
     config_sha = config.section_hash(*HEAD_SECTIONS)
     provenance = {"soup_sha256": soup.sidecar["weights_sha256"], "config_sha256": config_sha}
     if not stage.enabled:
-        return HeadOutput(save_checkpoint(workspace.final, soup.load(), kind="final", retrained=False, **provenance), None)
+        return HeadOutput(
+            save_checkpoint(workspace.final, soup.load(), kind="final", retrained=False, **provenance), None
+        )
     model, backbone = context.classifier_from(soup)
     model.encoder.requires_grad_(False)
     model.encoder.eval()

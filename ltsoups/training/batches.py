@@ -41,7 +41,9 @@ class StepBatches:
         for step in range(self.start, self.total):
             if step // self.per_epoch != epoch:
                 epoch = step // self.per_epoch
-                order = torch.randperm(self.size, generator=torch.Generator().manual_seed(derive_seed(self.seed, epoch)))
+                order = torch.randperm(
+                    self.size, generator=torch.Generator().manual_seed(derive_seed(self.seed, epoch))
+                )
             first = (step % self.per_epoch) * self.batch_size
             picked = order[first : first + self.batch_size].tolist()
             yield [(index, derive_seed(self.seed, step, index)) for index in picked]

@@ -38,8 +38,14 @@ class Preprocess:
         pixels = F.pil_to_tensor(image)
         top, left, height, width = self._crop_box(pixels.shape[-2], pixels.shape[-1], generator)
         pixels = F.resized_crop(
-            pixels, top, left, height, width, [self.image_size, self.image_size],
-            interpolation=InterpolationMode.BICUBIC, antialias=True,
+            pixels,
+            top,
+            left,
+            height,
+            width,
+            [self.image_size, self.image_size],
+            interpolation=InterpolationMode.BICUBIC,
+            antialias=True,
         )
         if self.hflip and torch.rand(1, generator=generator).item() < 0.5:
             pixels = F.horizontal_flip(pixels)

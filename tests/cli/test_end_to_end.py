@@ -67,9 +67,18 @@ def test_same_seed_gives_bit_identical_members(tiny_params: Path, tmp_path: Path
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (["merge.merger.params.lambda=1.5"], "merge.merger.params.lambda: 1.5 is not allowed: Input should be less than or equal to 1"),
-        (["plan.sampler.params.rounds=-1"], "plan.sampler.params.rounds: -1 is not allowed: Input should be greater than or equal to 0"),
-        (["merge.merger.name=ties"], "merge.merger.name: 'ties' is not allowed: unknown merger 'ties'; installed: recursive, uniform"),
+        (
+            ["merge.merger.params.lambda=1.5"],
+            "merge.merger.params.lambda: 1.5 is not allowed: Input should be less than or equal to 1",
+        ),
+        (
+            ["plan.sampler.params.rounds=-1"],
+            "plan.sampler.params.rounds: -1 is not allowed: Input should be greater than or equal to 0",
+        ),
+        (
+            ["merge.merger.name=ties"],
+            "merge.merger.name: 'ties' is not allowed: unknown merger 'ties'; installed: recursive, uniform",
+        ),
     ],
 )
 def test_bad_values_exit_non_zero_and_write_nothing(tiny_params: Path, overrides: list[str], expected: str) -> None:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,22 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "plugins" / "ltsoups-example"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example package installed by pip into its own folder (the test env's extra site dir)."""
+    source = shutil.copytree(EXAMPLE, tmp_path_factory.mktemp("source") / "ltsoups-example")  # pip builds in place
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), str(EXAMPLE)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
         check=True,
         capture_output=True,
     )
@@ -44,13 +57,22 @@ def test_external_sampler_drives_the_plan_and_validates_its_params(site: Path, t
     counts = tmp_path / "counts.json"
     counts.write_text(json.dumps([256, 64, 16, 4]))
     result = ltsoups(
-        site, "plan", "--counts", str(counts), "--json",
-        "--set", "plan.sampler.name=geometric", "--set", "plan.sampler.params.rounds=2", cwd=tmp_path,
+        site,
+        "plan",
+        "--counts",
+        str(counts),
+        "--json",
+        "--set",
+        "plan.sampler.name=geometric",
+        "--set",
+        "plan.sampler.params.rounds=2",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert [row["cap"] for row in json.loads(result.stdout)] == [4, 16, 64]
-    bad = ltsoups(site, "validate", "--set", "plan.sampler.name=geometric", "--set", "plan.sampler.params.base=1",
-                  cwd=tmp_path)
+    bad = ltsoups(
+        site, "validate", "--set", "plan.sampler.name=geometric", "--set", "plan.sampler.params.base=1", cwd=tmp_path
+    )
     assert bad.returncode == 2
     assert "plan.sampler.params.base: 1 is not allowed" in bad.stderr
 
@@ -58,7 +80,10 @@ def test_external_sampler_drives_the_plan_and_validates_its_params(site: Path, t
 def test_without_the_package_its_names_are_unknown(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "ltsoups", "validate", "--set", "train.loss.name=focal"],
-        capture_output=True, text=True, cwd=tmp_path, check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
     )
     assert result.returncode == 2
     assert "train.loss.name: 'focal' is not allowed: unknown loss 'focal'; installed:" in result.stderr

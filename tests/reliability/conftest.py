@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
-from tiny_run import clone_run, tiny_params, write_params
+from tiny_config import tiny_params, write_params
+from tiny_run import clone_run
 
 from ltsoups.config import load_config
 from ltsoups.stages.context import RunContext
@@ -16,26 +16,10 @@ from ltsoups.workspace import Workspace
 
 
 @pytest.fixture(scope="session")
-def mini_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained `ltsoups-mini` open_clip model saved as safetensors (no download, built in a second)."""
-    import open_clip
-    from safetensors.torch import save_file
-
-    from ltsoups.embedded import register_model_config
-
-    register_model_config()
-    torch.manual_seed(0)
-    model = open_clip.create_model("ltsoups-mini")
-    path = tmp_path_factory.mktemp("backbone") / "mini.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    return path
-
-
-@pytest.fixture(scope="session")
-def finished_run(tmp_path_factory: pytest.TempPathFactory, mini_clip: Path) -> Path:
+def finished_run(tmp_path_factory: pytest.TempPathFactory, random_mini_clip: Path) -> Path:
     """A folder with params.yaml and every stage's outputs under outputs/; tests must clone it, not edit it."""
     root = tmp_path_factory.mktemp("finished-run")
-    write_params(root, tiny_params(mini_clip))
+    write_params(root, tiny_params(random_mini_clip))
     config = load_config(root / "params.yaml", [f"workdir={root / 'outputs'}"])
     run_pipeline(RunContext(config), Workspace(root / "outputs"), lambda name: SilentObserver())
     return root

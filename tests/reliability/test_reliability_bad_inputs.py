@@ -23,7 +23,8 @@ import torch
 import yaml
 from PIL import Image
 from safetensors.torch import load_file, save_file
-from tiny_run import clone_run, rewrite, snapshot, tiny_params, tree_changes, write_params
+from tiny_config import tiny_params, write_params
+from tiny_run import clone_run, rewrite, snapshot, tree_changes
 from typer.testing import CliRunner
 
 from ltsoups.checkpoint import save_checkpoint, sidecar_path
@@ -208,8 +209,15 @@ def _merge_again(root: Path) -> None:
 
 def _foreign_resume_state(root: Path) -> None:
     target = root / "outputs" / "members" / "f1-r0" / "resume-step2.safetensors"
-    save_checkpoint(target, {"model.x": torch.zeros(1)}, kind="resume-state", step=2, ema_updates=3,
-                    best_score=None, fingerprint="another-config")
+    save_checkpoint(
+        target,
+        {"model.x": torch.zeros(1)},
+        kind="resume-state",
+        step=2,
+        ema_updates=3,
+        best_score=None,
+        fingerprint="another-config",
+    )
 
 
 def _write_text(relative: str, text: str) -> Callable[[Path], None]:
@@ -274,185 +282,470 @@ LOSSES = "class-balanced, cross-entropy, logit-adjusted"
 
 CASES = [
     # params.yaml and --set
-    BadInput("yaml syntax", ("prepare",),
-             ("params.yaml: malformed YAML: line 3, column 1: expected ',' or '}'", "started at line 2"), 2,
-             params_text="seed: 0\ntrain: {optim: {lr: 0.1}\n"),
-    BadInput("yaml not a mapping", ("prepare",), ("params.yaml", "the top level must be a mapping"), 2,
-             params_text="- seed\n- 0\n"),
-    BadInput("wrong type", ("prepare",), ("train.optim.batch_size: 'many'", "valid integer"), 2,
-             params=_set("train.optim.batch_size", "many")),
+    BadInput(
+        "yaml syntax",
+        ("prepare",),
+        ("params.yaml: malformed YAML: line 3, column 1: expected ',' or '}'", "started at line 2"),
+        2,
+        params_text="seed: 0\ntrain: {optim: {lr: 0.1}\n",
+    ),
+    BadInput(
+        "yaml not a mapping",
+        ("prepare",),
+        ("params.yaml", "the top level must be a mapping"),
+        2,
+        params_text="- seed\n- 0\n",
+    ),
+    BadInput(
+        "wrong type",
+        ("prepare",),
+        ("train.optim.batch_size: 'many'", "valid integer"),
+        2,
+        params=_set("train.optim.batch_size", "many"),
+    ),
     BadInput("wrong type for a section", ("prepare",), ("head: 5", "valid dictionary"), 2, params=_set("head", 5)),
-    BadInput("unknown top-level key", ("prepare",), ("seeds: 3 is not allowed: unknown key",), 2,
-             params=_set("seeds", 3)),
-    BadInput("unknown nested key", ("prepare",), ("train.optim.learning_rate: 0.1 is not allowed: unknown key",), 2,
-             params=_set("train.optim.learning_rate", 0.1)),
-    BadInput("lambda above 1", ("prepare",), ("merge.merger.params.lambda: 1.5", "less than or equal to 1"), 2,
-             params=_set("merge.merger", {"name": "recursive", "params": {"lambda": 1.5}})),
-    BadInput("lambda below 0", ("prepare",), ("merge.merger.params.lambda: -0.1", "greater than or equal to 0"), 2,
-             params=_set("merge.merger", {"name": "recursive", "params": {"lambda": -0.1}})),
-    BadInput("negative N", ("prepare",), ("plan.sampler.params.rounds: -1", "greater than or equal to 0"), 2,
-             params=_set("plan.sampler.params.rounds", -1)),
-    BadInput("M below 1", ("prepare",), ("plan.sampler.params.replicas: 0", "greater than or equal to 1"), 2,
-             params=_set("plan.sampler.params.replicas", 0)),
-    BadInput("empty merger name", ("prepare",), ("merge.merger.name: ''", "at least 1 character"), 2,
-             params=_set("merge.merger", {"name": ""})),
-    BadInput("empty dataset name", ("prepare",), ("data.dataset.name: ''", "at least 1 character"), 2,
-             params=_set("data.dataset", {"name": ""})),
-    BadInput("unknown loss", ("prepare",), ("train.loss.name: 'focal'", f"unknown loss 'focal'; installed: {LOSSES}"),
-             2, params=_set("train.loss", {"name": "focal"})),
-    BadInput("unknown backbone", ("prepare",), ("backbone.name: 'vit-huge'", "unknown backbone", "open-clip"), 2,
-             params=_set("backbone", {"name": "vit-huge"})),
-    BadInput("unknown plugin param", ("prepare",), ("merge.merger.params.lamda: 0.5 is not allowed: unknown key",), 2,
-             params=_set("merge.merger", {"name": "recursive", "params": {"lamda": 0.5}})),
-    BadInput("EMA decay of 1", ("prepare",), ("train.optim.ema_decay: 1.0", "less than 1"), 2,
-             params=_set("train.optim.ema_decay", 1.0)),
-    BadInput("inverted crop scale", ("prepare",),
-             ("- train.optim: crop_scale must satisfy 0 < low <= high <= 1, got (0.9, 0.5)",), 2,
-             params=_set("train.optim.crop_scale", [0.9, 0.5])),
-    BadInput("one class (embedded)", ("prepare",), ("data.dataset.params.num_classes: 1", "greater than or equal to 2"),
-             2, params=_set("data.dataset.params.num_classes", 1)),
-    BadInput("unknown preset", ("prepare",), ("preset: 'imagenet-xl'", "unknown preset; available:"), 2,
-             params=_set("preset", "imagenet-xl")),
-    BadInput("missing params file", ("prepare", "--params", "nope.yaml"),
-             ("nope.yaml: cannot read file (No such file or directory)",), 2),
+    BadInput(
+        "unknown top-level key", ("prepare",), ("seeds: 3 is not allowed: unknown key",), 2, params=_set("seeds", 3)
+    ),
+    BadInput(
+        "unknown nested key",
+        ("prepare",),
+        ("train.optim.learning_rate: 0.1 is not allowed: unknown key",),
+        2,
+        params=_set("train.optim.learning_rate", 0.1),
+    ),
+    BadInput(
+        "lambda above 1",
+        ("prepare",),
+        ("merge.merger.params.lambda: 1.5", "less than or equal to 1"),
+        2,
+        params=_set("merge.merger", {"name": "recursive", "params": {"lambda": 1.5}}),
+    ),
+    BadInput(
+        "lambda below 0",
+        ("prepare",),
+        ("merge.merger.params.lambda: -0.1", "greater than or equal to 0"),
+        2,
+        params=_set("merge.merger", {"name": "recursive", "params": {"lambda": -0.1}}),
+    ),
+    BadInput(
+        "negative N",
+        ("prepare",),
+        ("plan.sampler.params.rounds: -1", "greater than or equal to 0"),
+        2,
+        params=_set("plan.sampler.params.rounds", -1),
+    ),
+    BadInput(
+        "M below 1",
+        ("prepare",),
+        ("plan.sampler.params.replicas: 0", "greater than or equal to 1"),
+        2,
+        params=_set("plan.sampler.params.replicas", 0),
+    ),
+    BadInput(
+        "empty merger name",
+        ("prepare",),
+        ("merge.merger.name: ''", "at least 1 character"),
+        2,
+        params=_set("merge.merger", {"name": ""}),
+    ),
+    BadInput(
+        "empty dataset name",
+        ("prepare",),
+        ("data.dataset.name: ''", "at least 1 character"),
+        2,
+        params=_set("data.dataset", {"name": ""}),
+    ),
+    BadInput(
+        "unknown loss",
+        ("prepare",),
+        ("train.loss.name: 'focal'", f"unknown loss 'focal'; installed: {LOSSES}"),
+        2,
+        params=_set("train.loss", {"name": "focal"}),
+    ),
+    BadInput(
+        "unknown backbone",
+        ("prepare",),
+        ("backbone.name: 'vit-huge'", "unknown backbone", "open-clip"),
+        2,
+        params=_set("backbone", {"name": "vit-huge"}),
+    ),
+    BadInput(
+        "unknown plugin param",
+        ("prepare",),
+        ("merge.merger.params.lamda: 0.5 is not allowed: unknown key",),
+        2,
+        params=_set("merge.merger", {"name": "recursive", "params": {"lamda": 0.5}}),
+    ),
+    BadInput(
+        "EMA decay of 1",
+        ("prepare",),
+        ("train.optim.ema_decay: 1.0", "less than 1"),
+        2,
+        params=_set("train.optim.ema_decay", 1.0),
+    ),
+    BadInput(
+        "inverted crop scale",
+        ("prepare",),
+        ("- train.optim: crop_scale must satisfy 0 < low <= high <= 1, got (0.9, 0.5)",),
+        2,
+        params=_set("train.optim.crop_scale", [0.9, 0.5]),
+    ),
+    BadInput(
+        "one class (embedded)",
+        ("prepare",),
+        ("data.dataset.params.num_classes: 1", "greater than or equal to 2"),
+        2,
+        params=_set("data.dataset.params.num_classes", 1),
+    ),
+    BadInput(
+        "unknown preset",
+        ("prepare",),
+        ("preset: 'imagenet-xl'", "unknown preset; available:"),
+        2,
+        params=_set("preset", "imagenet-xl"),
+    ),
+    BadInput(
+        "missing params file",
+        ("prepare", "--params", "nope.yaml"),
+        ("nope.yaml: cannot read file (No such file or directory)",),
+        2,
+    ),
     BadInput("--set without =", ("prepare", "--set", "merge.merger.params.lambda"), ("--set", "expected KEY=VALUE"), 2),
-    BadInput("--set with malformed YAML", ("prepare", "--set", "train.optim.betas=[0.9,"),
-             ("--set: 'train.optim.betas=[0.9,'", "the value is malformed YAML"), 2),
-    BadInput("--set out of range", ("prepare", "--set", "merge.merger.params.lambda=2"),
-             ("merge.merger.params.lambda: 2", "less than or equal to 1"), 2),
+    BadInput(
+        "--set with malformed YAML",
+        ("prepare", "--set", "train.optim.betas=[0.9,"),
+        ("--set: 'train.optim.betas=[0.9,'", "the value is malformed YAML"),
+        2,
+    ),
+    BadInput(
+        "--set out of range",
+        ("prepare", "--set", "merge.merger.params.lambda=2"),
+        ("merge.merger.params.lambda: 2", "less than or equal to 1"),
+        2,
+    ),
     # datasets (list-file plugin)
-    BadInput("empty class", ("prepare",), ("lists/train.txt", "no training samples for class(es) 1 (class_1)"),
-             params=_list_file_dataset(train=[0, 0, 2, 2])),
-    BadInput("single class", ("prepare",), ("lists/train.txt", "needs at least 2 classes, found 1"),
-             params=_list_file_dataset(train=[0, 0, 0], val=[0], test=[0])),
-    BadInput("train label out of range", ("prepare",),
-             ("lists/train.txt:3", "label 3 is out of range", "lists/classnames.txt has 3 names"),
-             params=_list_file_dataset(train=[0, 1, 3, 2], names=["cat", "dog", "fox"])),
-    BadInput("test label out of range", ("prepare",), ("lists/test.txt:2", "label 7 is out of range", "0..2"),
-             params=_list_file_dataset(train=[0, 1, 2], test=[0, 7, 2])),
-    BadInput("negative label", ("prepare",), ("lists/val.txt:1", "label -1 is negative"),
-             params=_list_file_dataset(train=[0, 1, 2], val=[-1, 1, 2])),
-    BadInput("class-name file too long", ("prepare",),
-             ("lists/classnames.txt has 4 names", "only uses labels 0..2", "must name exactly the classes"),
-             params=_list_file_dataset(train=[0, 1, 2], names=["cat", "dog", "fox", "owl"])),
-    BadInput("class-name file too short", ("prepare",),
-             ("lists/train.txt:3", "label 2 is out of range", "lists/classnames.txt has 2 names (labels 0..1)"),
-             params=_list_file_dataset(train=[0, 1, 2], names=["cat", "dog"])),
-    BadInput("image missing", ("prepare",), ("lists/train.txt:1", "images/train/0.png not found", "image root"),
-             params=_list_file_dataset(train=[0, 1, 2]), breaks=_remove("images/train/0.png")),
-    BadInput("CIFAR files missing", ("prepare",), ("nowhere/cifar-100-python", "not found", "download: true"),
-             params=_set("data.dataset", {"name": "cifar100-lt", "params": {"root": "nowhere"}})),
-    BadInput("class counts with an empty class", ("plan", "--counts", "counts.json"),
-             ("counts.json: class 1 has no samples",), breaks=_write_text("counts.json", "[10, 0, 3]")),
-    BadInput("class counts not a list", ("plan", "--counts", "counts.json"),
-             ("counts.json: class counts must be a non-empty JSON list of non-negative integers",),
-             breaks=_write_text("counts.json", '{"cat": 10}')),
+    BadInput(
+        "empty class",
+        ("prepare",),
+        ("lists/train.txt", "no training samples for class(es) 1 (class_1)"),
+        params=_list_file_dataset(train=[0, 0, 2, 2]),
+    ),
+    BadInput(
+        "single class",
+        ("prepare",),
+        ("lists/train.txt", "needs at least 2 classes, found 1"),
+        params=_list_file_dataset(train=[0, 0, 0], val=[0], test=[0]),
+    ),
+    BadInput(
+        "train label out of range",
+        ("prepare",),
+        ("lists/train.txt:3", "label 3 is out of range", "lists/classnames.txt has 3 names"),
+        params=_list_file_dataset(train=[0, 1, 3, 2], names=["cat", "dog", "fox"]),
+    ),
+    BadInput(
+        "test label out of range",
+        ("prepare",),
+        ("lists/test.txt:2", "label 7 is out of range", "0..2"),
+        params=_list_file_dataset(train=[0, 1, 2], test=[0, 7, 2]),
+    ),
+    BadInput(
+        "negative label",
+        ("prepare",),
+        ("lists/val.txt:1", "label -1 is negative"),
+        params=_list_file_dataset(train=[0, 1, 2], val=[-1, 1, 2]),
+    ),
+    BadInput(
+        "class-name file too long",
+        ("prepare",),
+        ("lists/classnames.txt has 4 names", "only uses labels 0..2", "must name exactly the classes"),
+        params=_list_file_dataset(train=[0, 1, 2], names=["cat", "dog", "fox", "owl"]),
+    ),
+    BadInput(
+        "class-name file too short",
+        ("prepare",),
+        ("lists/train.txt:3", "label 2 is out of range", "lists/classnames.txt has 2 names (labels 0..1)"),
+        params=_list_file_dataset(train=[0, 1, 2], names=["cat", "dog"]),
+    ),
+    BadInput(
+        "image missing",
+        ("prepare",),
+        ("lists/train.txt:1", "images/train/0.png not found", "image root"),
+        params=_list_file_dataset(train=[0, 1, 2]),
+        breaks=_remove("images/train/0.png"),
+    ),
+    BadInput(
+        "CIFAR files missing",
+        ("prepare",),
+        ("nowhere/cifar-100-python", "not found", "download: true"),
+        params=_set("data.dataset", {"name": "cifar100-lt", "params": {"root": "nowhere"}}),
+    ),
+    BadInput(
+        "class counts with an empty class",
+        ("plan", "--counts", "counts.json"),
+        ("counts.json: class 1 has no samples",),
+        breaks=_write_text("counts.json", "[10, 0, 3]"),
+    ),
+    BadInput(
+        "class counts not a list",
+        ("plan", "--counts", "counts.json"),
+        ("counts.json: class counts must be a non-empty JSON list of non-negative integers",),
+        breaks=_write_text("counts.json", '{"cat": 10}'),
+    ),
     # manifests and the plan
-    BadInput("manifest edited by hand", TRAIN,
-             ("outputs/plan/manifests/f1-r0.json", "does not match its content_sha256"), on_run=True,
-             breaks=_edit_manifest("f1-r0", rehash=False, change=_index_beyond_dataset)),
-    BadInput("manifest pointing to samples that do not exist", TRAIN,
-             ("outputs/plan/manifests/f1-r0.json", "index 10000", "106 samples"), on_run=True,
-             breaks=_edit_manifest("f1-r0", rehash=True, change=_index_beyond_dataset)),
-    BadInput("manifest listing a sample twice", TRAIN, ("outputs/plan/manifests/f1-r0.json", "twice"), on_run=True,
-             breaks=_edit_manifest("f1-r0", rehash=True, change=_index_duplicated)),
-    BadInput("member not in the plan", ("train-member", "f8-r0"),
-             ("f8-r0", "not in the plan", "f1-r0, f1-r1, f2-r0, f2-r1, f4-r0, f4-r1"), on_run=True),
-    BadInput("manifest from another dataset", TRAIN,
-             ("outputs/plan/manifests/f1-r0.json", "another dataset"), on_run=True,
-             params=_set("data.dataset.params.n_max", 50)),
-    BadInput("theta0 from another config", TRAIN,
-             ("outputs/theta0/theta0.safetensors", "another data/backbone/head config", "rerun the theta0 stage"),
-             on_run=True, params=_set("head", {"scale": 20.0})),
-    BadInput("resume state of another config", TRAIN,
-             ("outputs/members/f1-r0/resume-step2.safetensors", "different configuration or manifest"),
-             on_run=True, breaks=_foreign_resume_state),
+    BadInput(
+        "manifest edited by hand",
+        TRAIN,
+        ("outputs/plan/manifests/f1-r0.json", "does not match its content_sha256"),
+        on_run=True,
+        breaks=_edit_manifest("f1-r0", rehash=False, change=_index_beyond_dataset),
+    ),
+    BadInput(
+        "manifest pointing to samples that do not exist",
+        TRAIN,
+        ("outputs/plan/manifests/f1-r0.json", "index 10000", "106 samples"),
+        on_run=True,
+        breaks=_edit_manifest("f1-r0", rehash=True, change=_index_beyond_dataset),
+    ),
+    BadInput(
+        "manifest listing a sample twice",
+        TRAIN,
+        ("outputs/plan/manifests/f1-r0.json", "twice"),
+        on_run=True,
+        breaks=_edit_manifest("f1-r0", rehash=True, change=_index_duplicated),
+    ),
+    BadInput(
+        "member not in the plan",
+        ("train-member", "f8-r0"),
+        ("f8-r0", "not in the plan", "f1-r0, f1-r1, f2-r0, f2-r1, f4-r0, f4-r1"),
+        on_run=True,
+    ),
+    BadInput(
+        "manifest from another dataset",
+        TRAIN,
+        ("outputs/plan/manifests/f1-r0.json", "another dataset"),
+        on_run=True,
+        params=_set("data.dataset.params.n_max", 50),
+    ),
+    BadInput(
+        "theta0 from another config",
+        TRAIN,
+        ("outputs/theta0/theta0.safetensors", "another data/backbone/head config", "rerun the theta0 stage"),
+        on_run=True,
+        params=_set("head", {"scale": 20.0}),
+    ),
+    BadInput(
+        "resume state of another config",
+        TRAIN,
+        ("outputs/members/f1-r0/resume-step2.safetensors", "different configuration or manifest"),
+        on_run=True,
+        breaks=_foreign_resume_state,
+    ),
     # training that diverges
-    BadInput("NaN loss in a member", (*TRAIN, "--set", "train.optim.lr=1e30", "--set", "train.optim.resume_every=1"),
-             ("member f1-r0: loss is nan at step 2 of 3",), on_run=True),
-    BadInput("NaN loss in head retraining",
-             ("retrain-head", "--set", "retrain_head.optim.lr=1e30", "--set", "retrain_head.optim.resume_every=1"),
-             ("retrain-head: loss is nan at step",), on_run=True),
+    BadInput(
+        "NaN loss in a member",
+        (*TRAIN, "--set", "train.optim.lr=1e30", "--set", "train.optim.resume_every=1"),
+        ("member f1-r0: loss is nan at step 2 of 3",),
+        on_run=True,
+    ),
+    BadInput(
+        "NaN loss in head retraining",
+        ("retrain-head", "--set", "retrain_head.optim.lr=1e30", "--set", "retrain_head.optim.resume_every=1"),
+        ("retrain-head: loss is nan at step",),
+        on_run=True,
+    ),
     # where outputs go
-    BadInput("output folder under a file", ("prepare", "--set", "workdir=params.yaml/outputs"),
-             ("cannot write params.yaml/outputs/", "Not a directory"), on_run=True),
-    BadInput("output folder not writable", ("theta0",),
-             ("cannot write outputs/theta0/theta0.safetensors", "Permission denied"), on_run=True,
-             fault=_permission_denied),
-    BadInput("disk full writing a checkpoint", ("theta0",),
-             ("cannot write outputs/theta0/theta0.safetensors", "No space left on device"), on_run=True,
-             fault=_disk_full_at_flush),
-    BadInput("disk full writing a resume state", TRAIN,
-             ("cannot write outputs/members/f1-r0/resume-step2.safetensors", "No space left on device"), on_run=True,
-             fault=_disk_full_at_flush),
-    BadInput("disk full writing the plan", ("prepare",),
-             ("cannot write outputs/", "No space left on device"), on_run=True, fault=_disk_full_in_text),
+    BadInput(
+        "output folder under a file",
+        ("prepare", "--set", "workdir=params.yaml/outputs"),
+        ("cannot write params.yaml/outputs/", "Not a directory"),
+        on_run=True,
+    ),
+    BadInput(
+        "output folder not writable",
+        ("theta0",),
+        ("cannot write outputs/theta0/theta0.safetensors", "Permission denied"),
+        on_run=True,
+        fault=_permission_denied,
+    ),
+    BadInput(
+        "disk full writing a checkpoint",
+        ("theta0",),
+        ("cannot write outputs/theta0/theta0.safetensors", "No space left on device"),
+        on_run=True,
+        fault=_disk_full_at_flush,
+    ),
+    BadInput(
+        "disk full writing a resume state",
+        TRAIN,
+        ("cannot write outputs/members/f1-r0/resume-step2.safetensors", "No space left on device"),
+        on_run=True,
+        fault=_disk_full_at_flush,
+    ),
+    BadInput(
+        "disk full writing the plan",
+        ("prepare",),
+        ("cannot write outputs/", "No space left on device"),
+        on_run=True,
+        fault=_disk_full_in_text,
+    ),
     # checkpoints given to merge, retrain-head and evaluate
-    BadInput("missing member in merge", ("merge",), ("checkpoint not found", *MEMBER), on_run=True,
-             breaks=_remove(MEMBER[0])),
-    BadInput("member of another architecture in merge", ("merge",),
-             (*MEMBER, "tensor 'head.weight' has shape [7,", "expected [6,"), on_run=True,
-             breaks=_resave_member("f2-r1", _widen_head)),
-    BadInput("member of another dtype in merge", ("merge",),
-             (*MEMBER, "tensor 'head.weight' has dtype F16, expected F32"), on_run=True,
-             breaks=_resave_member("f2-r1", _half_precision)),
-    BadInput("truncated member in merge", ("merge",),
-             (*MEMBER, "does not match its sidecar", "truncated or was altered"), on_run=True,
-             breaks=_truncate(MEMBER[0])),
-    BadInput("altered member in merge", ("merge",), (*MEMBER, "does not match its sidecar"), on_run=True,
-             breaks=_flip_byte(MEMBER[0])),
-    BadInput("member without sidecar in merge", ("merge",), (*MEMBER, "sidecar weights.safetensors.json is missing"),
-             on_run=True, breaks=_remove(MEMBER[0] + ".json")),
-    BadInput("pickle member in merge", ("merge",), (*MEMBER, "not a safetensors file"), on_run=True,
-             breaks=_torch_pickle(MEMBER[0])),
-    BadInput("member from another manifest in merge", ("merge",),
-             ("outputs/members/f1-r0/weights.safetensors", "trained from manifest", "but the plan says"),
-             on_run=True, breaks=_replan_with_seed(1)),
-    BadInput("member from another train config in merge", ("merge", "--set", "train.optim.lr=0.001"),
-             ("outputs/members/f1-r0/weights.safetensors", "another data/backbone/head/train config"), on_run=True),
-    BadInput("truncated theta0 in merge", ("merge",),
-             ("outputs/theta0/theta0.safetensors", "does not match its sidecar"), on_run=True,
-             breaks=_truncate("outputs/theta0/theta0.safetensors")),
-    BadInput("altered soup in retrain-head", ("retrain-head",),
-             ("outputs/soup/soup.safetensors", "does not match its sidecar"), on_run=True,
-             breaks=_flip_byte("outputs/soup/soup.safetensors")),
-    BadInput("missing soup in retrain-head", ("retrain-head",),
-             ("checkpoint not found: outputs/soup/soup.safetensors",), on_run=True,
-             breaks=_remove("outputs/soup/soup.safetensors")),
-    BadInput("soup of another merge config in retrain-head",
-             ("retrain-head", "--set", "merge.merger.params.lambda=0.5"),
-             ("outputs/soup/soup.safetensors was merged with another config", "rerun merge"), on_run=True),
-    BadInput("final of another soup in evaluate", ("evaluate",),
-             ("outputs/final/final.safetensors was made from another soup", "rerun retrain-head"), on_run=True,
-             params=_set("merge.merger", {"name": "recursive", "params": {"lambda": 0.5}}), breaks=_merge_again),
-    BadInput("truncated final in evaluate", ("evaluate",),
-             ("outputs/final/final.safetensors", "does not match its sidecar"), on_run=True,
-             breaks=_truncate("outputs/final/final.safetensors")),
-    BadInput("pickle final in evaluate", ("evaluate",), ("outputs/final/final.safetensors", "not a safetensors file"),
-             on_run=True, breaks=_torch_pickle("outputs/final/final.safetensors")),
-    BadInput("missing running soup in evaluate", ("evaluate",),
-             ("checkpoint not found: outputs/soup/running/upto-f1.safetensors",), on_run=True,
-             breaks=_remove("outputs/soup/running/upto-f1.safetensors")),
+    BadInput(
+        "missing member in merge", ("merge",), ("checkpoint not found", *MEMBER), on_run=True, breaks=_remove(MEMBER[0])
+    ),
+    BadInput(
+        "member of another architecture in merge",
+        ("merge",),
+        (*MEMBER, "tensor 'head.weight' has shape [7,", "expected [6,"),
+        on_run=True,
+        breaks=_resave_member("f2-r1", _widen_head),
+    ),
+    BadInput(
+        "member of another dtype in merge",
+        ("merge",),
+        (*MEMBER, "tensor 'head.weight' has dtype F16, expected F32"),
+        on_run=True,
+        breaks=_resave_member("f2-r1", _half_precision),
+    ),
+    BadInput(
+        "truncated member in merge",
+        ("merge",),
+        (*MEMBER, "does not match its sidecar", "truncated or was altered"),
+        on_run=True,
+        breaks=_truncate(MEMBER[0]),
+    ),
+    BadInput(
+        "altered member in merge",
+        ("merge",),
+        (*MEMBER, "does not match its sidecar"),
+        on_run=True,
+        breaks=_flip_byte(MEMBER[0]),
+    ),
+    BadInput(
+        "member without sidecar in merge",
+        ("merge",),
+        (*MEMBER, "sidecar weights.safetensors.json is missing"),
+        on_run=True,
+        breaks=_remove(MEMBER[0] + ".json"),
+    ),
+    BadInput(
+        "pickle member in merge",
+        ("merge",),
+        (*MEMBER, "not a safetensors file"),
+        on_run=True,
+        breaks=_torch_pickle(MEMBER[0]),
+    ),
+    BadInput(
+        "member from another manifest in merge",
+        ("merge",),
+        ("outputs/members/f1-r0/weights.safetensors", "trained from manifest", "but the plan says"),
+        on_run=True,
+        breaks=_replan_with_seed(1),
+    ),
+    BadInput(
+        "member from another train config in merge",
+        ("merge", "--set", "train.optim.lr=0.001"),
+        ("outputs/members/f1-r0/weights.safetensors", "another data/backbone/head/train config"),
+        on_run=True,
+    ),
+    BadInput(
+        "truncated theta0 in merge",
+        ("merge",),
+        ("outputs/theta0/theta0.safetensors", "does not match its sidecar"),
+        on_run=True,
+        breaks=_truncate("outputs/theta0/theta0.safetensors"),
+    ),
+    BadInput(
+        "altered soup in retrain-head",
+        ("retrain-head",),
+        ("outputs/soup/soup.safetensors", "does not match its sidecar"),
+        on_run=True,
+        breaks=_flip_byte("outputs/soup/soup.safetensors"),
+    ),
+    BadInput(
+        "missing soup in retrain-head",
+        ("retrain-head",),
+        ("checkpoint not found: outputs/soup/soup.safetensors",),
+        on_run=True,
+        breaks=_remove("outputs/soup/soup.safetensors"),
+    ),
+    BadInput(
+        "soup of another merge config in retrain-head",
+        ("retrain-head", "--set", "merge.merger.params.lambda=0.5"),
+        ("outputs/soup/soup.safetensors was merged with another config", "rerun merge"),
+        on_run=True,
+    ),
+    BadInput(
+        "final of another soup in evaluate",
+        ("evaluate",),
+        ("outputs/final/final.safetensors was made from another soup", "rerun retrain-head"),
+        on_run=True,
+        params=_set("merge.merger", {"name": "recursive", "params": {"lambda": 0.5}}),
+        breaks=_merge_again,
+    ),
+    BadInput(
+        "truncated final in evaluate",
+        ("evaluate",),
+        ("outputs/final/final.safetensors", "does not match its sidecar"),
+        on_run=True,
+        breaks=_truncate("outputs/final/final.safetensors"),
+    ),
+    BadInput(
+        "pickle final in evaluate",
+        ("evaluate",),
+        ("outputs/final/final.safetensors", "not a safetensors file"),
+        on_run=True,
+        breaks=_torch_pickle("outputs/final/final.safetensors"),
+    ),
+    BadInput(
+        "missing running soup in evaluate",
+        ("evaluate",),
+        ("checkpoint not found: outputs/soup/running/upto-f1.safetensors",),
+        on_run=True,
+        breaks=_remove("outputs/soup/running/upto-f1.safetensors"),
+    ),
     # backbone weights
-    BadInput("pickle backbone (.pt)", ("theta0",), ("backbone.pt", ".pt files are pickles, which ltsoups never loads"),
-             on_run=True, params=_backbone_file("backbone.pt"), breaks=_write_pickle("backbone.pt")),
-    BadInput("pickle backbone named .safetensors", ("theta0",), ("fake.safetensors", "not a safetensors file"),
-             on_run=True, params=_backbone_file("fake.safetensors"), breaks=_write_pickle("fake.safetensors")),
-    BadInput("missing backbone file", ("theta0",), ("checkpoint not found: gone.safetensors",), on_run=True,
-             params=_backbone_file("gone.safetensors")),
-    BadInput("backbone of another architecture", ("theta0",),
-             ("other-model.safetensors", "not weights of open_clip model 'ltsoups-mini'", "is missing"), on_run=True,
-             params=_backbone_file("other-model.safetensors"), breaks=_wrong_architecture_backbone),
+    BadInput(
+        "pickle backbone (.pt)",
+        ("theta0",),
+        ("backbone.pt", ".pt files are pickles, which ltsoups never loads"),
+        on_run=True,
+        params=_backbone_file("backbone.pt"),
+        breaks=_write_pickle("backbone.pt"),
+    ),
+    BadInput(
+        "pickle backbone named .safetensors",
+        ("theta0",),
+        ("fake.safetensors", "not a safetensors file"),
+        on_run=True,
+        params=_backbone_file("fake.safetensors"),
+        breaks=_write_pickle("fake.safetensors"),
+    ),
+    BadInput(
+        "missing backbone file",
+        ("theta0",),
+        ("checkpoint not found: gone.safetensors",),
+        on_run=True,
+        params=_backbone_file("gone.safetensors"),
+    ),
+    BadInput(
+        "backbone of another architecture",
+        ("theta0",),
+        ("other-model.safetensors", "not weights of open_clip model 'ltsoups-mini'", "is missing"),
+        on_run=True,
+        params=_backbone_file("other-model.safetensors"),
+        breaks=_wrong_architecture_backbone,
+    ),
 ]
 
 
-def _prepare_case(case: BadInput, root: Path, finished_run: Path, mini_clip: Path) -> Path:
+def _prepare_case(case: BadInput, root: Path, finished_run: Path, random_mini_clip: Path) -> Path:
     if case.on_run:
         clone_run(finished_run, root)
         params = yaml.safe_load((root / "params.yaml").read_text())
     else:
         root.mkdir()
-        params = tiny_params(mini_clip)
+        params = tiny_params(random_mini_clip)
     if case.params is not None:
         case.params(params)
     lists = params.pop("_lists", None)
@@ -470,9 +763,9 @@ def _prepare_case(case: BadInput, root: Path, finished_run: Path, mini_clip: Pat
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_input_is_refused_with_a_clear_message_and_leaves_no_trace(
-    case: BadInput, tmp_path: Path, finished_run: Path, mini_clip: Path, monkeypatch: pytest.MonkeyPatch
+    case: BadInput, tmp_path: Path, finished_run: Path, random_mini_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = _prepare_case(case, tmp_path / "case", finished_run, mini_clip)
+    root = _prepare_case(case, tmp_path / "case", finished_run, random_mini_clip)
     monkeypatch.chdir(root)
     before = snapshot(root)
     with monkeypatch.context() as patched:
@@ -493,8 +786,10 @@ def test_the_table_covers_at_least_thirty_bad_inputs() -> None:
     assert len({case.name for case in CASES}) == len(CASES)
 
 
-def test_validate_reports_every_error_at_once(tmp_path: Path, mini_clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    params = tiny_params(mini_clip, seeds=1)
+def test_validate_reports_every_error_at_once(
+    tmp_path: Path, random_mini_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = tiny_params(random_mini_clip, seeds=1)
     for edit in (
         _set("merge.merger", {"name": "recursive", "params": {"lambda": 1.5}}),
         _set("plan.sampler.params.rounds", -1),
@@ -524,8 +819,10 @@ def test_validate_reports_every_error_at_once(tmp_path: Path, mini_clip: Path, m
     assert tree_changes(before, snapshot(tmp_path)) == []
 
 
-def test_validate_accepts_the_tiny_config(tmp_path: Path, mini_clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_params(tmp_path, tiny_params(mini_clip))
+def test_validate_accepts_the_tiny_config(
+    tmp_path: Path, random_mini_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_params(tmp_path, tiny_params(random_mini_clip))
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["validate"])
     assert result.exit_code == 0, result.output
@@ -542,7 +839,12 @@ def _run_cli(root: Path, *args: str, limit_file_bytes: int | None = None) -> sub
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "400"}
     return subprocess.run(
-        [sys.executable, "-m", "ltsoups", *args], cwd=root, env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "ltsoups", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
         preexec_fn=limit,
     )
 

@@ -6,51 +6,8 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 MEMBERS = ("f1-r0", "f1-r1", "f2-r0", "f2-r1", "f4-r0", "f4-r1")
-
-
-def tiny_params(pretrained: Path | str, **sections: Any) -> dict[str, Any]:
-    """A config that runs the whole method in seconds; ``sections`` replace top-level keys."""
-    params: dict[str, Any] = {
-        "seed": 0,
-        "data": {
-            "dataset": {
-                "name": "embedded",
-                "params": {"num_classes": 6, "n_max": 40, "rho": 8, "val_per_class": 3, "test_per_class": 5},
-            }
-        },
-        "backbone": {"name": "open-clip", "params": {"model": "ltsoups-mini", "pretrained": str(pretrained)}},
-        "plan": {"sampler": {"name": "progressive", "params": {"rounds": 2, "replicas": 2}}},
-        "train": {
-            "optim": {
-                "batch_size": 16,
-                "epochs": 1,
-                "min_steps": 3,
-                "warmup_min_steps": 1,
-                "crop_scale": [0.5, 1.0],
-                "resume_every": 2,
-                "device": "cpu",
-            }
-        },
-        "retrain_head": {
-            "augment": False,
-            "optim": {"batch_size": 16, "epochs": 1, "min_steps": 3, "warmup_min_steps": 1, "device": "cpu"},
-        },
-        "tracking": {"enabled": False},
-        "workdir": "outputs",
-    }
-    params.update(sections)
-    return params
-
-
-def write_params(folder: Path, params: dict[str, Any]) -> Path:
-    path = folder / "params.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return path
 
 
 def clone_run(template: Path, dest: Path) -> Path:

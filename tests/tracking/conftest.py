@@ -14,27 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-import yaml
+from tiny_config import TINY_OPTIM, write_params
+from tiny_config import tiny_params as tiny_config
 
 BIN = Path(sys.executable).parent
 SERVER_START_SECONDS = 120
-
-
-@pytest.fixture(scope="session")
-def random_mini_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained `ltsoups-mini` saved as safetensors: a real backbone file, no download, no shipped weights."""
-    import open_clip
-    from safetensors.torch import save_file
-
-    from ltsoups.embedded import register_model_config
-
-    register_model_config()
-    torch.manual_seed(0)
-    model = open_clip.create_model("ltsoups-mini")
-    path = tmp_path_factory.mktemp("backbone") / "mini.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    return path
 
 
 @pytest.fixture
@@ -44,25 +28,16 @@ def tiny_params(tmp_path: Path, random_mini_clip: Path, monkeypatch: pytest.Monk
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
     def write(min_steps: int = 3, **tracking: Any) -> Path:
-        optim = {"batch_size": 16, "epochs": 1, "min_steps": min_steps, "warmup_min_steps": 1, "resume_every": 2}
-        params = {
-            "seed": 0,
-            "data": {
-                "dataset": {
-                    "name": "embedded",
-                    "params": {"num_classes": 6, "n_max": 40, "rho": 8, "val_per_class": 3, "test_per_class": 5},
-                }
-            },
-            "backbone": {"name": "open-clip", "params": {"model": "ltsoups-mini", "pretrained": str(random_mini_clip)}},
-            "plan": {"sampler": {"name": "progressive", "params": {"rounds": 1, "replicas": 2}}},
-            "train": {"optim": {**optim, "crop_scale": [0.5, 1.0]}},
-            "retrain_head": {"augment": False, "optim": optim},
-            "tracking": {"experiment": "tiny", **tracking},
-            "workdir": str(tmp_path / "outputs"),
-        }
-        path = tmp_path / "params.yaml"
-        path.write_text(yaml.safe_dump(params, sort_keys=False))
-        return path
+        optim = {**TINY_OPTIM, "min_steps": min_steps, "resume_every": 2}
+        params = tiny_config(
+            random_mini_clip,
+            plan={"sampler": {"name": "progressive", "params": {"rounds": 1, "replicas": 2}}},
+            train={"optim": {**optim, "crop_scale": [0.5, 1.0]}},
+            retrain_head={"augment": False, "optim": optim},
+            tracking={"experiment": "tiny", **tracking},
+            workdir=str(tmp_path / "outputs"),
+        )
+        return write_params(tmp_path, params)
 
     return write
 

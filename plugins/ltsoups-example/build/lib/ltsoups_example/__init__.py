@@ -1,1 +1,0 @@
-"""Example plugins for ltsoups, shipped as a separate distribution."""

@@ -1,0 +1,48 @@
+"""The tiny but real configuration most end-to-end tests run: embedded data, a random mini-CLIP on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+TINY_DATA = {"num_classes": 6, "n_max": 40, "rho": 8, "val_per_class": 3, "test_per_class": 5}
+TINY_OPTIM = {"batch_size": 16, "epochs": 1, "min_steps": 3, "warmup_min_steps": 1, "device": "cpu"}
+
+
+def save_random_mini_clip(path: Path) -> Path:
+    """An untrained `ltsoups-mini` open_clip model as safetensors: a real backbone file, built in a second."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    from ltsoups.embedded import register_model_config
+
+    register_model_config()
+    torch.manual_seed(0)
+    model = open_clip.create_model("ltsoups-mini")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+def tiny_params(pretrained: Path | str, **sections: Any) -> dict[str, Any]:
+    """A config that runs the whole method in seconds (N = 2, M = 2); ``sections`` replace top-level keys."""
+    params: dict[str, Any] = {
+        "seed": 0,
+        "data": {"dataset": {"name": "embedded", "params": dict(TINY_DATA)}},
+        "backbone": {"name": "open-clip", "params": {"model": "ltsoups-mini", "pretrained": str(pretrained)}},
+        "plan": {"sampler": {"name": "progressive", "params": {"rounds": 2, "replicas": 2}}},
+        "train": {"optim": {**TINY_OPTIM, "crop_scale": [0.5, 1.0], "resume_every": 2}},
+        "retrain_head": {"augment": False, "optim": dict(TINY_OPTIM)},
+        "tracking": {"enabled": False},
+        "workdir": "outputs",
+    }
+    params.update(sections)
+    return params
+
+
+def write_params(folder: Path, params: dict[str, Any]) -> Path:
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
