@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ltsoups.checkpoint import CheckpointError, TensorLayout, load_tensors, refuse_non_safetensors
 from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams
+from ltsoups.peft import PeftMethod, apply_peft
 
 EMBEDDED_TAG = "embedded"
 
@@ -23,6 +24,12 @@ class OpenClipParams(PluginParams):
         "file, or 'embedded' for the mini-CLIP shipped with ltsoups",
     )
     cache_dir: str | None = Field(None, description="where open_clip caches downloaded weights")
+    peft: PeftMethod = Field(
+        PeftMethod.NONE,
+        description="none: full fine-tune (LT-Soups); lora / adaptformer: freeze the encoder and train small "
+        "adapters (the PEFT baselines of LIFT)",
+    )
+    peft_rank: int = Field(16, ge=1, description="LoRA rank, or AdaptFormer bottleneck width")
 
 
 class OpenClipBackbone(Backbone):
@@ -58,6 +65,7 @@ class OpenClipBackbone(Backbone):
             return model.encode_text(tokenizer(list(prompts)), normalize=True)
 
         visual = model.visual
+        apply_peft(visual, self.params.peft, self.params.peft_rank)
         size = visual.image_size
         return LoadedBackbone(
             image_encoder=visual,
