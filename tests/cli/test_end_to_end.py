@@ -102,3 +102,10 @@ def test_plan_command_prints_the_cifar_shares(tmp_path: Path) -> None:
     assert next(r for r in rows if r["factor"] == 32)["share"] == 67.26
     table = invoke("plan", "--counts", str(counts), "--rounds", "5").output
     assert "67.26" in table and "2^5 = 32" in table
+
+
+def test_plan_from_a_dataset_needs_only_its_counts(tmp_path: Path) -> None:
+    result = invoke("plan", "--dataset", "cifar100-lt", "--rounds", "5", "--json", "--set", f"workdir={tmp_path}")
+    rows = json.loads(result.output)
+    assert next(r for r in rows if r["factor"] == 32)["share"] == 67.26
+    assert not (tmp_path / "data").exists()

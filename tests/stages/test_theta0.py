@@ -1,0 +1,39 @@
+"""theta_0 from a local open_clip file: the same plugin that loads pretrained tags, its text tower as the head."""
+
+from pathlib import Path
+
+import torch
+from tiny_config import tiny_params
+
+from ltsoups.checkpoint import load_tensors
+from ltsoups.config import validate_config
+from ltsoups.model import prompt_embeddings
+from ltsoups.plugins.backbones import OpenClipBackbone, OpenClipParams
+from ltsoups.stages.context import RunContext
+from ltsoups.stages.theta0 import build_theta0
+from ltsoups.workspace import Workspace
+
+
+def test_head_is_the_text_embedding_of_each_class_prompt(random_mini_clip: Path, tmp_path: Path) -> None:
+    config = validate_config(tiny_params(random_mini_clip, workdir=str(tmp_path)))
+    context = RunContext(config)
+    checkpoint = build_theta0(context, Workspace(tmp_path))
+    head = load_tensors(checkpoint.path)["head.weight"]
+    backbone = OpenClipBackbone(OpenClipParams(pretrained=str(random_mini_clip))).load()
+    names = list(context.splits.train.class_names)
+    expected = prompt_embeddings(backbone.text_embedder, names, ("a photo of a {}.",))
+    torch.testing.assert_close(head, expected)
+    assert checkpoint.sidecar["class_names"] == names
+    encoder = {
+        k.removeprefix("encoder."): v for k, v in load_tensors(checkpoint.path).items() if k.startswith("encoder.")
+    }
+    assert all(torch.equal(encoder[k], v) for k, v in backbone.image_encoder.state_dict().items())
+
+
+def test_a_template_ensemble_averages_normalised_prompts(random_mini_clip: Path) -> None:
+    backbone = OpenClipBackbone(OpenClipParams(pretrained=str(random_mini_clip))).load()
+    templates = ("a photo of a {}.", "a drawing of a {}.")
+    ensemble = prompt_embeddings(backbone.text_embedder, ["red_circle"], templates)
+    single = [prompt_embeddings(backbone.text_embedder, ["red circle"], (t,)) for t in templates]
+    expected = torch.nn.functional.normalize(single[0] + single[1], dim=-1)
+    torch.testing.assert_close(ensemble, expected)
