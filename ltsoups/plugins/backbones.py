@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -13,6 +15,15 @@ from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams
 from ltsoups.peft import PeftMethod, apply_peft
 
 EMBEDDED_TAG = "embedded"
+
+
+@contextmanager
+def _without_warnings() -> Iterator[None]:
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 class OpenClipParams(PluginParams):
@@ -51,7 +62,8 @@ class OpenClipBackbone(Backbone):
                 self.params.model, pretrained=self.params.pretrained, cache_dir=self.params.cache_dir
             )
         else:
-            model = open_clip.create_model(self.params.model, pretrained=None)
+            with _without_warnings():  # open_clip warns "no pretrained weights" though we load them next
+                model = open_clip.create_model(self.params.model, pretrained=None)
             tensors = load_tensors(weights)
             mismatch = _shapes(model.state_dict()).first_mismatch(_shapes(tensors))
             if mismatch is not None:
