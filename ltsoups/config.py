@@ -153,7 +153,6 @@ class LtSoupsConfig(Strict):
     train: TrainConfig = TrainConfig()
     merge: MergeConfig = MergeConfig()
     retrain_head: RetrainHeadConfig = RetrainHeadConfig()
-    evaluate: dict[str, Any] = Field(default_factory=dict, description="reserved; thresholds live under data")
     tracking: TrackingConfig = TrackingConfig()
     workdir: str = Field("outputs", min_length=1, description="where stage outputs are written")
     members: tuple[str, ...] | None = Field(

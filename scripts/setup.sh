@@ -12,8 +12,13 @@ case "$(uname -m)" in
     aarch64|arm64) TORCH="torch==2.9.1 torchvision==0.24.1" ;;
     *) TORCH="torch==2.14.1 torchvision==0.29.1" ;;
 esac
-if ! .venv/bin/python -c "import ltsoups, torch, open_clip, mlflow, dvc, pytest" 2>/dev/null; then
+# Reinstall when pyproject.toml changed since the last install: its entry points register the plugins.
+stamp=".venv/.ltsoups-pyproject.sha256"
+wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] \
+    || ! .venv/bin/python -c "import ltsoups, torch, open_clip, mlflow, dvc, pytest" 2>/dev/null; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     # shellcheck disable=SC2086
     .venv/bin/python -m pip install --quiet $TORCH -e ".[test]"
+    echo "$wanted" > "$stamp"
 fi
