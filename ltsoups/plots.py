@@ -19,7 +19,7 @@ _MODELS = (("zero_shot", "theta_0 (zero-shot)"), ("stage1", "stage 1 (soup)"), (
 def plot_results(workspace: Workspace, out: Path) -> Path:
     """Write a PNG with per-class test accuracy vs training count and many/medium/few bars."""
     per_class = json.loads(workspace.per_class.read_text())
-    results = json.loads(workspace.results.read_text())
+    results = json.loads(workspace.results.read_text())["rows"]
     figure, (scatter, bars) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3, 2]})
     counts = [row["train_count"] for row in per_class]
     for key, label in _MODELS:

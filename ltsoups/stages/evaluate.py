@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from ltsoups.checkpoint import Checkpoint, CheckpointError, open_checkpoint, write_json_atomic
 from ltsoups.data.stats import ClassStats
 from ltsoups.evaluation import Scores, evaluate
+from ltsoups.provenance import code_version
 from ltsoups.stages.context import RunContext
+from ltsoups.stages.sections import HEAD_SECTIONS
 from ltsoups.workspace import Workspace
 
 
@@ -38,18 +40,26 @@ def evaluate_all(context: RunContext, workspace: Workspace) -> list[ResultRow]:
     if final.sidecar.get("retrained", True):
         models.append(("stage 1 + CR", final))
     rows = [ResultRow(name, _test_scores(context, checkpoint)) for name, checkpoint in models]
-    _write_outputs(context, workspace, rows)
+    weights = {name: checkpoint.sidecar["weights_sha256"] for name, checkpoint in models}
+    _write_outputs(context, workspace, rows, weights)
     return rows
 
 
 def read_results(workspace: Workspace) -> list[tuple[str, dict[str, float]]]:
     """The rows the evaluate stage wrote, in order: (model name, headline accuracies)."""
-    return [(row["model"], row["scores"]) for row in json.loads(workspace.results.read_text())]
+    return [(row["model"], row["scores"]) for row in json.loads(workspace.results.read_text())["rows"]]
 
 
-def _write_outputs(context: RunContext, workspace: Workspace, rows: list[ResultRow]) -> None:
+def _write_outputs(context: RunContext, workspace: Workspace, rows: list[ResultRow], weights: dict[str, str]) -> None:
     by_name = {row.name: row.scores for row in rows}
-    write_json_atomic(workspace.results, [{"model": row.name, "scores": row.scores.headline()} for row in rows])
+    results = {
+        "rows": [
+            {"model": row.name, "scores": row.scores.headline(), "weights_sha256": weights[row.name]} for row in rows
+        ],
+        "config_sha256": context.config.section_hash(*HEAD_SECTIONS),
+        "code_version": code_version(),
+    }
+    write_json_atomic(workspace.results, results)
     stage1 = by_name["stage 1 (soup)"]
     final = by_name.get("stage 1 + CR", stage1)
     write_json_atomic(

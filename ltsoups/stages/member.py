@@ -17,14 +17,12 @@ from ltsoups.evaluation import evaluate
 from ltsoups.plan import dataset_fingerprint, manifest_samples, read_manifest
 from ltsoups.registry import PluginKind
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.theta0 import THETA0_SECTIONS
+from ltsoups.stages.sections import MEMBER_SECTIONS, THETA0_SECTIONS
 from ltsoups.training.batches import AugmentedSamples, derive_seed
 from ltsoups.training.loop import TrainingObserver, TrainResult, train
 from ltsoups.training.resume import ResumeState
 from ltsoups.training.transforms import Preprocess
 from ltsoups.workspace import Workspace
-
-MEMBER_SECTIONS = (*THETA0_SECTIONS, "train")
 
 
 @dataclass(frozen=True)

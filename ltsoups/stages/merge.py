@@ -12,10 +12,9 @@ from ltsoups.evaluation import Scores, evaluate
 from ltsoups.merging import check_layouts, merge_weighted
 from ltsoups.registry import PluginKind
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.member import MEMBER_SECTIONS, check_theta0
+from ltsoups.stages.member import check_theta0
+from ltsoups.stages.sections import MEMBER_SECTIONS, MERGE_SECTIONS
 from ltsoups.workspace import Workspace
-
-MERGE_SECTIONS = (*MEMBER_SECTIONS, "plan", "merge")
 
 
 @dataclass(frozen=True)

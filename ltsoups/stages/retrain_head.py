@@ -10,13 +10,11 @@ from torch.utils.data import Dataset
 from ltsoups.checkpoint import Checkpoint, CheckpointError, open_checkpoint, save_checkpoint
 from ltsoups.registry import PluginKind
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.merge import MERGE_SECTIONS
+from ltsoups.stages.sections import HEAD_SECTIONS, MERGE_SECTIONS
 from ltsoups.training.batches import AugmentedSamples, EvaluationSamples, derive_seed
 from ltsoups.training.loop import TrainingObserver, TrainResult, train
 from ltsoups.training.resume import ResumeState
 from ltsoups.workspace import Workspace
-
-HEAD_SECTIONS = (*MERGE_SECTIONS, "retrain_head")
 
 
 @dataclass(frozen=True)

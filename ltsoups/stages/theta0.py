@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from ltsoups.checkpoint import Checkpoint, save_checkpoint
 from ltsoups.stages.context import RunContext
+from ltsoups.stages.sections import THETA0_SECTIONS
 from ltsoups.workspace import Workspace
-
-THETA0_SECTIONS = ("data", "backbone", "head")
 
 
 def build_theta0(context: RunContext, workspace: Workspace) -> Checkpoint:
