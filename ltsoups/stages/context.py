@@ -56,7 +56,7 @@ class RunContext:
             weight = prompt_embeddings(backbone.text_embedder, names, self.config.head.templates)
         else:
             preprocess = self.preprocess(backbone, self.config.train.optim)
-            weight = class_mean_features(backbone.image_encoder, self.splits.train, preprocess)
+            weight = class_mean_features(backbone.image_encoder, backbone.feature_dim, self.splits.train, preprocess)
         head = CosineHead(weight, self.config.head.scale)
         return LongTailClassifier(backbone.image_encoder, head), backbone
 
@@ -74,15 +74,12 @@ class RunContext:
 
 
 @torch.no_grad()
-def class_mean_features(encoder: nn.Module, split: LabelledImages, preprocess: Preprocess) -> torch.Tensor:
+def class_mean_features(
+    encoder: nn.Module, feature_dim: int, split: LabelledImages, preprocess: Preprocess
+) -> torch.Tensor:
     """Per class: the mean of its normalised image features (head init for backbones without text)."""
     encoder.eval()
-    loader = DataLoader(EvaluationSamples(split, preprocess), batch_size=256)
-    sums: torch.Tensor | None = None
-    for images, labels in loader:
-        features = torch.nn.functional.normalize(encoder(images).float(), dim=-1)
-        if sums is None:
-            sums = torch.zeros(split.num_classes, features.shape[1])
-        sums.index_add_(0, labels, features)
-    assert sums is not None
+    sums = torch.zeros(split.num_classes, feature_dim)
+    for images, labels in DataLoader(EvaluationSamples(split, preprocess), batch_size=256):
+        sums.index_add_(0, labels, torch.nn.functional.normalize(encoder(images).float(), dim=-1))
     return torch.nn.functional.normalize(sums / torch.as_tensor(split.class_counts()).clamp_min(1)[:, None], dim=-1)

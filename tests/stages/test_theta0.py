@@ -37,3 +37,26 @@ def test_a_template_ensemble_averages_normalised_prompts(random_mini_clip: Path)
     single = [prompt_embeddings(backbone.text_embedder, ["red circle"], (t,)) for t in templates]
     expected = torch.nn.functional.normalize(single[0] + single[1], dim=-1)
     torch.testing.assert_close(ensemble, expected)
+
+
+def test_without_a_text_tower_the_head_is_the_class_mean_of_features(tmp_path: Path) -> None:
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_tiny_patch16_224.augreg_in21k", pretrained=False, img_size=32, num_classes=0)
+    weights = tmp_path / "vit.safetensors"
+    save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(weights))
+    backbone = {"name": "timm", "params": {"model": "vit_tiny_patch16_224.augreg_in21k", "pretrained": str(weights)}}
+    context = RunContext(validate_config(tiny_params(weights, backbone=backbone, workdir=str(tmp_path))))
+    model, loaded = context.zero_shot_classifier()
+    train = context.splits.train
+    preprocess = context.preprocess(loaded, context.config.train.optim)
+    with torch.no_grad():
+        features = torch.stack(
+            [loaded.image_encoder(preprocess.evaluation(train.source.image(i))[None])[0] for i in range(len(train))]
+        )
+    features = torch.nn.functional.normalize(features, dim=-1)
+    labels = torch.as_tensor(train.labels)
+    means = torch.stack([features[labels == c].mean(dim=0) for c in range(train.num_classes)])
+    torch.testing.assert_close(model.head.weight, torch.nn.functional.normalize(means, dim=-1), atol=1e-5, rtol=1e-4)
