@@ -1,42 +1,88 @@
 """The run configuration: params.yaml and CLI overrides, validated by the same pydantic models.
 
 Plugin choices are ``{name, params}`` pairs. Names are checked against the installed plugins and
-params against that plugin's own ``Params`` model; every problem is collected and reported at once.
+params against that plugin's own ``Params`` model, once: the validated config holds the typed
+params. Every problem is collected and reported at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from enum import Enum
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, ValidationInfo, field_validator
 
+from ltsoups.contracts import PluginParams
 from ltsoups.data.stats import ShotThresholds
 from ltsoups.provenance import hash_json
-from ltsoups.registry import PluginError, PluginKind, PluginRegistry, installed_registry
+from ltsoups.registry import PluginKind, PluginRegistry, installed_registry
+from ltsoups.runtime import RuntimeSettings
+from ltsoups.schema import StrictModel
+from ltsoups.training.settings import AugmentSettings, LoopSettings
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def _registry(info: ValidationInfo) -> PluginRegistry:
+    context = info.context or {}
+    return context.get("registry") or installed_registry()
 
 
-class PluginSpec(Strict):
-    """A plugin by name, with the parameters its own Params model accepts."""
+class PluginSpec(StrictModel):
+    """A plugin by name, with the parameters its own Params model accepts (held validated)."""
+
+    kind: ClassVar[PluginKind]
 
     name: str = Field(min_length=1, description="a registered plugin name (see `ltsoups plugins list`)")
-    params: dict[str, Any] = Field(default_factory=dict, description="validated by the plugin's Params model")
+    params: SerializeAsAny[PluginParams] = Field(
+        default_factory=dict, validate_default=True, description="validated by the plugin's Params model"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _installed(cls, name: str, info: ValidationInfo) -> str:
+        _registry(info).entry(cls.kind, name)  # an unknown name raises, listing what is installed
+        return name
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _plugin_params(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, PluginParams):
+            return value
+        if "name" not in info.data:
+            return PluginParams()  # the name's own error is reported; params cannot be checked without it
+        return _registry(info).params_model(cls.kind, info.data["name"]).model_validate(value or {})
 
 
-class DataConfig(Strict):
-    dataset: PluginSpec = Field(PluginSpec(name="embedded"), description="which dataset plugin provides the splits")
+class DatasetSpec(PluginSpec):
+    kind = PluginKind.DATASET
+
+
+class BackboneSpec(PluginSpec):
+    kind = PluginKind.BACKBONE
+
+
+class SamplerSpec(PluginSpec):
+    kind = PluginKind.SAMPLER
+
+
+class LossSpec(PluginSpec):
+    kind = PluginKind.LOSS
+
+
+class MergerSpec(PluginSpec):
+    kind = PluginKind.MERGER
+
+
+class DataConfig(StrictModel):
+    dataset: DatasetSpec = Field(
+        default_factory=lambda: DatasetSpec(name="embedded"), description="which dataset plugin provides the splits"
+    )
     thresholds: ShotThresholds = Field(ShotThresholds(), description="many/medium/few and head/tail thresholds")
 
 
-class HeadConfig(Strict):
+class HeadConfig(StrictModel):
     scale: float = Field(30.0, gt=0, description="cosine classifier scale s: logits = s * cos(feature, class)")
     templates: tuple[str, ...] = Field(
         ("a photo of a {}.",),
@@ -45,95 +91,42 @@ class HeadConfig(Strict):
     )
 
 
-class EmaInit(str, Enum):
-    THETA0 = "theta0"
-    FIRST_STEP = "first-step"
-
-
-class Selection(str, Enum):
-    FINAL = "final"
-    BEST_VAL = "best-val"
-
-
-class Precision(str, Enum):
-    FP32 = "fp32"
-    BF16 = "bf16"
-    FP16 = "fp16"
-
-
-class OptimConfig(Strict):
-    """AdamW with linear warmup then cosine decay to a floor; an EMA of the weights is the output."""
-
-    lr: float = Field(3e-4, gt=0, description="peak learning rate (paper: 3e-4; authors' script: 3e-5)")
-    weight_decay: float = Field(1e-2, ge=0, description="AdamW decoupled weight decay")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas")
-    batch_size: int = Field(128, ge=1, description="samples per optimizer step")
-    micro_batch_size: int | None = Field(
-        None, ge=1, description="split each batch into micro-batches (gradient accumulation); default: no split"
-    )
-    epochs: float = Field(10, gt=0, description="passes over the member's own subset")
-    min_steps: int = Field(100, ge=1, description="train at least this many steps (authors' code: 100)")
-    warmup_min_steps: int = Field(100, ge=0, description="warmup lasts max(warmup_min_steps, warmup_fraction*steps)")
-    warmup_fraction: float = Field(0.01, ge=0, le=1, description="see warmup_min_steps")
-    final_lr_fraction: float = Field(0.1, ge=0, le=1, description="cosine decays to this fraction of lr")
-    ema_decay: float = Field(0.99, ge=0, lt=1, description="EMA decay per step (paper: mu = 1 - decay = 0.01)")
-    ema_init: EmaInit = Field(
-        EmaInit.THETA0,
-        description="theta0: EMA starts at the zero-shot weights (paper, Algorithm 1); "
-        "first-step: EMA copies the weights after step 1 (authors' code, torch AveragedModel)",
-    )
-    selection: Selection = Field(
-        Selection.FINAL,
-        description="final: keep the last EMA weights (paper); best-val: keep the best of `val_snapshots` "
-        "EMA snapshots by validation balanced accuracy (authors' code)",
-    )
-    val_snapshots: int = Field(5, ge=1, description="with selection=best-val: how many evaluations")
-    crop_scale: tuple[float, float] = Field((0.08, 1.0), description="RandomResizedCrop area range (train)")
-    hflip: bool = Field(True, description="random horizontal flips (train)")
-    precision: Precision = Field(Precision.FP32, description="autocast precision on GPU; CPU always runs fp32")
-    device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda' or 'cuda:N'")
-    workers: int = Field(0, ge=0, description="dataloader worker processes")
-    resume_every: int = Field(50, ge=1, description="write a resumable state every this many steps")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> OptimConfig:
-        low, high = self.crop_scale
-        if not 0 < low <= high <= 1:
-            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
-        if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
-            raise ValueError(f"batch_size {self.batch_size} is not a multiple of micro_batch_size")
-        return self
-
-
-class PlanConfig(Strict):
-    sampler: PluginSpec = Field(
-        PluginSpec(name="progressive", params={"rounds": 5, "replicas": 2}),
+class PlanConfig(StrictModel):
+    sampler: SamplerSpec = Field(
+        default_factory=lambda: SamplerSpec(name="progressive", params={"rounds": 5, "replicas": 2}),
         description="which members to train on which subsets",
     )
 
 
-class TrainConfig(Strict):
-    loss: PluginSpec = Field(PluginSpec(name="logit-adjusted"), description="stage-1 loss, prior of the subset")
-    optim: OptimConfig = OptimConfig()
+class TrainConfig(LoopSettings):
+    """Stage 1: every member's fine-tune (optimiser, schedule, EMA, selection), loss and augmentation."""
+
+    loss: LossSpec = Field(
+        default_factory=lambda: LossSpec(name="logit-adjusted"), description="stage-1 loss, prior of the subset"
+    )
+    augment: AugmentSettings = AugmentSettings()
 
 
-class MergeConfig(Strict):
-    merger: PluginSpec = Field(
-        PluginSpec(name="recursive", params={"lambda": 0.7, "weights": "previous"}),
+class MergeConfig(StrictModel):
+    merger: MergerSpec = Field(
+        default_factory=lambda: MergerSpec(name="recursive", params={"lambda": 0.7, "weights": "previous"}),
         description="how members become one model; recursive: Theta_k = lambda*Theta_(k-1) + (1-lambda)*mean_k",
     )
 
 
-class RetrainHeadConfig(Strict):
+class RetrainHeadConfig(LoopSettings):
     """Stage 2 (CR): backbone frozen, head retrained on the full training set."""
 
     enabled: bool = Field(True, description="run classifier re-training after the merge")
-    loss: PluginSpec = Field(PluginSpec(name="logit-adjusted"), description="stage-2 loss, full-data prior")
-    augment: bool = Field(True, description="train augmentation; off: features are computed once and cached")
-    optim: OptimConfig = OptimConfig()
+    loss: LossSpec = Field(
+        default_factory=lambda: LossSpec(name="logit-adjusted"), description="stage-2 loss, full-data prior"
+    )
+    augment: AugmentSettings = Field(
+        AugmentSettings(), description="off (enabled: false): features are computed once and cached (fast)"
+    )
 
 
-class TrackingConfig(Strict):
+class TrackingConfig(StrictModel):
     experiment: str = Field("ltsoups", min_length=1, description="MLflow experiment name")
     uri: str | None = Field(
         None, description="MLflow tracking URI; default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db"
@@ -141,13 +134,18 @@ class TrackingConfig(Strict):
     enabled: bool = Field(True, description="log runs to MLflow")
 
 
-class LtSoupsConfig(Strict):
+class LtSoupsConfig(StrictModel):
     """Everything a run depends on, grouped by pipeline stage."""
 
     seed: int = Field(0, ge=0, description="one seed for subsets, data order, augmentation and init")
     preset: str | None = Field(None, description="named profile deep-merged under this file (see ltsoups.presets)")
+    runtime: RuntimeSettings = Field(
+        RuntimeSettings(), description="device, precision and loader workers of every stage (not part of any hash)"
+    )
     data: DataConfig = DataConfig()
-    backbone: PluginSpec = Field(PluginSpec(name="open-clip"), description="the pretrained model theta_0 comes from")
+    backbone: BackboneSpec = Field(
+        default_factory=lambda: BackboneSpec(name="open-clip"), description="the pretrained model theta_0 comes from"
+    )
     head: HeadConfig = HeadConfig()
     plan: PlanConfig = PlanConfig()
     train: TrainConfig = TrainConfig()
@@ -165,6 +163,19 @@ class LtSoupsConfig(Strict):
         """Hash of the named top-level sections: what a stage's output depends on."""
         dumped = self.model_dump(mode="json", by_alias=True)
         return hash_json({name: dumped[name] for name in sections})
+
+
+def plugin_locations(model: type[BaseModel] = LtSoupsConfig, prefix: str = "") -> Iterator[tuple[str, PluginKind]]:
+    """Every plugin choice of the schema as (dotted location, kind), found by walking the models' fields."""
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, PluginSpec):
+            yield f"{prefix}{name}", annotation.kind
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from plugin_locations(annotation, f"{prefix}{name}.")
+
+
+# ------------------------------------------------------------------------------------------ issues
 
 
 @dataclass(frozen=True)
@@ -193,36 +204,116 @@ class ConfigError(ValueError):
         super().__init__(f"{len(self.issues)} problem(s) in {source}:\n{lines}")
 
 
-def _issues_from_validation(err: ValidationError, prefix: str = "") -> list[ConfigIssue]:
+def _issues_from_validation(err: ValidationError, carried: dict[str, CarriedParam]) -> list[ConfigIssue]:
     issues = []
     for item in err.errors():
         loc = ".".join(str(part) for part in item["loc"])
-        message = item["msg"]
+        message = item["msg"].removeprefix("Value error, ")
         value = item.get("input", _NO_VALUE)
         if item["type"] == "extra_forbidden":
             message = "unknown key"
         elif item["type"] == "missing" or (item["type"] == "value_error" and isinstance(value, dict)):
             value = _NO_VALUE  # a required key, or a rule across a section's keys: the message says what
-            message = message.removeprefix("Value error, ")
-        issues.append(ConfigIssue(f"{prefix}{loc}" if loc else prefix.rstrip("."), value, message))
+        if loc in carried:
+            message += f" ({carried[loc].explain()})"
+        issues.append(ConfigIssue(loc, value, message))
     return issues
 
 
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """``top`` over ``base``, key by key; choosing another plugin name drops the old plugin's params."""
-    merged = dict(base)
-    for key, value in top.items():
-        below = merged.get(key)
-        switches_plugin = (
-            isinstance(below, dict)
-            and isinstance(value, dict)
-            and value.get("name", below.get("name")) != below.get("name")
+# ------------------------------------------------------------------------------------------ layers
+
+
+@dataclass(frozen=True)
+class ConfigLayer:
+    """One source of settings, in the order they apply: defaults, preset, params file, each --set."""
+
+    source: str
+    tree: dict[str, Any]
+    user: bool
+    """Written by the user (a params file, --set), as opposed to ltsoups' defaults and presets."""
+
+
+@dataclass(frozen=True)
+class CarriedParam:
+    """A plugin param the user wrote for one plugin and a later layer kept for another."""
+
+    location: str
+    source: str
+    old_plugin: str
+    new_plugin: str
+
+    def explain(self) -> str:
+        spec = self.location.rsplit(".params.", 1)[0]
+        return (
+            f"set in {self.source} for {self.old_plugin!r} and kept when {spec}.name became {self.new_plugin!r}; "
+            f"to choose {self.new_plugin!r} with other params, give both at once: "
+            f"--set {spec}='{{name: {self.new_plugin}, params: {{...}}}}'"
         )
-        if isinstance(value, dict) and isinstance(below, dict) and not switches_plugin:
-            merged[key] = _deep_merge(below, value)
-        else:
-            merged[key] = value
-    return merged
+
+
+@dataclass
+class _Merge:
+    """Layers folded over each other; a plugin's params follow the rules of ``_merge_plugin``."""
+
+    plugins: frozenset[str]
+    tree: dict[str, Any] = field(default_factory=dict)
+    written: dict[str, str] = field(default_factory=dict)
+    """Plugin param location -> the user layer that wrote it."""
+    carried: dict[str, CarriedParam] = field(default_factory=dict)
+
+    def add(self, layer: ConfigLayer) -> None:
+        self.tree = self._merge(self.tree, layer.tree, "", layer)
+
+    def _merge(self, below: dict[str, Any], top: dict[str, Any], prefix: str, layer: ConfigLayer) -> dict[str, Any]:
+        merged = dict(below)
+        for key, value in top.items():
+            location, under = f"{prefix}{key}", merged.get(key)
+            if isinstance(value, dict) and isinstance(under, dict):
+                if location in self.plugins:
+                    merged[key] = self._merge_plugin(under, value, location, layer)
+                else:
+                    merged[key] = self._merge(under, value, f"{location}.", layer)
+            else:
+                merged[key] = value
+                if location in self.plugins and isinstance(value, dict):
+                    self._record(location, value.get("params"), layer)
+        return merged
+
+    def _merge_plugin(
+        self, below: dict[str, Any], top: dict[str, Any], location: str, layer: ConfigLayer
+    ) -> dict[str, Any]:
+        """Same plugin: params merge key by key. Another plugin named with its params: they replace the
+        old ones. Another plugin named alone: the params a user wrote stay (and must fit the new plugin);
+        the params of ltsoups' defaults and presets belonged to the old plugin and go."""
+        old, new = below.get("name"), top.get("name", below.get("name"))
+        params = below.get("params") if isinstance(below.get("params"), dict) else {}
+        if new != old:
+            prefix = f"{location}.params."
+            kept = {key: self.written[prefix + key] for key in params if prefix + key in self.written}
+            earlier = {name: self.carried.pop(name) for name in list(self.carried) if name.startswith(prefix)}
+            for name in [name for name in self.written if name.startswith(prefix)]:
+                del self.written[name]
+            params = {} if "params" in top else {key: params[key] for key in kept}
+            for key in params:
+                name, first = prefix + key, earlier.get(prefix + key)
+                self.written[name] = kept[key]
+                self.carried[name] = CarriedParam(name, kept[key], first.old_plugin if first else str(old), str(new))
+        top_params = top.get("params")
+        if isinstance(top_params, dict):
+            params = self._merge(params, top_params, f"{location}.params.", layer)
+            self._record(location, top_params, layer)
+        elif "params" in top:
+            params = top_params  # not a mapping: the schema check reports it
+        return {**below, **{k: v for k, v in top.items() if k != "params"}, "params": params}
+
+    def _record(self, location: str, params: Any, layer: ConfigLayer) -> None:
+        if layer.user and isinstance(params, dict):
+            for key in params:
+                self.written[f"{location}.params.{key}"] = layer.source
+                self.carried.pop(f"{location}.params.{key}", None)
+
+
+# ------------------------------------------------------------------------------------------ reading
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -240,15 +331,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    result = dict(raw)
-    for text in overrides:
-        path, value = parse_override(text)
-        nested: dict[str, Any] = value
-        for part in reversed(path):
-            nested = {part: nested}
-        result = _deep_merge(result, nested)
-    return result
+def override_layer(text: str) -> ConfigLayer:
+    """One ``--set KEY=VALUE`` as a layer of its own."""
+    path, value = parse_override(text)
+    nested: Any = value
+    for part in reversed(path):
+        nested = {part: nested}
+    return ConfigLayer(f"--set {text}", nested, user=True)
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:
@@ -278,82 +367,51 @@ def read_params_file(path: Path) -> dict[str, Any]:
     return raw
 
 
-def _with_preset(raw: dict[str, Any]) -> dict[str, Any]:
-    name = raw.get("preset")
-    if not name:
-        return raw
+def _preset_layer(layers: Sequence[ConfigLayer]) -> ConfigLayer | None:
+    """The preset the user layers name (the last one wins), as the layer under them."""
+    name = next((layer.tree["preset"] for layer in reversed(layers) if layer.tree.get("preset")), None)
+    if name is None:
+        return None
     from ltsoups.presets import available_presets, preset_path
 
     if name not in available_presets():
         allowed = ", ".join(available_presets())
         raise ConfigError([ConfigIssue("preset", name, f"unknown preset; available: {allowed}")], "preset")
-    return _deep_merge(read_params_file(preset_path(name)), raw)
+    return ConfigLayer(f"preset {name}", read_params_file(preset_path(name)), user=False)
 
 
-_PLUGIN_LOCATIONS: tuple[tuple[str, PluginKind], ...] = (
-    ("data.dataset", PluginKind.DATASET),
-    ("backbone", PluginKind.BACKBONE),
-    ("plan.sampler", PluginKind.SAMPLER),
-    ("train.loss", PluginKind.LOSS),
-    ("merge.merger", PluginKind.MERGER),
-    ("retrain_head.loss", PluginKind.LOSS),
-)
-
-
-def _node(tree: dict[str, Any], location: str) -> Any:
-    for part in location.split("."):
-        if not isinstance(tree, dict):
-            return None
-        tree = tree.get(part)
-    return tree
-
-
-def _plugin_issues(
-    merged: dict[str, Any], registry: PluginRegistry
-) -> tuple[list[ConfigIssue], dict[str, dict[str, Any]]]:
-    """Problems with each plugin choice, and the params of the valid ones with defaults filled in."""
-    issues: list[ConfigIssue] = []
-    resolved: dict[str, dict[str, Any]] = {}
-    for location, kind in _PLUGIN_LOCATIONS:
-        spec = _node(merged, location)
-        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
-            continue  # the schema check reports malformed specs
-        try:
-            params = registry.validate_params(kind, spec["name"], spec.get("params") or {})
-        except PluginError as err:
-            issues.append(ConfigIssue(f"{location}.name", spec["name"], str(err)))
-        except ValidationError as err:
-            issues.extend(_issues_from_validation(err, f"{location}.params."))
-        else:
-            resolved[location] = params.model_dump(mode="json", by_alias=True)
-    return issues, resolved
+def validate_layers(
+    layers: Sequence[ConfigLayer], source: str, registry: PluginRegistry | None = None
+) -> LtSoupsConfig:
+    """The user's layers over the preset they name and the defaults, validated; or ConfigError."""
+    merge = _Merge(frozenset(location for location, _ in plugin_locations()))
+    merge.add(ConfigLayer("defaults", LtSoupsConfig().model_dump(mode="json", by_alias=True), user=False))
+    preset = _preset_layer(layers)
+    for layer in [preset, *layers] if preset is not None else layers:
+        merge.add(layer)
+    try:
+        return LtSoupsConfig.model_validate(merge.tree, context={"registry": registry or installed_registry()})
+    except ValidationError as err:
+        raise ConfigError(_issues_from_validation(err, merge.carried), source) from err
 
 
 def validate_config(
     raw: dict[str, Any], source: str = "params", registry: PluginRegistry | None = None
 ) -> LtSoupsConfig:
-    """A validated config with plugin params resolved to their full defaults, or ConfigError."""
-    merged = _deep_merge(LtSoupsConfig().model_dump(mode="json", by_alias=True), _with_preset(raw))
-    issues, resolved = _plugin_issues(merged, registry or installed_registry())
-    try:
-        LtSoupsConfig.model_validate(merged)
-    except ValidationError as err:
-        issues = _issues_from_validation(err) + issues
-    if issues:
-        raise ConfigError(issues, source)
-    for location, params in resolved.items():
-        _node(merged, location)["params"] = params
-    return LtSoupsConfig.model_validate(merged)
+    """A validated config from one user-written mapping (over its preset and the defaults), or ConfigError."""
+    return validate_layers([ConfigLayer(source, raw, user=True)], source, registry)
 
 
 def load_config(
     path: Path | None, overrides: Sequence[str] = (), registry: PluginRegistry | None = None
 ) -> LtSoupsConfig:
-    raw = read_params_file(path) if path is not None else {}
+    """params file (if any), then each ``--set`` override in order."""
+    layers = [ConfigLayer(str(path), read_params_file(path), user=True)] if path is not None else []
+    layers += [override_layer(text) for text in overrides]
     source = str(path) if path is not None else "defaults"
     if overrides:
         source += " + --set"
-    return validate_config(apply_overrides(raw, overrides), source, registry)
+    return validate_layers(layers, source, registry)
 
 
 def sampler_shortcut(rounds: int | None, replicas: int | None) -> list[str]:

@@ -11,20 +11,21 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
-from pydantic import BaseModel, ConfigDict
-from torch import nn
 
-from ltsoups.data.dataset import DatasetSplits
+from ltsoups.schema import StrictModel
+
+if TYPE_CHECKING:  # only for annotations: naming and validating plugins must not cost a torch import
+    import torch
+    from torch import nn
+
+    from ltsoups.data.dataset import DatasetSplits
 
 
-class PluginParams(BaseModel):
+class PluginParams(StrictModel):
     """Base of every plugin's parameters: unknown keys are errors, values are frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Plugin(ABC):  # noqa: B024 - the kinds below add the abstract methods
@@ -74,7 +75,7 @@ class Sampler(Plugin):
 # ------------------------------------------------------------------------------------------ losses
 
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LossFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 class Loss(Plugin):
@@ -105,9 +106,6 @@ class Merger(Plugin):
 
 
 # --------------------------------------------------------------------------------------- backbones
-
-
-ImageTransform = Callable[..., torch.Tensor]
 
 
 @dataclass

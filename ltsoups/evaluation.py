@@ -8,12 +8,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from ltsoups.data.dataset import LabelledImages
 from ltsoups.data.stats import ClassStats, ShotGroup, ShotThresholds
+from ltsoups.runtime import Runtime
 from ltsoups.training.batches import EvaluationSamples
 from ltsoups.training.transforms import Preprocess
+
+BATCH_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -64,13 +66,12 @@ def score_predictions(
     )
 
 
-@torch.no_grad()
-def predict(model: nn.Module, split: LabelledImages, preprocess: Preprocess, batch_size: int = 256) -> np.ndarray:
-    """Arg-max of the raw logits (no post-hoc adjustment) for every sample of ``split``."""
+def predict(model: nn.Module, split: LabelledImages, preprocess: Preprocess, runtime: Runtime) -> np.ndarray:
+    """The raw logits (no post-hoc adjustment) of every sample of ``split``, in order, as float32."""
     model.eval()
-    device = next(model.parameters()).device
-    loader = DataLoader(EvaluationSamples(split, preprocess), batch_size=batch_size, shuffle=False)
-    outputs = [model(images.to(device)).argmax(dim=-1).cpu() for images, _ in loader]
+    loader = runtime.loader(EvaluationSamples(split, preprocess), batch_size=BATCH_SIZE, shuffle=False)
+    with runtime.inference():
+        outputs = [model(images.to(runtime.device, non_blocking=True)).float().cpu() for images, _ in loader]
     return torch.cat(outputs).numpy()
 
 
@@ -78,7 +79,9 @@ def evaluate(
     model: nn.Module,
     split: LabelledImages,
     preprocess: Preprocess,
+    runtime: Runtime,
     train_counts: np.ndarray,
     thresholds: ShotThresholds,
 ) -> Scores:
-    return score_predictions(predict(model, split, preprocess), split.labels, train_counts, thresholds)
+    logits = predict(model, split, preprocess, runtime)
+    return score_predictions(logits.argmax(axis=-1), split.labels, train_counts, thresholds)

@@ -10,14 +10,13 @@ import numpy as np
 
 from ltsoups.config import ConfigError, ConfigIssue, LtSoupsConfig
 from ltsoups.plan import member_id
-from ltsoups.registry import PluginKind, PluginRegistry, installed_registry
+from ltsoups.registry import PluginRegistry, installed_registry
 
 
 def planned_members(config: LtSoupsConfig, registry: PluginRegistry) -> list[str]:
     """The member ids the configured sampler draws for the configured dataset (class counts only, no images)."""
-    data, plan = config.data.dataset, config.plan.sampler
-    counts = np.asarray(registry.create(PluginKind.DATASET, data.name, data.params).class_counts())
-    sampler = registry.create(PluginKind.SAMPLER, plan.name, plan.params)
+    counts = np.asarray(registry.instantiate(config.data.dataset).class_counts())
+    sampler = registry.instantiate(config.plan.sampler)
     return [member_id(draw.factor, draw.replica) for draw in sampler.draws(counts, config.seed)]
 
 
@@ -28,7 +27,9 @@ def check_member_list(config: LtSoupsConfig, source: str, registry: PluginRegist
     expected = planned_members(config, registry or installed_registry())
     if sorted(config.members) != sorted(expected):
         spec = config.plan.sampler
-        settings = ", ".join(f"{key} {value}" for key, value in spec.params.items())
+        settings = ", ".join(
+            f"{key} {value}" for key, value in spec.params.model_dump(mode="json", by_alias=True).items()
+        )
         message = (
             f"the plan ({spec.name}: {settings}) trains {len(expected)} members; "
             f"set `members: [{', '.join(expected)}]` so that dvc.yaml has one train-member stage per member"

@@ -1,27 +1,61 @@
-"""The subsample plan: which members to train, and each member's manifest of sample indices."""
+"""The subsample plan: which members to train, and each member's manifest of sample indices.
+
+Both are typed artifacts: written once by the prepare stage, read (and checked) by the others.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ConfigDict, Field, ValidationError
 
 from ltsoups.checkpoint import write_text_atomic
 from ltsoups.contracts import Sampler, SubsetDraw
 from ltsoups.provenance import canonical_json, code_version, hash_json
+from ltsoups.schema import StrictModel
 
 MANIFEST_SCHEMA = 1
+
+
+class PlanError(ValueError):
+    """A plan or manifest file is unreadable, edited, or does not fit the data it claims to index."""
 
 
 def member_id(factor: int, replica: int) -> str:
     return f"f{factor}-r{replica}"
 
 
-@dataclass(frozen=True)
-class FactorSummary:
+def _parse(model: type[StrictModel], path: Path, what: str) -> Any:
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PlanError(f"{path}: cannot read {what} ({err})") from err
+    try:
+        return raw, model.model_validate(raw)
+    except ValidationError as err:
+        problem = err.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "top level"
+        raise PlanError(f"{path}: not a {what} ({where}: {problem['msg']})") from err
+
+
+class DatasetFingerprint(StrictModel):
+    """Which training split a plan was drawn from: its name, size and a hash of its labels."""
+
+    name: str
+    size: int
+    labels_sha256: str
+
+    @classmethod
+    def of(cls, name: str, labels: np.ndarray) -> DatasetFingerprint:
+        return cls(name=name, size=len(labels), labels_sha256=hash_json(np.asarray(labels).tolist()))
+
+
+class FactorSummary(StrictModel):
     """One row of the plan table: a factor and what its subsets hold."""
 
     factor: int
@@ -31,18 +65,8 @@ class FactorSummary:
     rho: float
     members: int
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "factor": self.factor,
-            "cap": self.cap,
-            "size": self.size,
-            "share": self.share,
-            "rho": self.rho,
-            "members": self.members,
-        }
 
-
-def summarise(draws: list[SubsetDraw], class_counts: np.ndarray) -> list[FactorSummary]:
+def summarise(draws: Sequence[SubsetDraw], class_counts: np.ndarray) -> list[FactorSummary]:
     """Per factor: cap, subset size, percent of the training data (2 decimals), imbalance ratio."""
     total = int(class_counts.sum())
     rows = []
@@ -63,40 +87,128 @@ def summarise(draws: list[SubsetDraw], class_counts: np.ndarray) -> list[FactorS
     return rows
 
 
-def build_manifest(draw: SubsetDraw, labels: np.ndarray, sampler: dict[str, Any], dataset: dict[str, Any]) -> dict:
-    """The manifest of one member: dataset indices of its subset plus what produced them."""
-    per_class = [np.flatnonzero(labels == c) for c in range(len(draw.positions))]
-    indices = np.sort(np.concatenate([per_class[c][pos] for c, pos in enumerate(draw.positions)]))
-    body = {
-        "schema": MANIFEST_SCHEMA,
-        "member": member_id(draw.factor, draw.replica),
-        "factor": draw.factor,
-        "replica": draw.replica,
-        "seed": draw.seed,
-        "cap": draw.cap,
-        "size": draw.size,
-        "class_counts": draw.class_counts,
-        # Only the name: the sampler's params (rounds, replicas) decide which members exist, not what a
-        # member's subset holds; raising N must leave the other members' manifests byte-identical.
-        "sampler": sampler["name"],
-        "dataset": dataset,
-        "indices": indices.tolist(),
-    }
-    return {**body, "content_sha256": hash_json(body)}
+class Manifest(StrictModel):
+    """One member's subset: dataset indices, plus what produced them and a hash of its own content."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True, validate_by_name=True)
+
+    schema_version: int = Field(MANIFEST_SCHEMA, alias="schema")
+    member: str
+    factor: int
+    replica: int
+    seed: int
+    cap: int | None
+    size: int
+    class_counts: tuple[int, ...]
+    # Only the sampler's name: its params (rounds, replicas) decide which members exist, not what a
+    # member's subset holds; raising N must leave the other members' manifests byte-identical.
+    sampler: str
+    dataset: DatasetFingerprint
+    indices: tuple[int, ...]
+    content_sha256: str
+
+    @classmethod
+    def of(cls, draw: SubsetDraw, labels: np.ndarray, sampler: str, dataset: DatasetFingerprint) -> Manifest:
+        per_class = [np.flatnonzero(labels == c) for c in range(len(draw.positions))]
+        indices = np.sort(np.concatenate([per_class[c][pos] for c, pos in enumerate(draw.positions)]))
+        body = {
+            "schema": MANIFEST_SCHEMA,
+            "member": member_id(draw.factor, draw.replica),
+            "factor": draw.factor,
+            "replica": draw.replica,
+            "seed": draw.seed,
+            "cap": draw.cap,
+            "size": draw.size,
+            "class_counts": draw.class_counts,
+            "sampler": sampler,
+            "dataset": dataset.model_dump(mode="json"),
+            "indices": indices.tolist(),
+        }
+        return cls.model_validate({**body, "content_sha256": hash_json(body)})
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        """The manifest at ``path``, checked against its own content hash."""
+        raw, manifest = _parse(cls, path, "manifest")
+        body = {key: value for key, value in raw.items() if key != "content_sha256"}
+        if raw.get("content_sha256") != hash_json(body):
+            raise PlanError(f"{path}: manifest content does not match its content_sha256 (edited or truncated)")
+        return manifest
+
+    def write(self, path: Path) -> None:
+        """Canonical bytes: identical manifests give identical files."""
+        write_text_atomic(path, canonical_json(self.model_dump(mode="json", by_alias=True)) + "\n")
+
+    def samples(self, labels: np.ndarray, path: Path) -> np.ndarray:
+        """The sample indices, checked against the training labels they claim to be drawn from."""
+        indices = np.asarray(self.indices, dtype=np.int64)
+        outside = indices[(indices < 0) | (indices >= len(labels))]
+        if len(outside):
+            raise PlanError(
+                f"{path}: sample index {int(outside[0])} does not exist: "
+                f"the training split has {len(labels)} samples (indices 0..{len(labels) - 1})"
+            )
+        values, times = np.unique(indices, return_counts=True)
+        if (times > 1).any():
+            raise PlanError(f"{path}: sample index {int(values[times > 1][0])} is listed twice")
+        counts = tuple(np.bincount(labels[indices], minlength=len(self.class_counts)).tolist())
+        if counts != self.class_counts:
+            raise PlanError(
+                f"{path}: its samples have class counts {list(counts)}, but the manifest says {list(self.class_counts)}"
+            )
+        return indices
 
 
-def manifest_text(manifest: dict) -> str:
-    """Canonical bytes of a manifest: identical inputs give identical files."""
-    return canonical_json(manifest) + "\n"
+class PlannedMember(StrictModel):
+    """A member of the plan, as the plan index lists it."""
+
+    member: str
+    factor: int
+    replica: int
+    size: int
+    manifest_sha256: str
 
 
-def dataset_fingerprint(name: str, labels: np.ndarray) -> dict[str, Any]:
-    return {"name": name, "size": len(labels), "labels_sha256": hash_json(labels.tolist())}
+class Plan(StrictModel):
+    """The plan index: every member with its manifest's hash, and the factors' summary."""
+
+    seed: int
+    sampler: dict[str, Any]
+    dataset: DatasetFingerprint
+    class_counts: tuple[int, ...]
+    factors: tuple[FactorSummary, ...]
+    members: tuple[PlannedMember, ...]
+    code_version: str
+
+    @classmethod
+    def read(cls, path: Path) -> Plan:
+        return _parse(cls, path, "plan")[1]
+
+    def write(self, path: Path) -> None:
+        write_text_atomic(path, json.dumps(self.model_dump(mode="json"), indent=2) + "\n")
+
+    def member(self, member: str, path: Path) -> PlannedMember:
+        """The plan's entry for ``member``; the error names the plan file and lists its members."""
+        for entry in self.members:
+            if entry.member == member:
+                return entry
+        listed = ", ".join(entry.member for entry in self.members)
+        raise PlanError(f"member {member!r} is not in the plan {path}; members: {listed}")
+
+    def factor_groups(self) -> list[tuple[int, list[PlannedMember]]]:
+        """The members grouped by factor, factors ascending (the order merges fold them in)."""
+        groups: dict[int, list[PlannedMember]] = {}
+        for entry in self.members:
+            groups.setdefault(entry.factor, []).append(entry)
+        return sorted(groups.items())
 
 
 @dataclass(frozen=True)
 class PlanFiles:
-    plan: Path
+    """What the prepare stage wrote: the plan, its file, and each member's manifest file."""
+
+    plan: Plan
+    path: Path
     manifests: dict[str, Path]
 
 
@@ -112,64 +224,32 @@ def write_plan(
     """Write every member's manifest and the plan index (members, factors, hashes) under ``out_dir``."""
     counts = np.bincount(labels, minlength=num_classes)
     draws = sampler.draws(counts, seed)
-    fingerprint = dataset_fingerprint(dataset_name, labels)
+    fingerprint = DatasetFingerprint.of(dataset_name, labels)
     manifests: dict[str, Path] = {}
     members = []
     for draw in draws:
-        manifest = build_manifest(draw, labels, sampler_spec, fingerprint)
-        path = out_dir / "manifests" / f"{manifest['member']}.json"
-        write_text_atomic(path, manifest_text(manifest))
-        manifests[manifest["member"]] = path
+        manifest = Manifest.of(draw, labels, sampler_spec["name"], fingerprint)
+        path = out_dir / "manifests" / f"{manifest.member}.json"
+        manifest.write(path)
+        manifests[manifest.member] = path
         members.append(
-            {
-                "member": manifest["member"],
-                "factor": draw.factor,
-                "replica": draw.replica,
-                "size": draw.size,
-                "manifest_sha256": manifest["content_sha256"],
-            }
+            PlannedMember(
+                member=manifest.member,
+                factor=draw.factor,
+                replica=draw.replica,
+                size=draw.size,
+                manifest_sha256=manifest.content_sha256,
+            )
         )
-    plan = {
-        "seed": seed,
-        "sampler": sampler_spec,
-        "dataset": fingerprint,
-        "class_counts": counts.tolist(),
-        "factors": [row.as_dict() for row in summarise(draws, counts)],
-        "members": members,
-        "code_version": code_version(),
-    }
+    plan = Plan(
+        seed=seed,
+        sampler=sampler_spec,
+        dataset=fingerprint,
+        class_counts=tuple(counts.tolist()),
+        factors=tuple(summarise(draws, counts)),
+        members=tuple(members),
+        code_version=code_version(),
+    )
     plan_path = out_dir / "plan.json"
-    write_text_atomic(plan_path, json.dumps(plan, indent=2) + "\n")
-    return PlanFiles(plan_path, manifests)
-
-
-def manifest_samples(manifest: dict, path: Path, labels: np.ndarray) -> np.ndarray:
-    """The manifest's sample indices, checked against the training labels it claims to be drawn from."""
-    indices = np.asarray(manifest["indices"], dtype=np.int64)
-    outside = indices[(indices < 0) | (indices >= len(labels))]
-    if len(outside):
-        raise ValueError(
-            f"{path}: sample index {int(outside[0])} does not exist: "
-            f"the training split has {len(labels)} samples (indices 0..{len(labels) - 1})"
-        )
-    values, times = np.unique(indices, return_counts=True)
-    if (times > 1).any():
-        raise ValueError(f"{path}: sample index {int(values[times > 1][0])} is listed twice")
-    counts = np.bincount(labels[indices], minlength=len(manifest["class_counts"])).tolist()
-    if counts != manifest["class_counts"]:
-        raise ValueError(
-            f"{path}: its samples have class counts {counts}, but the manifest says {manifest['class_counts']}"
-        )
-    return indices
-
-
-def read_manifest(path: Path) -> dict:
-    """A manifest, checked against its own content hash."""
-    try:
-        manifest = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read manifest ({err})") from err
-    claimed = manifest.pop("content_sha256", None)
-    if claimed != hash_json(manifest):
-        raise ValueError(f"{path}: manifest content does not match its content_sha256 (edited or truncated)")
-    return {**manifest, "content_sha256": claimed}
+    plan.write(plan_path)
+    return PlanFiles(plan, plan_path, manifests)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from pydantic import ValidationError
 
@@ -43,6 +43,14 @@ _CONTRACTS: dict[PluginKind, type[Plugin]] = {
     PluginKind.BACKBONE: Backbone,
     PluginKind.DATASET: Dataset,
 }
+
+
+class PluginChoice(Protocol):
+    """A configured plugin: its kind, name and validated params (the config's plugin specs)."""
+
+    kind: ClassVar[PluginKind]
+    name: str
+    params: PluginParams
 
 
 class PluginError(ValueError):
@@ -133,6 +141,10 @@ class PluginRegistry:
             except ValidationError as err:
                 raise PluginError(f"{kind.singular} {name!r}: {err}") from err
         return plugin_cls(params)
+
+    def instantiate(self, choice: PluginChoice) -> Any:
+        """The plugin a config names, built with the params the config validated."""
+        return self.create(choice.kind, choice.name, choice.params)
 
 
 @cache

@@ -35,9 +35,6 @@ class Workspace:
     def member_resume(self, member: str) -> Path:
         return self.root / "members" / member / "resume.safetensors"
 
-    def member_log(self, member: str) -> Path:
-        return self.root / "members" / member / "train_log.json"
-
     @property
     def soup(self) -> Path:
         return self.root / "soup" / "soup.safetensors"

@@ -3,15 +3,17 @@ from pathlib import Path
 import pytest
 
 from ltsoups.config import ConfigError, load_config, validate_config
+from ltsoups.registry import PluginKind
 
 
 def test_defaults_are_the_paper_settings() -> None:
     config = load_config(None)
-    optim = config.train.optim
-    assert (optim.lr, optim.batch_size, optim.final_lr_fraction, optim.ema_decay) == (3e-4, 128, 0.1, 0.99)
-    assert (optim.warmup_min_steps, optim.warmup_fraction) == (100, 0.01)
-    assert config.merge.merger.params == {"lambda": 0.7, "weights": "previous"}
-    assert config.plan.sampler.params == {"rounds": 5, "replicas": 2, "shared_subset": False}
+    train = config.train
+    assert (train.optim.lr, train.optim.batch_size, train.schedule.final_lr_fraction) == (3e-4, 128, 0.1)
+    assert (train.ema.decay, train.ema.init.value, train.selection.mode.value) == (0.99, "theta0", "final")
+    assert (train.schedule.warmup_min_steps, train.schedule.warmup_fraction) == (100, 0.01)
+    assert config.merge.merger.params.model_dump(mode="json") == {"lambda": 0.7, "weights": "previous"}
+    assert config.plan.sampler.params.model_dump() == {"rounds": 5, "replicas": 2, "shared_subset": False}
     assert config.head.scale == 30.0
 
 
@@ -19,14 +21,67 @@ def test_overrides_use_the_same_models_as_the_file(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text("merge:\n  merger:\n    name: recursive\n    params: {lambda: 0.3}\n")
     config = load_config(params, ["plan.sampler.params.rounds=3", "train.optim.lr=3e-5"])
-    assert config.merge.merger.params["lambda"] == 0.3
-    assert config.plan.sampler.params["rounds"] == 3
+    assert config.merge.merger.params.lam == 0.3
+    assert config.plan.sampler.params.rounds == 3
     assert config.train.optim.lr == 3e-5
 
 
-def test_switching_plugin_drops_the_old_plugins_params() -> None:
+def test_plugin_params_are_validated_once_and_held_typed() -> None:
+    from ltsoups.plugins.samplers import ProgressiveParams
+
+    config = load_config(None, ["plan.sampler.params.rounds=3"])
+    assert type(config.plan.sampler.params) is ProgressiveParams
+    assert config.section_hash("plan") == load_config(None, ["plan.sampler.params.rounds=3"]).section_hash("plan")
+
+
+def test_every_plugin_field_of_the_schema_is_found() -> None:
+    from ltsoups.config import plugin_locations
+
+    assert dict(plugin_locations()) == {
+        "data.dataset": PluginKind.DATASET,
+        "backbone": PluginKind.BACKBONE,
+        "plan.sampler": PluginKind.SAMPLER,
+        "train.loss": PluginKind.LOSS,
+        "merge.merger": PluginKind.MERGER,
+        "retrain_head.loss": PluginKind.LOSS,
+    }
+
+
+def test_switching_plugin_drops_only_the_defaults_of_the_old_plugin() -> None:
     config = load_config(None, ["plan.sampler.name=fixed-ratio", "plan.sampler.params.ratio=8"])
-    assert config.plan.sampler.params == {"ratio": 8, "replicas": 2}
+    assert config.plan.sampler.params.model_dump() == {"ratio": 8, "replicas": 2}
+
+
+def test_a_param_written_before_a_plugin_switch_applies_to_the_new_plugin() -> None:
+    config = load_config(None, ["plan.sampler.params.replicas=1", "plan.sampler.name=full-data"])
+    assert config.plan.sampler.name == "full-data"
+    assert config.plan.sampler.params.replicas == 1
+
+
+def test_a_param_the_new_plugin_does_not_take_is_an_error_naming_it(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("plan:\n  sampler: {name: progressive, params: {rounds: 3, replicas: 1}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(params, ["plan.sampler.name=full-data"])
+    (issue,) = info.value.issues
+    assert issue.location == "plan.sampler.params.rounds"
+    assert issue.value == 3
+    assert f"set in {params} for 'progressive'" in issue.message
+    assert "--set plan.sampler='{name: full-data, params: {...}}'" in issue.message
+
+
+def test_naming_a_plugin_with_its_params_replaces_the_choice(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("plan:\n  sampler: {name: progressive, params: {rounds: 3, replicas: 1}}\n")
+    config = load_config(params, ["plan.sampler={name: full-data, params: {replicas: 3}}"])
+    assert (config.plan.sampler.name, config.plan.sampler.params.replicas) == ("full-data", 3)
+
+
+def test_a_file_that_switches_plugin_keeps_its_own_params(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("plan:\n  sampler: {name: fixed-ratio, params: {ratio: 4}}\n")
+    config = load_config(params, ["plan.sampler.params.replicas=3"])
+    assert config.plan.sampler.params.model_dump() == {"ratio": 4, "replicas": 3}
 
 
 def test_every_problem_is_reported_at_once() -> None:

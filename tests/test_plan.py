@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ltsoups.data.profiles import exponential_counts
-from ltsoups.plan import member_id, read_manifest, summarise, write_plan
+from ltsoups.plan import Manifest, Plan, PlanError, member_id, summarise, write_plan
 from ltsoups.plugins.samplers import (
     FixedRatioParams,
     FixedRatioSampler,
@@ -90,12 +90,14 @@ def test_manifests_are_byte_identical_for_identical_inputs(tmp_path: Path) -> No
 def test_manifest_records_its_subset_and_hash(tmp_path: Path) -> None:
     labels = _labels(CIFAR100_LT, 0)
     files = write_plan(tmp_path, progressive(1), {"name": "progressive"}, labels, 100, "cifar", 7)
-    manifest = read_manifest(files.manifests["f2-r1"])
-    assert (manifest["factor"], manifest["replica"], manifest["seed"], manifest["cap"]) == (2, 1, 7, 10)
-    assert manifest["size"] == len(manifest["indices"]) == 949
-    assert np.bincount(labels[manifest["indices"]], minlength=100).tolist() == manifest["class_counts"]
-    plan = json.loads(files.plan.read_text())
-    assert [m["member"] for m in plan["members"]] == ["f1-r0", "f1-r1", "f2-r0", "f2-r1"]
+    manifest = Manifest.read(files.manifests["f2-r1"])
+    assert (manifest.factor, manifest.replica, manifest.seed, manifest.cap) == (2, 1, 7, 10)
+    assert manifest.size == len(manifest.indices) == 949
+    assert tuple(np.bincount(labels[list(manifest.indices)], minlength=100).tolist()) == manifest.class_counts
+    plan = Plan.read(files.path)
+    assert plan == files.plan
+    assert [m.member for m in plan.members] == ["f1-r0", "f1-r1", "f2-r0", "f2-r1"]
+    assert [m.manifest_sha256 for m in plan.members][3] == manifest.content_sha256
 
 
 def test_an_edited_manifest_is_detected(tmp_path: Path) -> None:
@@ -104,5 +106,5 @@ def test_an_edited_manifest_is_detected(tmp_path: Path) -> None:
     manifest = json.loads(path.read_text())
     manifest["indices"][0] += 1
     path.write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="content_sha256"):
-        read_manifest(path)
+    with pytest.raises(PlanError, match="content_sha256"):
+        Manifest.read(path)

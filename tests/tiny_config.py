@@ -9,7 +9,15 @@ import torch
 import yaml
 
 TINY_DATA = {"num_classes": 6, "n_max": 40, "rho": 8, "val_per_class": 3, "test_per_class": 5}
-TINY_OPTIM = {"batch_size": 16, "epochs": 1, "min_steps": 3, "warmup_min_steps": 1, "device": "cpu"}
+
+
+def tiny_training(min_steps: int = 3, **extra: Any) -> dict[str, Any]:
+    """Training sections (optimiser, schedule) for runs of a few steps; ``extra`` adds sections or keys."""
+    return {
+        "optim": {"batch_size": 16},
+        "schedule": {"epochs": 1, "min_steps": min_steps, "warmup_min_steps": 1},
+        **extra,
+    }
 
 
 def save_random_mini_clip(path: Path) -> Path:
@@ -33,8 +41,9 @@ def tiny_params(pretrained: Path | str, **sections: Any) -> dict[str, Any]:
         "data": {"dataset": {"name": "embedded", "params": dict(TINY_DATA)}},
         "backbone": {"name": "open-clip", "params": {"model": "ltsoups-mini", "pretrained": str(pretrained)}},
         "plan": {"sampler": {"name": "progressive", "params": {"rounds": 2, "replicas": 2}}},
-        "train": {"optim": {**TINY_OPTIM, "crop_scale": [0.5, 1.0], "resume_every": 2}},
-        "retrain_head": {"augment": False, "optim": dict(TINY_OPTIM)},
+        "runtime": {"device": "cpu"},
+        "train": tiny_training(augment={"crop_scale": [0.5, 1.0]}, resume_every=2),
+        "retrain_head": tiny_training(augment={"enabled": False}),
         "tracking": {"enabled": False},
         "workdir": "outputs",
     }

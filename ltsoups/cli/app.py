@@ -1,4 +1,8 @@
-"""`ltsoups`: the Typer application. Commands parse options, then call the library."""
+"""`ltsoups`: the Typer application. Commands parse options, then call the library.
+
+Each command imports the library modules it uses when it runs: `ltsoups --help`, `plan` and
+`validate` never load torch, open_clip or MLflow.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,15 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import numpy as np
 import typer
-from rich.markup import escape
 
-from ltsoups.checkpoint import CheckpointError
 from ltsoups.cli.pretrain_embedded import pretrain_embedded
-from ltsoups.cli.progress import ProgressObserver, make_progress
-from ltsoups.cli.render import console, error_console, plan_table, plugins_table, results_table
-from ltsoups.config import ConfigError, LtSoupsConfig, load_config, sampler_shortcut
-from ltsoups.data.counts_export import export_class_counts
-from ltsoups.data.profiles import read_counts
-from ltsoups.data.stats import ClassStats, ShotGroup
-from ltsoups.member_list import check_member_list, planned_members
-from ltsoups.plan import summarise
-from ltsoups.registry import PluginError, PluginKind, installed_registry
-from ltsoups.stages.context import RunContext
-from ltsoups.stages.evaluate import evaluate_all, read_results
-from ltsoups.stages.member import train_member
-from ltsoups.stages.merge import merge_members
-from ltsoups.stages.pipeline import run_pipeline
-from ltsoups.stages.prepare import prepare as prepare_stage
-from ltsoups.stages.retrain_head import retrain_head
-from ltsoups.stages.theta0 import build_theta0
-from ltsoups.tracking import pipeline_tracking
-from ltsoups.training.loop import ObserverGroup, TrainingDiverged
-from ltsoups.workspace import Workspace
+
+if TYPE_CHECKING:
+    from ltsoups.config import LtSoupsConfig
+    from ltsoups.workspace import Workspace
 
 app = typer.Typer(
     help="LT-Soups: subsampled model soups for long-tailed fine-tuning of CLIP.",
@@ -61,12 +46,19 @@ def reports_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from rich.markup import escape
+
+        from ltsoups.cli.render import error_console
+        from ltsoups.config import ConfigError
+        from ltsoups.training.errors import TrainingDiverged
+
         try:
             return command(*args, **kwargs)
         except ConfigError as err:
             error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
             raise typer.Exit(2) from err
-        except (PluginError, CheckpointError, TrainingDiverged, ValueError, FileNotFoundError, OSError) as err:
+        except (TrainingDiverged, ValueError, FileNotFoundError, OSError) as err:
+            # ValueError covers PluginError, CheckpointError, PlanError and the data loaders' errors.
             error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
             raise typer.Exit(1) from err
         except KeyboardInterrupt as err:
@@ -78,12 +70,20 @@ def reports_errors(command: F) -> F:
 
 
 def _config(params: Path | None, overrides: list[str] | None) -> LtSoupsConfig:
+    from ltsoups.config import load_config
+
     if params is None and Path("params.yaml").is_file():
         params = Path("params.yaml")
     return load_config(params, overrides or [])
 
 
+def _source(params: Path | None) -> str:
+    return str(params or ("params.yaml" if Path("params.yaml").is_file() else "the built-in defaults"))
+
+
 def _workspace(config: LtSoupsConfig) -> Workspace:
+    from ltsoups.workspace import Workspace
+
     return Workspace(Path(config.workdir))
 
 
@@ -99,6 +99,14 @@ def plan(
     set_: SetOption = None,
 ) -> None:
     """Show the subsample plan: per factor its cap, subset size, share of the data and imbalance ratio."""
+    import numpy as np
+
+    from ltsoups.cli.render import console, plan_table
+    from ltsoups.config import sampler_shortcut
+    from ltsoups.data.counts_file import read_counts
+    from ltsoups.plan import summarise
+    from ltsoups.registry import installed_registry
+
     overrides = [*(set_ or []), *sampler_shortcut(rounds, replicas)]
     if dataset is not None:
         overrides.append(f"data.dataset={json.dumps({'name': dataset})}")
@@ -107,13 +115,11 @@ def plan(
     if counts is not None:
         class_counts = read_counts(counts)
     else:
-        spec = config.data.dataset
-        class_counts = registry.create(PluginKind.DATASET, spec.name, spec.params).class_counts()
-    spec = config.plan.sampler
-    sampler = registry.create(PluginKind.SAMPLER, spec.name, spec.params)
-    rows = summarise(sampler.draws(np.asarray(class_counts), config.seed), np.asarray(class_counts))
+        class_counts = np.asarray(registry.instantiate(config.data.dataset).class_counts())
+    sampler = registry.instantiate(config.plan.sampler)
+    rows = summarise(sampler.draws(class_counts, config.seed), class_counts)
     if as_json:
-        typer.echo(json.dumps([row.as_dict() for row in rows], indent=2))
+        typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
     else:
         console.print(plan_table(rows, int(np.sum(class_counts))))
 
@@ -122,9 +128,13 @@ def plan(
 @reports_errors
 def validate(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Check a params file (and overrides); report every problem at once."""
+    from ltsoups.cli.render import console
+    from ltsoups.member_list import check_member_list, planned_members
+    from ltsoups.registry import installed_registry
+
     config = _config(params, set_)
-    source = params or ("params.yaml" if Path("params.yaml").is_file() else "the built-in defaults")
-    check_member_list(config, str(source))
+    source = _source(params)
+    check_member_list(config, source)
     console.print(f"[green]ok[/green]: {source} is valid (seed {config.seed}, workdir {config.workdir})")
     members = planned_members(config, installed_registry())
     console.print(f"members (one dvc.yaml train-member stage each): [{', '.join(members)}]", markup=False)
@@ -133,6 +143,9 @@ def validate(params: ParamsOption = None, set_: SetOption = None) -> None:
 @plugins_app.command("list")
 def plugins_list() -> None:
     """Every plugin per entry-point group, with the distribution that provides it."""
+    from ltsoups.cli.render import console, plugins_table
+    from ltsoups.registry import installed_registry
+
     console.print(plugins_table(installed_registry()))
 
 
@@ -144,10 +157,13 @@ def counts(
     set_: SetOption = None,
 ) -> None:
     """Export the configured dataset's training class counts (the input of `plan --counts`)."""
+    from ltsoups.cli.render import console
+    from ltsoups.data.counts_file import write_counts
+    from ltsoups.data.stats import ClassStats, ShotGroup
+    from ltsoups.registry import installed_registry
+
     config = _config(params, set_)
-    spec = config.data.dataset
-    dataset = installed_registry().create(PluginKind.DATASET, spec.name, spec.params)
-    exported = export_class_counts(dataset, out)
+    exported = write_counts(out, installed_registry().instantiate(config.data.dataset).class_counts())
     stats = ClassStats(exported, config.data.thresholds)
     sizes = stats.group_sizes()
     console.print(
@@ -160,19 +176,30 @@ def counts(
 @reports_errors
 def prepare(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Write the class counts, the subsample plan and one manifest per member."""
+    from ltsoups.cli.render import console
+    from ltsoups.member_list import check_member_list
+    from ltsoups.stages.context import RunContext
+    from ltsoups.stages.prepare import prepare as prepare_stage
+    from ltsoups.tracking import pipeline_tracking
+
     config = _config(params, set_)
-    check_member_list(config, str(params or "params.yaml"))
+    check_member_list(config, _source(params))
     workspace = _workspace(config)
     with pipeline_tracking(config, workspace) as tracking:
         files = prepare_stage(RunContext(config), workspace)
         tracking.plan_written(files)
-    console.print(f"wrote {len(files.manifests)} manifests and {files.plan}")
+    console.print(f"wrote {len(files.manifests)} manifests and {files.path}")
 
 
 @app.command()
 @reports_errors
 def theta0(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Build the zero-shot weights theta_0: pretrained encoder + head from class-name prompts."""
+    from ltsoups.cli.render import console
+    from ltsoups.stages.context import RunContext
+    from ltsoups.stages.theta0 import build_theta0
+    from ltsoups.tracking import pipeline_tracking
+
     config = _config(params, set_)
     workspace = _workspace(config)
     with pipeline_tracking(config, workspace) as tracking:
@@ -189,11 +216,20 @@ def train_member_command(
     set_: SetOption = None,
 ) -> None:
     """Fine-tune one member (encoder + cosine head) on its manifest's subset; save its EMA weights."""
+    from ltsoups.cli.progress import ProgressObserver, make_progress
+    from ltsoups.cli.render import console
+    from ltsoups.stages.context import RunContext
+    from ltsoups.stages.member import member_job, train_member
+    from ltsoups.tracking import pipeline_tracking
+    from ltsoups.training.loop import ObserverGroup
+
     config = _config(params, set_)
     workspace = _workspace(config)
+    context = RunContext(config)
+    job = member_job(context, workspace, member)
     with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
-        observer = ObserverGroup(ProgressObserver(progress, member), tracking.start_member(member))
-        output = train_member(RunContext(config), workspace, member, observer)
+        observer = ObserverGroup(ProgressObserver(progress, member), tracking.start_member(job))
+        output = train_member(context, workspace, job, observer)
         tracking.member_trained(output)
     console.print(f"wrote {output.checkpoint.path} ({output.result.steps} steps)")
 
@@ -208,18 +244,31 @@ def merge(params: ParamsOption = None, set_: SetOption = None) -> None:
     corresponds to lambda' = 1 - lambda here, or to `merge.merger.params.weights=new`.
     Streams tensor by tensor: memory stays about one model whatever the number of members.
     """
+    from ltsoups.cli.render import console, results_table
+    from ltsoups.stages.context import RunContext
+    from ltsoups.stages.merge import merge_members
+    from ltsoups.tracking import pipeline_tracking
+
     config = _config(params, set_)
     workspace = _workspace(config)
     with pipeline_tracking(config, workspace) as tracking:
         running = merge_members(RunContext(config), workspace)
         tracking.soups_merged(running)
-    console.print(results_table([(f"soup up to factor {r.factor}", r.val) for r in running], "Running soups (val)"))
+    rows = [(f"soup up to factor {soup.factor}", soup.val.headline()) for soup in running]
+    console.print(results_table(rows, "Running soups (val)"))
 
 
 @app.command("retrain-head")
 @reports_errors
 def retrain_head_command(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Stage 2 (CR): freeze the merged encoder; retrain only the head on the full data (LA loss)."""
+    from ltsoups.cli.progress import ProgressObserver, make_progress
+    from ltsoups.cli.render import console
+    from ltsoups.stages.context import RunContext
+    from ltsoups.stages.retrain_head import retrain_head
+    from ltsoups.tracking import pipeline_tracking
+    from ltsoups.training.loop import ObserverGroup
+
     config = _config(params, set_)
     workspace = _workspace(config)
     with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
@@ -233,12 +282,18 @@ def retrain_head_command(params: ParamsOption = None, set_: SetOption = None) ->
 @reports_errors
 def evaluate_command(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Test accuracy (overall, balanced, many/medium/few) of theta_0, running soups, stage 1 and final."""
+    from ltsoups.cli.render import console, results_table
+    from ltsoups.stages.context import RunContext
+    from ltsoups.stages.evaluate import evaluate_all
+    from ltsoups.tracking import pipeline_tracking
+
     config = _config(params, set_)
     workspace = _workspace(config)
     with pipeline_tracking(config, workspace) as tracking:
-        rows = evaluate_all(RunContext(config), workspace)
-        tracking.evaluated(rows)
-    console.print(results_table([(r.name, r.scores) for r in rows], "LT-Soups results (test split)"))
+        evaluation = evaluate_all(RunContext(config), workspace)
+        tracking.evaluated(evaluation)
+    rows = [(row.name, row.scores.headline()) for row in evaluation.rows]
+    console.print(results_table(rows, "LT-Soups results (test split)"))
 
 
 @app.command()
@@ -249,11 +304,15 @@ def report(
     set_: SetOption = None,
 ) -> None:
     """Print the results table of the last evaluate stage (no computation); optionally plot it."""
+    from ltsoups.cli.render import console, results_table
+    from ltsoups.stages.evaluate import Results
+
     config = _config(params, set_)
     workspace = _workspace(config)
-    console.print(results_table(read_results(workspace), "LT-Soups results (test split)"))
+    rows = [(entry.model, entry.scores) for entry in Results.read(workspace).rows]
+    console.print(results_table(rows, "LT-Soups results (test split)"))
     if plot is not None:
-        from ltsoups.plots import plot_results  # matplotlib is slow to import; only this option needs it
+        from ltsoups.plots import plot_results
 
         console.print(f"wrote {plot_results(workspace, plot)}")
 
@@ -262,12 +321,19 @@ def report(
 @reports_errors
 def run(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Run the whole method: prepare, theta_0, every member, merge, retrain-head, evaluate."""
+    from ltsoups.cli.progress import ProgressObserver, make_progress
+    from ltsoups.cli.render import console, results_table
+    from ltsoups.stages.context import RunContext
+    from ltsoups.stages.pipeline import run_pipeline
+    from ltsoups.tracking import pipeline_tracking
+
     config = _config(params, set_)
     workspace = _workspace(config)
     with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
         observer_for = functools.partial(ProgressObserver, progress)
-        rows = run_pipeline(RunContext(config), workspace, observer_for, tracking)
-    console.print(results_table([(r.name, r.scores) for r in rows], "LT-Soups results (test split)"))
+        evaluation = run_pipeline(RunContext(config), workspace, observer_for, tracking)
+    rows = [(row.name, row.scores.headline()) for row in evaluation.rows]
+    console.print(results_table(rows, "LT-Soups results (test split)"))
 
 
 def main() -> None:

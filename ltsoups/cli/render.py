@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
 
-from ltsoups.evaluation import Scores
 from ltsoups.plan import FactorSummary
 from ltsoups.registry import PluginKind, PluginRegistry
 
@@ -49,14 +48,13 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def results_table(rows: Sequence[tuple[str, Scores | dict[str, float]]], title: str) -> Table:
+def results_table(rows: Sequence[tuple[str, Mapping[str, float]]], title: str) -> Table:
     """One row per model: accuracy overall, balanced and per shot group (percent)."""
     columns = ("overall", "balanced", "many", "medium", "few")
     table = Table(title=title)
     table.add_column("model")
     for column in columns:
         table.add_column(column, justify="right")
-    for name, scores in rows:
-        values = scores.headline() if isinstance(scores, Scores) else scores
+    for name, values in rows:
         table.add_row(name, *(_fmt(values.get(column)) for column in columns))
     return table

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -43,24 +41,6 @@ def _exponential_between(count: int, start: int, end: int) -> np.ndarray:
         return np.array([start], dtype=np.int64)
     steps = np.arange(count) / (count - 1)
     return np.array([round(start * (end / start) ** s) for s in steps], dtype=np.int64)
-
-
-def read_counts(path: Path) -> np.ndarray:
-    """Class counts from a JSON list of non-negative integers (or {"counts": [...]})."""
-    try:
-        raw = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read class counts ({err})") from err
-    if isinstance(raw, dict):
-        raw = raw.get("counts")
-    if not isinstance(raw, list) or not raw or not all(isinstance(n, int) and n >= 0 for n in raw):
-        raise ValueError(f"{path}: class counts must be a non-empty JSON list of non-negative integers")
-    if len(raw) < 2:
-        raise ValueError(f"{path}: need counts for at least 2 classes")
-    counts = np.array(raw, dtype=np.int64)
-    if counts.min() == 0:
-        raise ValueError(f"{path}: class {int(np.argmin(counts))} has no samples")
-    return counts
 
 
 def imbalance_ratio(counts: np.ndarray) -> float:

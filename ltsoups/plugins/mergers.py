@@ -35,7 +35,7 @@ class LambdaSide(str, Enum):
 
 
 class RecursiveParams(PluginParams):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True, validate_by_name=True)
 
     lam: float = Field(
         0.7,

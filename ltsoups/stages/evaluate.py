@@ -2,98 +2,148 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from typing import Any
 
-from ltsoups.checkpoint import Checkpoint, CheckpointError, open_checkpoint, write_json_atomic
+import numpy as np
+
+from ltsoups.checkpoint import Checkpoint, open_checkpoint, write_json_atomic
 from ltsoups.data.stats import ClassStats
 from ltsoups.evaluation import Scores, evaluate
+from ltsoups.plan import Plan
 from ltsoups.provenance import code_version
+from ltsoups.schema import StrictModel
 from ltsoups.stages.context import RunContext
+from ltsoups.stages.inputs import verified_final, verified_soup, verified_theta0
 from ltsoups.stages.sections import HEAD_SECTIONS
 from ltsoups.workspace import Workspace
+
+ZERO_SHOT, STAGE1, FINAL = "theta0 (zero-shot)", "stage 1 (soup)", "stage 1 + CR"
 
 
 @dataclass(frozen=True)
 class ResultRow:
+    """One scored model: its name in the results table, its weights and its test scores."""
+
     name: str
+    checkpoint: Checkpoint
     scores: Scores
 
 
-def _test_scores(context: RunContext, checkpoint: Checkpoint) -> Scores:
-    model, backbone = context.classifier_from(checkpoint)
-    preprocess = context.preprocess(backbone, context.config.train.optim)
-    return evaluate(model, context.splits.test, preprocess, context.train_counts, context.config.data.thresholds)
+@dataclass(frozen=True)
+class Evaluation:
+    """Every model of a run scored on the test split, and the training counts that define its shot groups."""
 
+    rows: list[ResultRow]
+    class_names: tuple[str, ...]
+    train_counts: np.ndarray
+    stats: ClassStats
 
-def evaluate_all(context: RunContext, workspace: Workspace) -> list[ResultRow]:
-    """Score every model of the run on the test split and write metrics, per-class and group files."""
-    plan = json.loads(workspace.plan.read_text())
-    factors = [row["factor"] for row in plan["factors"]]
-    models = [("theta0 (zero-shot)", open_checkpoint(workspace.theta0, expect_kind="theta0"))]
-    models += [(f"soup up to 2^{f.bit_length() - 1}", open_checkpoint(workspace.running_soup(f))) for f in factors[:-1]]
-    models.append(("stage 1 (soup)", open_checkpoint(workspace.soup, expect_kind="soup")))
-    soup = models[-1][1]
-    final = open_checkpoint(workspace.final, expect_kind="final")
-    if final.sidecar.get("soup_sha256") != soup.sidecar["weights_sha256"]:
-        raise CheckpointError(f"{final.path} was made from another soup than {soup.path}; rerun retrain-head")
-    if final.sidecar.get("retrained", True):
-        models.append(("stage 1 + CR", final))
-    rows = [ResultRow(name, _test_scores(context, checkpoint)) for name, checkpoint in models]
-    weights = {name: checkpoint.sidecar["weights_sha256"] for name, checkpoint in models}
-    _write_outputs(context, workspace, rows, weights)
-    return rows
+    def scores(self, name: str) -> Scores:
+        return next(row.scores for row in self.rows if row.name == name)
 
+    @property
+    def final(self) -> Scores:
+        """The run's final model: stage 1 + CR, or stage 1 when CR is off."""
+        names = {row.name for row in self.rows}
+        return self.scores(FINAL if FINAL in names else STAGE1)
 
-def read_results(workspace: Workspace) -> list[tuple[str, dict[str, float]]]:
-    """The rows the evaluate stage wrote, in order: (model name, headline accuracies)."""
-    return [(row["model"], row["scores"]) for row in json.loads(workspace.results.read_text())["rows"]]
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """The headline scores of zero-shot, stage 1 and the final model (DVC's metrics file)."""
+        return {
+            "zero_shot": self.scores(ZERO_SHOT).headline(),
+            "stage1": self.scores(STAGE1).headline(),
+            "final": self.final.headline(),
+        }
 
-
-def _write_outputs(context: RunContext, workspace: Workspace, rows: list[ResultRow], weights: dict[str, str]) -> None:
-    by_name = {row.name: row.scores for row in rows}
-    results = {
-        "rows": [
-            {"model": row.name, "scores": row.scores.headline(), "weights_sha256": weights[row.name]} for row in rows
-        ],
-        "config_sha256": context.config.section_hash(*HEAD_SECTIONS),
-        "code_version": code_version(),
-    }
-    write_json_atomic(workspace.results, results)
-    stage1 = by_name["stage 1 (soup)"]
-    final = by_name.get("stage 1 + CR", stage1)
-    write_json_atomic(
-        workspace.metrics,
-        {
-            "zero_shot": by_name["theta0 (zero-shot)"].headline(),
-            "stage1": stage1.headline(),
-            "final": final.headline(),
-        },
-    )
-    counts = context.train_counts
-    stats = ClassStats(counts, context.config.data.thresholds)
-    groups = stats.groups()
-    names = context.splits.train.class_names
-    write_json_atomic(
-        workspace.per_class,
-        [
+    def per_class(self) -> list[dict[str, Any]]:
+        """One row per class: its training count, shot group and accuracy under each headline model."""
+        zero_shot, stage1, final, groups = self.scores(ZERO_SHOT), self.scores(STAGE1), self.final, self.stats.groups()
+        return [
             {
-                "class": names[c],
-                "train_count": int(counts[c]),
+                "class": name,
+                "train_count": int(self.train_counts[c]),
                 "group": groups[c].value,
-                "zero_shot": by_name["theta0 (zero-shot)"].per_class[c],
+                "zero_shot": zero_shot.per_class[c],
                 "stage1": stage1.per_class[c],
                 "final": final.per_class[c],
             }
-            for c in range(len(names))
-        ],
-    )
-    write_json_atomic(
-        workspace.groups,
-        [
+            for c, name in enumerate(self.class_names)
+        ]
+
+    def shot_groups(self) -> list[dict[str, Any]]:
+        """Accuracy of every model on many / medium / few classes (DVC's bar plot)."""
+        return [
             {"model": row.name, "group": group, "accuracy": value}
-            for row in rows
+            for row in self.rows
             for group, value in row.scores.headline().items()
             if group in ("many", "medium", "few")
-        ],
+        ]
+
+
+class ResultEntry(StrictModel):
+    model: str
+    scores: dict[str, float]
+    weights_sha256: str
+
+
+class Results(StrictModel):
+    """``eval/results.json``: the results table, what each row scored, and what produced it."""
+
+    rows: tuple[ResultEntry, ...]
+    config_sha256: str
+    code_version: str
+
+    @classmethod
+    def read(cls, workspace: Workspace) -> Results:
+        return cls.model_validate_json(workspace.results.read_text())
+
+
+def evaluate_all(context: RunContext, workspace: Workspace) -> Evaluation:
+    """Score every model of the run on the test split and write metrics, per-class and group files."""
+    config = context.config
+    plan = Plan.read(workspace.plan)
+    models = [(ZERO_SHOT, verified_theta0(config, workspace))]
+    models += [
+        (f"soup up to 2^{f.bit_length() - 1}", open_checkpoint(workspace.running_soup(f))) for f in _prefixes(plan)
+    ]
+    soup = verified_soup(config, workspace)
+    models.append((STAGE1, soup))
+    final = verified_final(config, workspace, soup)
+    if final.sidecar.get("retrained", True):
+        models.append((FINAL, final))
+    rows = [ResultRow(name, checkpoint, _test_scores(context, checkpoint)) for name, checkpoint in models]
+    splits = context.splits
+    evaluation = Evaluation(
+        rows, splits.train.class_names, context.train_counts, ClassStats(context.train_counts, config.data.thresholds)
     )
+    _write(evaluation, context, workspace)
+    return evaluation
+
+
+def _prefixes(plan: Plan) -> list[int]:
+    """The factors after which a running soup was written: all but the last."""
+    return [row.factor for row in plan.factors][:-1]
+
+
+def _test_scores(context: RunContext, checkpoint: Checkpoint) -> Scores:
+    model = context.classifier_from(checkpoint)
+    splits, thresholds = context.splits, context.config.data.thresholds
+    return evaluate(model, splits.test, context.preprocess, context.runtime, context.train_counts, thresholds)
+
+
+def _write(evaluation: Evaluation, context: RunContext, workspace: Workspace) -> None:
+    results = Results(
+        rows=tuple(
+            ResultEntry(
+                model=row.name, scores=row.scores.headline(), weights_sha256=row.checkpoint.sidecar["weights_sha256"]
+            )
+            for row in evaluation.rows
+        ),
+        config_sha256=context.config.section_hash(*HEAD_SECTIONS),
+        code_version=code_version(),
+    )
+    write_json_atomic(workspace.results, results.model_dump(mode="json"))
+    write_json_atomic(workspace.metrics, evaluation.metrics())
+    write_json_atomic(workspace.per_class, evaluation.per_class())
+    write_json_atomic(workspace.groups, evaluation.shot_groups())

@@ -2,120 +2,108 @@
 
 from __future__ import annotations
 
-import copy
-import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from ltsoups.checkpoint import Checkpoint, open_checkpoint, save_checkpoint
-from ltsoups.config import Selection
+from ltsoups.checkpoint import Checkpoint, save_checkpoint
 from ltsoups.data.dataset import subset
-from ltsoups.evaluation import evaluate
-from ltsoups.plan import dataset_fingerprint, manifest_samples, read_manifest
-from ltsoups.registry import PluginKind
+from ltsoups.plan import DatasetFingerprint, Manifest, Plan, PlanError
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.sections import MEMBER_SECTIONS, THETA0_SECTIONS
+from ltsoups.stages.inputs import verified_theta0
+from ltsoups.stages.sections import MEMBER_SECTIONS
+from ltsoups.stages.validation import ClassifierScorer
 from ltsoups.training.batches import AugmentedSamples, derive_seed
 from ltsoups.training.loop import TrainingObserver, TrainResult, train
 from ltsoups.training.resume import ResumeState
-from ltsoups.training.transforms import Preprocess
+from ltsoups.training.settings import Selection
 from ltsoups.workspace import Workspace
 
 
 @dataclass(frozen=True)
+class MemberJob:
+    """One member, ready to train: its checked manifest, its training seed and the theta_0 it starts from."""
+
+    member: str
+    manifest: Manifest
+    manifest_path: Path
+    seed: int
+    """Seeds the member's data order, augmentation and dropout: a function of (run seed, factor, replica),
+    so a member's training does not depend on which other members the plan has."""
+    theta0: Checkpoint
+    config_sha256: str
+
+    @property
+    def resume_fingerprint(self) -> str:
+        """What a resume state must have been written for: this config, manifest, theta_0 and seed."""
+        return (
+            f"{self.config_sha256}:{self.manifest.content_sha256}:{self.theta0.sidecar['weights_sha256']}:{self.seed}"
+        )
+
+
+@dataclass(frozen=True)
 class MemberOutput:
+    job: MemberJob
     checkpoint: Checkpoint
-    manifest: dict
     result: TrainResult
 
 
-def check_theta0(context: RunContext, workspace: Workspace) -> Checkpoint:
-    theta0 = open_checkpoint(workspace.theta0, expect_kind="theta0")
-    expected = context.config.section_hash(*THETA0_SECTIONS)
-    if theta0.sidecar.get("config_sha256") != expected:
-        raise ValueError(f"{theta0.path} was built from another data/backbone/head config; rerun the theta0 stage")
-    return theta0
-
-
-def _manifest_path(workspace: Workspace, member: str) -> Path:
+def member_job(context: RunContext, workspace: Workspace, member: str) -> MemberJob:
+    """Read and check everything ``member`` trains from, before any training starts."""
+    config = context.config
     path = workspace.manifest(member)
     if not path.is_file() and workspace.plan.is_file():
-        members = [entry["member"] for entry in json.loads(workspace.plan.read_text())["members"]]
-        if member not in members:
-            raise ValueError(f"member {member!r} is not in the plan {workspace.plan}; members: {', '.join(members)}")
-    return path
+        Plan.read(workspace.plan).member(member, workspace.plan)  # names the plan's members when it has none such
+    manifest = Manifest.read(path)
+    if manifest.dataset != DatasetFingerprint.of(context.splits.name, context.splits.train.labels):
+        raise PlanError(f"{path} was drawn from another dataset than the configured one")
+    return MemberJob(
+        member=member,
+        manifest=manifest,
+        manifest_path=path,
+        seed=derive_seed(config.seed, manifest.factor, manifest.replica),
+        theta0=verified_theta0(config, workspace),
+        config_sha256=config.section_hash(*MEMBER_SECTIONS),
+    )
 
 
 def train_member(
-    context: RunContext, workspace: Workspace, member: str, observer: TrainingObserver | None = None
+    context: RunContext, workspace: Workspace, job: MemberJob, observer: TrainingObserver | None = None
 ) -> MemberOutput:
     config = context.config
-    manifest = read_manifest(_manifest_path(workspace, member))
     train_split = context.splits.train
-    fingerprint = dataset_fingerprint(context.splits.name, train_split.labels)
-    if manifest["dataset"] != fingerprint:
-        raise ValueError(f"{workspace.manifest(member)} was drawn from another dataset than the configured one")
-    indices = manifest_samples(manifest, workspace.manifest(member), train_split.labels)
-    theta0 = check_theta0(context, workspace)
-    model, backbone = context.classifier_from(theta0)
+    member_split = subset(train_split, job.manifest.samples(train_split.labels, job.manifest_path))
+    model = context.classifier_from(job.theta0)
     model.train()
-    optim = config.train.optim
-    preprocess = context.preprocess(backbone, optim)
-    member_split = subset(train_split, indices)
-    spec = config.train.loss
-    loss_fn = context.registry.create(PluginKind.LOSS, spec.name, spec.params).build(member_split.class_counts())
-    config_sha = config.section_hash(*MEMBER_SECTIONS)
-    seed = derive_seed(config.seed, manifest["factor"], manifest["replica"])
-    validate = _validator(context, model, preprocess)
+    loss_fn = context.plugin(config.train.loss).build(member_split.class_counts())
+    resume_path = workspace.member_resume(job.member)
     result = train(
         model,
-        AugmentedSamples(member_split, preprocess),
+        AugmentedSamples(member_split, context.preprocess, config.train.augment),
         len(member_split),
         loss_fn,
-        optim,
-        seed,
-        label=f"member {member}",
-        resume=ResumeState(
-            workspace.member_resume(member),
-            f"{config_sha}:{manifest['content_sha256']}:{theta0.sidecar['weights_sha256']}:{seed}",
-        ),
+        config.train,
+        context.runtime,
+        job.seed,
+        label=f"member {job.member}",
+        resume=ResumeState(resume_path, job.resume_fingerprint),
         observer=observer,
-        validate=validate,
+        validate=ClassifierScorer(context, model) if config.train.selection.mode is Selection.BEST_VAL else None,
     )
+    manifest = job.manifest
     checkpoint = save_checkpoint(
-        workspace.member(member),
+        workspace.member(job.member),
         result.state,
         kind="member",
-        member=member,
-        factor=manifest["factor"],
-        replica=manifest["replica"],
-        seed=seed,
+        member=job.member,
+        factor=manifest.factor,
+        replica=manifest.replica,
+        seed=job.seed,
         subset_size=len(member_split),
         steps=result.steps,
-        manifest_sha256=manifest["content_sha256"],
-        theta0_sha256=theta0.sidecar["weights_sha256"],
-        config_sha256=config_sha,
+        manifest_sha256=manifest.content_sha256,
+        theta0_sha256=job.theta0.sidecar["weights_sha256"],
+        config_sha256=job.config_sha256,
         best_val_balanced=result.best_val,
     )
-    ResumeState(workspace.member_resume(member)).discard()
-    return MemberOutput(checkpoint, manifest, result)
-
-
-def _validator(
-    context: RunContext, model: torch.nn.Module, preprocess: Preprocess
-) -> Callable[[dict[str, torch.Tensor]], float] | None:
-    """Balanced val accuracy of a state dict (on a copy of the model), when best-val selection needs it."""
-    if context.config.train.optim.selection is not Selection.BEST_VAL:
-        return None
-    scratch = copy.deepcopy(model)
-    counts = context.train_counts
-    thresholds = context.config.data.thresholds
-
-    def score(state: dict[str, torch.Tensor]) -> float:
-        scratch.load_state_dict(state)
-        return evaluate(scratch, context.splits.val, preprocess, counts, thresholds).balanced
-
-    return score
+    ResumeState(resume_path).discard()
+    return MemberOutput(job, checkpoint, result)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
-from ltsoups.checkpoint import Checkpoint, CheckpointError, open_checkpoint, write_json_atomic
-from ltsoups.contracts import FactorGroup, Merger
+from ltsoups.checkpoint import Checkpoint, write_json_atomic
+from ltsoups.contracts import Merger
 from ltsoups.evaluation import Scores, evaluate
 from ltsoups.merging import check_layouts, merge_weighted
-from ltsoups.registry import PluginKind
+from ltsoups.plan import Plan
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.member import check_theta0
-from ltsoups.stages.sections import MEMBER_SECTIONS, MERGE_SECTIONS
+from ltsoups.stages.inputs import verified_members, verified_theta0
+from ltsoups.stages.sections import MERGE_SECTIONS
 from ltsoups.workspace import Workspace
 
 
@@ -24,34 +22,19 @@ class RunningSoup:
     val: Scores
 
 
-def verified_groups(context: RunContext, workspace: Workspace) -> list[FactorGroup]:
-    """Member checkpoints grouped by factor, each checked against the plan's manifest hash."""
-    plan = json.loads(workspace.plan.read_text())
-    member_sections = context.config.section_hash(*MEMBER_SECTIONS)
-    by_factor: dict[int, list[Path]] = {}
-    for entry in plan["members"]:
-        checkpoint = open_checkpoint(workspace.member(entry["member"]), expect_kind="member")
-        if checkpoint.sidecar.get("manifest_sha256") != entry["manifest_sha256"]:
-            raise CheckpointError(
-                f"{checkpoint.path}: trained from manifest {str(checkpoint.sidecar.get('manifest_sha256'))[:12]}..., "
-                f"but the plan says {entry['manifest_sha256'][:12]}... for member {entry['member']}"
-            )
-        if checkpoint.sidecar.get("config_sha256") != member_sections:
-            raise CheckpointError(f"{checkpoint.path}: trained with another data/backbone/head/train config")
-        by_factor.setdefault(entry["factor"], []).append(checkpoint.path)
-    return [FactorGroup(factor, tuple(paths)) for factor, paths in sorted(by_factor.items())]
-
-
 def merge_members(context: RunContext, workspace: Workspace) -> list[RunningSoup]:
     """The final soup and one running soup per factor prefix, each scored on the validation split."""
     config = context.config
-    theta0 = check_theta0(context, workspace)
-    groups = verified_groups(context, workspace)
+    theta0 = verified_theta0(config, workspace)
+    groups = verified_members(config, workspace, Plan.read(workspace.plan))
     # Every input must fit before the first running soup is written: a failed merge writes nothing.
     check_layouts([theta0.path, *(path for group in groups for path in group.members)])
     spec = config.merge.merger
-    merger: Merger = context.registry.create(PluginKind.MERGER, spec.name, spec.params)
-    provenance = {"config_sha256": config.section_hash(*MERGE_SECTIONS), "merger": spec.model_dump(mode="json")}
+    merger: Merger = context.plugin(spec)
+    provenance = {
+        "config_sha256": config.section_hash(*MERGE_SECTIONS),
+        "merger": spec.model_dump(mode="json", by_alias=True),
+    }
     running = []
     if not groups:  # a plan without members (zero-shot sampler): the soup is theta_0
         checkpoint = merge_weighted([(theta0.path, 1.0)], workspace.soup, upto_factor=None, **provenance)
@@ -66,6 +49,6 @@ def merge_members(context: RunContext, workspace: Workspace) -> list[RunningSoup
 
 
 def _val_scores(context: RunContext, checkpoint: Checkpoint) -> Scores:
-    model, backbone = context.classifier_from(checkpoint)
-    preprocess = context.preprocess(backbone, context.config.train.optim)
-    return evaluate(model, context.splits.val, preprocess, context.train_counts, context.config.data.thresholds)
+    model = context.classifier_from(checkpoint)
+    splits, thresholds = context.splits, context.config.data.thresholds
+    return evaluate(model, splits.val, context.preprocess, context.runtime, context.train_counts, thresholds)

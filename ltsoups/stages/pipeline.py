@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Protocol
 
 from ltsoups.checkpoint import Checkpoint
 from ltsoups.plan import PlanFiles
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.evaluate import ResultRow, evaluate_all
-from ltsoups.stages.member import MemberOutput, train_member
+from ltsoups.stages.evaluate import Evaluation, evaluate_all
+from ltsoups.stages.member import MemberJob, MemberOutput, member_job, train_member
 from ltsoups.stages.merge import RunningSoup, merge_members
 from ltsoups.stages.prepare import prepare
 from ltsoups.stages.retrain_head import HeadOutput, retrain_head
@@ -26,7 +25,7 @@ class PipelineHooks(Protocol):
 
     def theta0_built(self, checkpoint: Checkpoint) -> None: ...
 
-    def start_member(self, member: str) -> TrainingObserver: ...
+    def start_member(self, job: MemberJob) -> TrainingObserver: ...
 
     def member_trained(self, output: MemberOutput) -> None: ...
 
@@ -36,7 +35,7 @@ class PipelineHooks(Protocol):
 
     def head_retrained(self, output: HeadOutput) -> None: ...
 
-    def evaluated(self, rows: list[ResultRow]) -> None: ...
+    def evaluated(self, evaluation: Evaluation) -> None: ...
 
 
 class NoHooks:
@@ -46,7 +45,7 @@ class NoHooks:
     def theta0_built(self, checkpoint: Checkpoint) -> None:
         pass
 
-    def start_member(self, member: str) -> TrainingObserver:
+    def start_member(self, job: MemberJob) -> TrainingObserver:
         return SilentObserver()
 
     def member_trained(self, output: MemberOutput) -> None:
@@ -61,7 +60,7 @@ class NoHooks:
     def head_retrained(self, output: HeadOutput) -> None:
         pass
 
-    def evaluated(self, rows: list[ResultRow]) -> None:
+    def evaluated(self, evaluation: Evaluation) -> None:
         pass
 
 
@@ -70,18 +69,19 @@ def run_pipeline(
     workspace: Workspace,
     observer_for: Callable[[str], TrainingObserver],
     hooks: PipelineHooks | None = None,
-) -> list[ResultRow]:
+) -> Evaluation:
     """prepare, theta0, every member, merge, retrain-head, evaluate; ``observer_for(name)`` follows training."""
     hooks = hooks or NoHooks()
-    hooks.plan_written(prepare(context, workspace))
+    files = prepare(context, workspace)
+    hooks.plan_written(files)
     hooks.theta0_built(build_theta0(context, workspace))
-    for entry in json.loads(workspace.plan.read_text())["members"]:
-        member = entry["member"]
-        observer = ObserverGroup(observer_for(f"member {member}"), hooks.start_member(member))
-        hooks.member_trained(train_member(context, workspace, member, observer))
+    for planned in files.plan.members:
+        job = member_job(context, workspace, planned.member)
+        observer = ObserverGroup(observer_for(f"member {job.member}"), hooks.start_member(job))
+        hooks.member_trained(train_member(context, workspace, job, observer))
     hooks.soups_merged(merge_members(context, workspace))
     head_observer = ObserverGroup(observer_for("retrain-head"), hooks.start_head())
     hooks.head_retrained(retrain_head(context, workspace, head_observer))
-    rows = evaluate_all(context, workspace)
-    hooks.evaluated(rows)
-    return rows
+    evaluation = evaluate_all(context, workspace)
+    hooks.evaluated(evaluation)
+    return evaluation

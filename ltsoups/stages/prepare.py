@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
-from ltsoups.checkpoint import write_text_atomic
+from ltsoups.data.counts_file import write_counts
 from ltsoups.plan import PlanFiles, write_plan
-from ltsoups.registry import PluginKind
 from ltsoups.stages.context import RunContext
 from ltsoups.workspace import Workspace
 
@@ -15,12 +12,11 @@ def prepare(context: RunContext, workspace: Workspace) -> PlanFiles:
     config = context.config
     train = context.splits.train
     spec = config.plan.sampler
-    sampler = context.registry.create(PluginKind.SAMPLER, spec.name, spec.params)
-    write_text_atomic(workspace.counts, json.dumps(train.class_counts().tolist()) + "\n")
+    write_counts(workspace.counts, train.class_counts())
     return write_plan(
         workspace.plan_dir,
-        sampler,
-        spec.model_dump(mode="json"),
+        context.plugin(spec),
+        spec.model_dump(mode="json", by_alias=True),
         train.labels,
         train.num_classes,
         context.splits.name,

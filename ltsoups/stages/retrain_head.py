@@ -7,14 +7,18 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
-from ltsoups.checkpoint import Checkpoint, CheckpointError, open_checkpoint, save_checkpoint
-from ltsoups.registry import PluginKind
+from ltsoups.checkpoint import Checkpoint, save_checkpoint
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.sections import HEAD_SECTIONS, MERGE_SECTIONS
-from ltsoups.training.batches import AugmentedSamples, EvaluationSamples, derive_seed
+from ltsoups.stages.inputs import verified_soup
+from ltsoups.stages.sections import HEAD_SECTIONS
+from ltsoups.stages.validation import ClassifierScorer, HeadScorer
+from ltsoups.training.batches import AugmentedSamples, derive_seed
 from ltsoups.training.loop import TrainingObserver, TrainResult, train
 from ltsoups.training.resume import ResumeState
+from ltsoups.training.settings import Selection
 from ltsoups.workspace import Workspace
+
+CR_SEED = 0xC12
 
 
 @dataclass(frozen=True)
@@ -36,48 +40,47 @@ class CachedFeatures(Dataset):
         return self.features[key[0]], int(self.labels[key[0]])
 
 
-@torch.no_grad()
-def _features(encoder: torch.nn.Module, samples: EvaluationSamples) -> torch.Tensor:
-    loader = torch.utils.data.DataLoader(samples, batch_size=256)
-    return torch.cat([encoder(images) for images, _ in loader])
-
-
 def retrain_head(context: RunContext, workspace: Workspace, observer: TrainingObserver | None = None) -> HeadOutput:
     config = context.config
     stage = config.retrain_head
-    soup = open_checkpoint(workspace.soup, expect_kind="soup")
-    if soup.sidecar.get("config_sha256") != config.section_hash(*MERGE_SECTIONS):
-        raise CheckpointError(f"{soup.path} was merged with another config (members, plan or merger); rerun merge")
+    soup = verified_soup(config, workspace)
     config_sha = config.section_hash(*HEAD_SECTIONS)
     provenance = {"soup_sha256": soup.sidecar["weights_sha256"], "config_sha256": config_sha}
     if not stage.enabled:
         return HeadOutput(
             save_checkpoint(workspace.final, soup.load(), kind="final", retrained=False, **provenance), None
         )
-    model, backbone = context.classifier_from(soup)
+    model = context.classifier_from(soup)
     model.encoder.requires_grad_(False)
     model.encoder.eval()
-    preprocess = context.preprocess(backbone, stage.optim)
     train_split = context.splits.train
-    spec = stage.loss
-    loss_fn = context.registry.create(PluginKind.LOSS, spec.name, spec.params).build(train_split.class_counts())
-    if stage.augment:
-        module, samples = model, AugmentedSamples(train_split, preprocess)
+    loss_fn = context.plugin(stage.loss).build(train_split.class_counts())
+    best_val = stage.selection.mode is Selection.BEST_VAL
+    if stage.augment.enabled:
+        module = model
+        samples: Dataset = AugmentedSamples(train_split, context.preprocess, stage.augment)
+        scorer = ClassifierScorer(context, model) if best_val else None
     else:
-        features = _features(model.encoder, EvaluationSamples(train_split, preprocess))
-        module, samples = model.head, CachedFeatures(features, torch.as_tensor(train_split.labels))
+        module = model.head
+        features = context.features(model.encoder, train_split)
+        samples = CachedFeatures(features, torch.as_tensor(train_split.labels))
+        scorer = (
+            HeadScorer(context, model.head, context.features(model.encoder, context.splits.val)) if best_val else None
+        )
     result = train(
         module,
         samples,
         len(train_split),
         loss_fn,
-        stage.optim,
-        derive_seed(config.seed, 0xC12),
+        stage,
+        context.runtime,
+        derive_seed(config.seed, CR_SEED),
         label="retrain-head",
         resume=ResumeState(workspace.final_resume, f"{config_sha}:{soup.sidecar['weights_sha256']}"),
         observer=observer,
+        validate=scorer,
     )
-    prefix = "" if stage.augment else "head."
+    prefix = "" if stage.augment.enabled else "head."
     model.load_state_dict({**model.state_dict(), **{prefix + k: v for k, v in result.state.items()}})
     checkpoint = save_checkpoint(
         workspace.final,
@@ -85,6 +88,7 @@ def retrain_head(context: RunContext, workspace: Workspace, observer: TrainingOb
         kind="final",
         retrained=True,
         steps=result.steps,
+        best_val_balanced=result.best_val,
         **provenance,
     )
     ResumeState(workspace.final_resume).discard()

@@ -9,13 +9,14 @@ from ltsoups.workspace import Workspace
 
 
 def build_theta0(context: RunContext, workspace: Workspace) -> Checkpoint:
-    model, _ = context.zero_shot_classifier()
+    model = context.zero_shot_classifier()
+    config = context.config
     return save_checkpoint(
         workspace.theta0,
         model.state_dict(),
         kind="theta0",
-        config_sha256=context.config.section_hash(*THETA0_SECTIONS),
-        backbone=context.config.backbone.model_dump(mode="json"),
+        config_sha256=config.section_hash(*THETA0_SECTIONS),
+        backbone=config.backbone.model_dump(mode="json", by_alias=True),
         class_names=list(context.splits.train.class_names),
-        head_scale=context.config.head.scale,
+        head_scale=config.head.scale,
     )

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ltsoups.tracking.session import TrackingSession
+from ltsoups.tracking.session import MetricPoint, TrackingSession
 
 # MLflow accepts at most 1000 metrics per log_batch request.
 MAX_BATCH = 1000
@@ -28,7 +28,7 @@ class MetricStream:
     ) -> None:
         self.session, self.what, self.interval = session, what, interval
         self.run_id: str | None = None
-        self._pending: list[tuple[str, float, int, int]] = []
+        self._pending: list[MetricPoint] = []
         self._wake = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -68,8 +68,5 @@ class MetricStream:
             if finished:
                 return
 
-    def _send(self, run_id: str, batch: list[tuple[str, float, int, int]]) -> None:
-        from mlflow.entities import Metric
-
-        metrics = [Metric(key, value, timestamp, step) for key, value, timestamp, step in batch]
-        self.session.call(self.what, lambda client: client.log_batch(run_id, metrics=metrics), count=len(batch))
+    def _send(self, run_id: str, batch: list[MetricPoint]) -> None:
+        self.session.log_metrics(run_id, batch, self.what)

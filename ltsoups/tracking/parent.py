@@ -14,7 +14,7 @@ import time
 from ltsoups.config import LtSoupsConfig
 from ltsoups.provenance import code_version, hash_json
 from ltsoups.tracking.params import flat_params
-from ltsoups.tracking.runs import RunRecord, create_run, experiment_id, reopen_run
+from ltsoups.tracking.runs import RunRecord, create_run, reopen_run
 from ltsoups.tracking.session import TrackingSession
 from ltsoups.workspace import Workspace
 
@@ -41,7 +41,7 @@ def open_parent(session: TrackingSession, config: LtSoupsConfig, workspace: Work
                     reopen_run(session, run, None)
                 return record.experiment_id, record.run_id
             _supersede(session, record.run_id)
-    experiment = experiment_id(session, name)
+    experiment = session.experiment(name)
     if experiment is None:
         return None, None
     exp_name = os.environ.get("DVC_EXP_NAME")
@@ -54,11 +54,11 @@ def open_parent(session: TrackingSession, config: LtSoupsConfig, workspace: Work
     if run_id is None:
         return experiment, None
     RunRecord(run_id, experiment, name, session.uri, tags["config_hash"]).save(workspace.tracking_run)
-    session.call("resolved config", lambda client: client.log_dict(run_id, pipeline_config(config), "config.yaml"))
+    session.log_dict(run_id, pipeline_config(config), "config.yaml", "resolved config")
     return experiment, run_id
 
 
 def _supersede(session: TrackingSession, run_id: str) -> None:
     """An unfinished execution whose config has since changed will never be continued: close it."""
-    session.call("superseded run", lambda client: client.set_tag(run_id, "superseded", "config changed"))
-    session.call("superseded run", lambda client: client.set_terminated(run_id, status="KILLED"))
+    session.set_tag(run_id, "superseded", "config changed", "superseded run")
+    session.terminate(run_id, "KILLED", "superseded run")

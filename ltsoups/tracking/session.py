@@ -1,12 +1,14 @@
-"""An MLflow client for which a tracking failure costs one warning, never the training."""
+"""The one place that talks to MLflow: a client for which a tracking failure costs one warning, never the training."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ltsoups.tracking.settings import shorten_http_retries
 
@@ -16,14 +18,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ltsoups.tracking")
 _MAX_ERROR = 240
+# MLflow's limit on params and tags per log_batch request.
+_PARAMS_PER_BATCH = 100
+# MLflow 3's UI opens an experiment in its GenAI view unless this tag says it is model training.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 T = TypeVar("T")
+
+MetricPoint = tuple[str, float, int, int]
+"""(key, value, timestamp in ms, step)."""
 
 
 class TrackingSession:
     """Calls MLflow until the first failure, then only counts what it did not log.
 
-    A disabled session (no client) does nothing and reports nothing. Calls are serialised, so the
-    metric thread and the main thread can share one session (and one sqlite store).
+    Every request ltsoups makes to MLflow is one of the methods below. A disabled session (no client)
+    does nothing and reports nothing. Calls are serialised, so the metric thread and the main thread
+    can share one session (and one sqlite store).
     """
 
     def __init__(self, uri: str, client: MlflowClient | None, error: str | None = None) -> None:
@@ -80,6 +90,27 @@ class TrackingSession:
             if self.error is not None:
                 self.lost[what] += count
 
+    # ------------------------------------------------------------------------------- the requests
+
+    def experiment(self, name: str) -> str | None:
+        """The id of experiment ``name``, created on first use, tagged as model training."""
+
+        def get_or_create(client: MlflowClient) -> str:
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                return client.create_experiment(name, tags=EXPERIMENT_KIND)
+            for key, value in EXPERIMENT_KIND.items():
+                if experiment.tags.get(key) is None:
+                    client.set_experiment_tag(experiment.experiment_id, key, value)
+            return experiment.experiment_id
+
+        return self.call(f"experiment {name!r}", get_or_create)
+
+    def create_run(self, experiment: str, name: str, tags: Mapping[str, str]) -> str | None:
+        """A new RUNNING run; its id."""
+        run = self.call(f"{name} run", lambda client: client.create_run(experiment, tags=dict(tags), run_name=name))
+        return None if run is None else run.info.run_id
+
     def find_run(self, run_id: str) -> Run | None:
         """The run, or None when the store has no such run (not a tracking failure)."""
         from mlflow.exceptions import MlflowException
@@ -93,6 +124,51 @@ class TrackingSession:
                 raise
 
         return self.call("run lookup", get)
+
+    def log_params(self, run_id: str, params: Mapping[str, str], what: str) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(key, value) for key, value in params.items()]
+        for start in range(0, len(items), _PARAMS_PER_BATCH):
+            chunk = items[start : start + _PARAMS_PER_BATCH]
+            self.call(f"params of {what}", lambda client, chunk=chunk: client.log_batch(run_id, params=chunk))
+
+    def log_metrics(self, run_id: str, points: Sequence[MetricPoint], what: str) -> None:
+        """Metric values in one request (MLflow takes up to 1000 per request)."""
+        from mlflow.entities import Metric
+
+        metrics = [Metric(key, value, timestamp, step) for key, value, timestamp, step in points]
+        if metrics:
+            self.call(what, lambda client: client.log_batch(run_id, metrics=metrics), count=len(metrics))
+
+    def log_values(self, run_id: str, values: Mapping[str, float], what: str, step: int = 0) -> None:
+        """Metrics known at once (not a training curve), in one request."""
+        now = int(time.time() * 1000)
+        self.log_metrics(
+            run_id, [(key, float(value), now, step) for key, value in values.items()], f"metrics of {what}"
+        )
+
+    def log_artifact(self, run_id: str, path: Path, folder: str | None, what: str) -> None:
+        self.call(what, lambda client: client.log_artifact(run_id, str(path), folder))
+
+    def log_dict(self, run_id: str, value: Any, file: str, what: str) -> None:
+        self.call(what, lambda client: client.log_dict(run_id, value, file))
+
+    def log_table(self, run_id: str, columns: Mapping[str, list[Any]], file: str, what: str) -> None:
+        self.call(what, lambda client: client.log_table(run_id, dict(columns), file))
+
+    def set_tag(self, run_id: str, key: str, value: str, what: str) -> None:
+        self.call(what, lambda client: client.set_tag(run_id, key, value))
+
+    def delete_tag(self, run_id: str, key: str, what: str) -> None:
+        self.call(what, lambda client: client.delete_tag(run_id, key))
+
+    def set_running(self, run_id: str, what: str) -> None:
+        self.call(what, lambda client: client.update_run(run_id, status="RUNNING"))
+
+    def terminate(self, run_id: str, status: str, what: str) -> None:
+        """End a run: FINISHED, FAILED or KILLED."""
+        self.call(what, lambda client: client.set_terminated(run_id, status=status))
 
     def report(self) -> None:
         """Warn once about everything this process could not log."""

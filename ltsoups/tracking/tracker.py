@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,23 +10,21 @@ from typing import TYPE_CHECKING
 
 from ltsoups.checkpoint import Checkpoint, sidecar_path
 from ltsoups.config import LtSoupsConfig
-from ltsoups.plan import read_manifest
 from ltsoups.tracking.metrics import MetricStream
 from ltsoups.tracking.observer import MetricsObserver
 from ltsoups.tracking.params import flat_params
 from ltsoups.tracking.parent import common_tags, open_parent
-from ltsoups.tracking.runs import PARENT_TAG, RunRecord, create_run, end_run, log_values, reopen_run
+from ltsoups.tracking.runs import PARENT_TAG, RunRecord, create_run, end_run, reopen_run
 from ltsoups.tracking.session import TrackingSession
 from ltsoups.tracking.settings import tracking_uri
-from ltsoups.training.batches import derive_seed
 from ltsoups.training.loop import TrainingObserver
 from ltsoups.training.resume import ResumeState
 from ltsoups.workspace import Workspace
 
 if TYPE_CHECKING:
     from ltsoups.plan import PlanFiles
-    from ltsoups.stages.evaluate import ResultRow
-    from ltsoups.stages.member import MemberOutput
+    from ltsoups.stages.evaluate import Evaluation
+    from ltsoups.stages.member import MemberJob, MemberOutput
     from ltsoups.stages.merge import RunningSoup
     from ltsoups.stages.retrain_head import HeadOutput
 
@@ -63,23 +60,35 @@ class PipelineTracker:
     # ----------------------------------------------------------------------------- parent artifacts
 
     def plan_written(self, files: PlanFiles) -> None:
-        self._artifact(self.parent_id, files.plan, "plan", "plan.json")
+        self._artifact(self.parent_id, files.path, "plan", "plan.json")
 
     def theta0_built(self, checkpoint: Checkpoint) -> None:
         self._artifact(self.parent_id, sidecar_path(checkpoint.path), "theta0", "theta0 sidecar")
 
     # -------------------------------------------------------------------------------------- members
 
-    def start_member(self, member: str) -> TrainingObserver:
+    def start_member(self, job: MemberJob) -> TrainingObserver:
         """Open the member's run (or continue it when the member resumes); the observer logs its steps.
 
         The run is opened on the metric thread: the training does not wait for the server.
         """
-        name, params = f"member {member}", self._member_params(member)
-        return self._observe(name, self.workspace.member_resume(member), "member", f"train-member@{member}", params)
+        sections = self.config.model_dump(mode="json")
+        manifest = job.manifest
+        params = {
+            "member": job.member,
+            "factor": str(manifest.factor),
+            "replica": str(manifest.replica),
+            "seed": str(manifest.seed),
+            "train_seed": str(job.seed),
+            "manifest_sha256": manifest.content_sha256,
+            "subset_size": str(manifest.size),
+            **flat_params({name: sections[name] for name in ("data", "backbone", "head", "train")}),
+        }
+        resume = self.workspace.member_resume(job.member)
+        return self._observe(f"member {job.member}", resume, "member", f"train-member@{job.member}", params)
 
     def member_trained(self, output: MemberOutput) -> None:
-        name = f"member {output.checkpoint.sidecar['member']}"
+        name = f"member {output.job.member}"
         result = output.result
         values = {"final_loss": result.final_loss, "steps": result.steps}
         if result.best_val is not None:
@@ -89,25 +98,6 @@ class PipelineTracker:
             return
         self._artifact(run_id, sidecar_path(output.checkpoint.path), "member", f"sidecar of {name}")
         end_run(self.session, run_id)
-
-    def _member_params(self, member: str) -> dict[str, str]:
-        config = self.config
-        sections = config.model_dump(mode="json")
-        params = flat_params({name: sections[name] for name in ("data", "backbone", "head", "train")})
-        try:
-            manifest = read_manifest(self.workspace.manifest(member))
-        except ValueError:
-            return {"member": member, **params}  # the training itself reports the bad manifest
-        return {
-            "member": member,
-            "factor": str(manifest["factor"]),
-            "replica": str(manifest["replica"]),
-            "seed": str(manifest["seed"]),
-            "train_seed": str(derive_seed(config.seed, manifest["factor"], manifest["replica"])),
-            "manifest_sha256": manifest["content_sha256"],
-            "subset_size": str(manifest["size"]),
-            **params,
-        }
 
     # ---------------------------------------------------------------------------------------- merge
 
@@ -121,12 +111,12 @@ class PipelineTracker:
             if run_id is None:
                 continue
             scores = {f"val/{key}": value for key, value in soup.val.headline().items()}
-            log_values(self.session, run_id, name, scores)
+            self.session.log_values(run_id, scores, name)
             self._artifact(run_id, sidecar_path(soup.checkpoint.path), "soup", f"sidecar of {name}")
             end_run(self.session, run_id)
             if self.parent_id is not None:
                 curve = {f"soup_{key}": value for key, value in scores.items()}
-                log_values(self.session, self.parent_id, "running soup curve", curve, index)
+                self.session.log_values(self.parent_id, curve, "running soup curve", index)
 
     # ------------------------------------------------------------------------------------------- CR
 
@@ -146,24 +136,25 @@ class PipelineTracker:
 
     # ------------------------------------------------------------------------------------- evaluate
 
-    def evaluated(self, rows: list[ResultRow]) -> None:
-        """The evaluation run (test scores, per-class table); its headline scores also go on the parent."""
+    def evaluated(self, evaluation: Evaluation) -> None:
+        """The evaluation run (test scores, per-class table); its headline scores also go on the parent,
+        with the final model's numbers under plain names (balanced, few, ...) for the runs table."""
         workspace = self.workspace
         params = flat_params({"thresholds": self.config.model_dump(mode="json")["data"]["thresholds"]})
         run_id = self._child("evaluate", "evaluation", "evaluate", params)
         self._finished = True
         if run_id is None:
             return
-        headline = json.loads(workspace.metrics.read_text())
+        headline = evaluation.metrics()
         scores = {f"{model}/{key}": value for model, values in headline.items() for key, value in values.items()}
-        log_values(self.session, run_id, "evaluate", scores)
+        self.session.log_values(run_id, scores, "evaluate")
         if self.parent_id is not None:
-            log_values(self.session, self.parent_id, "pipeline", scores)
-        table = json.loads(workspace.per_class.read_text())
+            self.session.log_values(self.parent_id, {**scores, **evaluation.final.headline()}, "pipeline")
+        table = evaluation.per_class()
         columns = {key: [row[key] for row in table] for key in table[0]} if table else {}
-        self.session.call("per-class table", lambda client: client.log_table(run_id, columns, "per_class.json"))
-        results = {row.name: row.scores.headline() for row in rows}
-        self.session.call("results", lambda client: client.log_dict(run_id, results, "results.json"))
+        self.session.log_table(run_id, columns, "per_class.json", "per-class table")
+        results = {row.name: row.scores.headline() for row in evaluation.rows}
+        self.session.log_dict(run_id, results, "results.json", "results")
         for path in (workspace.metrics, workspace.groups):
             self._artifact(run_id, path, None, path.name)
         end_run(self.session, run_id)
@@ -241,7 +232,7 @@ class PipelineTracker:
         if run_id is None:
             self.session.dropped(what)
             return
-        self.session.call(what, lambda client: client.log_artifact(run_id, str(path), folder))
+        self.session.log_artifact(run_id, path, folder, what)
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ltsoups.data.dataset import LabelledImages
+from ltsoups.training.settings import AugmentSettings, ScheduleSettings
 from ltsoups.training.transforms import Preprocess
 
 _MIX = 0x9E3779B1
@@ -49,23 +50,24 @@ class StepBatches:
             yield [(index, derive_seed(self.seed, step, index)) for index in picked]
 
 
-def steps_for(size: int, batch_size: int, epochs: float, min_steps: int) -> int:
-    """``epochs`` passes over ``size`` samples, at least ``min_steps`` optimizer steps."""
-    return max(min_steps, math.ceil(epochs * math.ceil(size / batch_size)))
+def steps_for(size: int, batch_size: int, schedule: ScheduleSettings) -> int:
+    """``schedule.epochs`` passes over ``size`` samples, at least ``schedule.min_steps`` optimizer steps."""
+    return max(schedule.min_steps, math.ceil(schedule.epochs * math.ceil(size / batch_size)))
 
 
 class AugmentedSamples(Dataset):
     """Indexed by (sample index, augmentation seed); returns (image tensor, label)."""
 
-    def __init__(self, split: LabelledImages, preprocess: Preprocess) -> None:
-        self.split, self.preprocess = split, preprocess
+    def __init__(self, split: LabelledImages, preprocess: Preprocess, augment: AugmentSettings) -> None:
+        self.split, self.preprocess, self.augment = split, preprocess, augment
 
     def __len__(self) -> int:
         return len(self.split)
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
         index, seed = key
-        return self.preprocess.training(self.split.source.image(index), seed), int(self.split.labels[index])
+        image = self.split.source.image(index)
+        return self.preprocess.training(image, seed, self.augment), int(self.split.labels[index])
 
 
 class EvaluationSamples(Dataset):

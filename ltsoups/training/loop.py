@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from ltsoups.config import OptimConfig, Precision, Selection
 from ltsoups.contracts import LossFn
+from ltsoups.runtime import Precision, Runtime
 from ltsoups.training.batches import StepBatches, derive_seed, steps_for
 from ltsoups.training.ema import ParameterEma
+from ltsoups.training.errors import TrainingDiverged
 from ltsoups.training.resume import ResumeState, deferred_interrupt
 from ltsoups.training.schedule import lr_multiplier, warmup_steps
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+from ltsoups.training.settings import EmaInit, LoopSettings, Selection
 
 
 class TrainingObserver(Protocol):
@@ -52,25 +49,13 @@ class TrainResult:
     best_val: float | None
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def _autocast(device: torch.device, precision: Precision):
-    if device.type != "cuda" or precision is Precision.FP32:
-        return nullcontext()
-    dtype = torch.bfloat16 if precision is Precision.BF16 else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
-
-
 def train(
     module: nn.Module,
     samples: Dataset,
     size: int,
     loss_fn: LossFn,
-    optim: OptimConfig,
+    settings: LoopSettings,
+    runtime: Runtime,
     seed: int,
     label: str,
     resume: ResumeState | None = None,
@@ -80,46 +65,44 @@ def train(
     """Train the parameters of ``module`` that require grad; return its EMA (or best-val EMA) weights.
 
     ``samples`` is indexed by (sample index, augmentation seed). ``label`` names the run in errors.
-    With ``resume`` a resumable state is written every ``optim.resume_every`` steps and on Ctrl-C,
+    With ``resume`` a resumable state is written every ``settings.resume_every`` steps and on Ctrl-C,
     and picked up when the same training is started again.
     """
     observer = observer or SilentObserver()
-    device = resolve_device(optim.device)
+    optim, schedule, selection = settings.optim, settings.schedule, settings.selection
+    device = runtime.device
     module.to(device)
     trainable = [p for p in module.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError(f"{label}: nothing to train (no parameter requires grad)")
+    if selection.mode is Selection.BEST_VAL and validate is None:
+        raise ValueError(f"{label}: best-val selection needs a validation score, and none was given")
     optimizer = torch.optim.AdamW(trainable, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and optim.precision is Precision.FP16)
-    total = steps_for(size, optim.batch_size, optim.epochs, optim.min_steps)
-    warmup = warmup_steps(total, optim.warmup_min_steps, optim.warmup_fraction)
-    ema = ParameterEma(module, optim.ema_decay, start_from_model=optim.ema_init.value == "theta0")
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and runtime.precision is Precision.FP16)
+    total = steps_for(size, optim.batch_size, schedule)
+    warmup = warmup_steps(total, schedule.warmup_min_steps, schedule.warmup_fraction)
+    ema = ParameterEma(module, settings.ema.decay, start_from_model=settings.ema.init is EmaInit.THETA0)
     best: tuple[float, dict[str, torch.Tensor]] | None = None
-    snapshot_every = max(1, total // optim.val_snapshots)
+    snapshot_every = max(1, total // selection.snapshots)
 
     start = 0
     if resume is not None and resume.exists():
         start, best = resume.restore(module, optimizer, ema, total)
 
     micro = optim.micro_batch_size or optim.batch_size
-    loader = DataLoader(
-        samples,
-        batch_sampler=StepBatches(size, optim.batch_size, total, seed, start),
-        num_workers=optim.workers,
-        pin_memory=device.type == "cuda",
-    )
+    loader = runtime.loader(samples, batch_sampler=StepBatches(size, optim.batch_size, total, seed, start))
     observer.on_start(total, start)
     loss_value = math.nan
     with deferred_interrupt() as interrupted:
         for step, (inputs, targets) in enumerate(loader, start=start):
             torch.manual_seed(derive_seed(seed, step, 1))
-            lr = optim.lr * lr_multiplier(step, total, warmup, optim.final_lr_fraction)
+            lr = optim.lr * lr_multiplier(step, total, warmup, schedule.final_lr_fraction)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
             loss_value = 0.0
             for chunk_in, chunk_y in zip(inputs.split(micro), targets.split(micro), strict=True):
-                with _autocast(device, optim.precision):
+                with runtime.autocast():
                     loss = loss_fn(module(chunk_in.to(device, non_blocking=True)), chunk_y.to(device))
                 if not torch.isfinite(loss):
                     if resume is not None:
@@ -131,7 +114,7 @@ def train(
             scaler.update()
             ema.update(module)
             observer.on_step(step + 1, loss_value, lr)
-            if optim.selection is Selection.BEST_VAL and validate is not None and (step + 1) % snapshot_every == 0:
+            if validate is not None and selection.mode is Selection.BEST_VAL and (step + 1) % snapshot_every == 0:
                 candidate = ema.state_dict(module)
                 score = validate(candidate)
                 observer.on_validation(step + 1, score)
@@ -139,7 +122,7 @@ def train(
                     best = (score, candidate)
             done = step + 1
             stop = interrupted()
-            if resume is not None and done < total and (stop or done % optim.resume_every == 0):
+            if resume is not None and done < total and (stop or done % settings.resume_every == 0):
                 resume.save(done, module, optimizer, ema, best)
             if stop:
                 raise KeyboardInterrupt(f"{label}: interrupted after step {done}; run again to resume")

@@ -14,6 +14,8 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
+from ltsoups.training.settings import AugmentSettings
+
 
 @dataclass(frozen=True)
 class Preprocess:
@@ -22,8 +24,6 @@ class Preprocess:
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    crop_scale: tuple[float, float] = (0.08, 1.0)
-    hflip: bool = True
 
     def evaluation(self, image: Image.Image) -> torch.Tensor:
         """Resize the short side, centre crop (the eval transform of CLIP-style models)."""
@@ -32,11 +32,13 @@ class Preprocess:
         pixels = F.center_crop(pixels, [self.image_size, self.image_size])
         return self._normalise(pixels)
 
-    def training(self, image: Image.Image, seed: int) -> torch.Tensor:
+    def training(self, image: Image.Image, seed: int, augment: AugmentSettings) -> torch.Tensor:
         """Random resized crop (area in crop_scale, aspect 3/4..4/3) and optional flip, drawn from ``seed``."""
+        if not augment.enabled:
+            return self.evaluation(image)
         generator = torch.Generator().manual_seed(seed)
         pixels = F.pil_to_tensor(image)
-        top, left, height, width = self._crop_box(pixels.shape[-2], pixels.shape[-1], generator)
+        top, left, height, width = self._crop_box(pixels.shape[-2], pixels.shape[-1], augment.crop_scale, generator)
         pixels = F.resized_crop(
             pixels,
             top,
@@ -47,15 +49,18 @@ class Preprocess:
             interpolation=InterpolationMode.BICUBIC,
             antialias=True,
         )
-        if self.hflip and torch.rand(1, generator=generator).item() < 0.5:
+        if augment.hflip and torch.rand(1, generator=generator).item() < 0.5:
             pixels = F.horizontal_flip(pixels)
         return self._normalise(pixels)
 
-    def _crop_box(self, height: int, width: int, generator: torch.Generator) -> tuple[int, int, int, int]:
+    @staticmethod
+    def _crop_box(
+        height: int, width: int, scale: tuple[float, float], generator: torch.Generator
+    ) -> tuple[int, int, int, int]:
         area = height * width
         log_ratio = (math.log(3 / 4), math.log(4 / 3))
         for _ in range(10):
-            target = area * torch.empty(1).uniform_(*self.crop_scale, generator=generator).item()
+            target = area * torch.empty(1).uniform_(*scale, generator=generator).item()
             aspect = math.exp(torch.empty(1).uniform_(*log_ratio, generator=generator).item())
             w = round(math.sqrt(target * aspect))
             h = round(math.sqrt(target / aspect))

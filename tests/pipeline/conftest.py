@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from dvc_repo import DvcRepo
-from tiny_config import TINY_DATA, TINY_OPTIM
+from tiny_config import TINY_DATA, tiny_training
 
 SOURCE = Path(__file__).resolve().parents[2]
 
@@ -20,8 +20,10 @@ def tiny_params(backbone: Path) -> dict:
     params["plan"]["sampler"]["params"].update(rounds=1, replicas=2)
     params["members"] = ["f1-r0", "f1-r1", "f2-r0", "f2-r1"]
     params["backbone"]["params"]["pretrained"] = str(backbone)
-    params["train"]["optim"].update(TINY_OPTIM)
-    params["retrain_head"]["optim"].update(TINY_OPTIM)
+    params["runtime"]["device"] = "cpu"
+    for stage in ("train", "retrain_head"):
+        for section, values in tiny_training().items():
+            params[stage][section].update(values)
     return params
 
 

@@ -25,12 +25,13 @@ def test_preset_gives_the_published_setting(name: str) -> None:
     config = validate_config({"preset": name})
     dataset, rounds, lam = PUBLISHED[name]
     assert config.data.dataset.name == dataset
-    assert config.plan.sampler.params["rounds"] == rounds
-    assert config.plan.sampler.params["replicas"] == 2
-    assert config.merge.merger.params == {"lambda": lam, "weights": "previous"}
-    assert config.backbone.params["model"] == "ViT-B-16" and config.backbone.params["pretrained"] == "openai"
-    for optim in (config.train.optim, config.retrain_head.optim):
-        assert (optim.lr, optim.batch_size, optim.epochs) == (3e-4, 128, 10)
+    assert config.plan.sampler.params.rounds == rounds
+    assert config.plan.sampler.params.replicas == 2
+    assert config.merge.merger.params.model_dump(mode="json") == {"lambda": lam, "weights": "previous"}
+    assert config.backbone.params.model == "ViT-B-16" and config.backbone.params.pretrained == "openai"
+    for stage in (config.train, config.retrain_head):
+        assert (stage.optim.lr, stage.optim.batch_size, stage.schedule.epochs) == (3e-4, 128, 10)
+    assert config.runtime.precision.value == "bf16"
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
@@ -47,8 +48,8 @@ def test_nih_cxr_lt_uses_the_authors_shot_thresholds() -> None:
 
 def test_user_keys_override_the_preset() -> None:
     config = validate_config({"preset": "cifar100-lt", "merge": {"merger": {"params": {"lambda": 0.5}}}})
-    assert config.merge.merger.params["lambda"] == 0.5
-    assert config.plan.sampler.params["rounds"] == 5
+    assert config.merge.merger.params.lam == 0.5
+    assert config.plan.sampler.params.rounds == 5
 
 
 def test_unknown_preset_lists_the_available_ones() -> None:

@@ -380,16 +380,16 @@ CASES = [
     BadInput(
         "EMA decay of 1",
         ("prepare",),
-        ("train.optim.ema_decay: 1.0", "less than 1"),
+        ("train.ema.decay: 1.0", "less than 1"),
         2,
-        params=_set("train.optim.ema_decay", 1.0),
+        params=_set("train.ema.decay", 1.0),
     ),
     BadInput(
         "inverted crop scale",
         ("prepare",),
-        ("- train.optim: crop_scale must satisfy 0 < low <= high <= 1, got (0.9, 0.5)",),
+        ("- train.augment: crop_scale must satisfy 0 < low <= high <= 1, got (0.9, 0.5)",),
         2,
-        params=_set("train.optim.crop_scale", [0.9, 0.5]),
+        params=_set("train.augment.crop_scale", [0.9, 0.5]),
     ),
     BadInput(
         "one class (embedded)",
@@ -544,13 +544,13 @@ CASES = [
     # training that diverges
     BadInput(
         "NaN loss in a member",
-        (*TRAIN, "--set", "train.optim.lr=1e30", "--set", "train.optim.resume_every=1"),
+        (*TRAIN, "--set", "train.optim.lr=1e30", "--set", "train.resume_every=1"),
         ("member f1-r0: loss is nan at step 2 of 3",),
         on_run=True,
     ),
     BadInput(
         "NaN loss in head retraining",
-        ("retrain-head", "--set", "retrain_head.optim.lr=1e30", "--set", "retrain_head.optim.resume_every=1"),
+        ("retrain-head", "--set", "retrain_head.optim.lr=1e30", "--set", "retrain_head.resume_every=1"),
         ("retrain-head: loss is nan at step",),
         on_run=True,
     ),

@@ -58,11 +58,11 @@ def _fresh_member(finished_run: Path, dest: Path) -> Path:
 
 MEMBER_VARIANTS = {
     "paper defaults": [],
-    "best-val selection": ["train.optim.selection=best-val", "train.optim.val_snapshots=3"],
+    "best-val selection": ["train.selection.mode=best-val", "train.selection.snapshots=3"],
     "first-step EMA, micro-batches, resume every step": [
-        "train.optim.ema_init=first-step",
+        "train.ema.init=first-step",
         "train.optim.micro_batch_size=8",
-        "train.optim.resume_every=1",
+        "train.resume_every=1",
     ],
 }
 
@@ -93,7 +93,7 @@ def test_a_kill_between_a_state_and_its_sidecar_resumes_from_the_state_before(
     finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The sidecar commits a state: a state file without one (the kill came first) is never used."""
-    overrides = ["train.optim.resume_every=1"]
+    overrides = ["train.resume_every=1"]
     expected = _train_member(_fresh_member(finished_run, tmp_path / "straight"), overrides).read_bytes()
     root = _fresh_member(finished_run, tmp_path / "crashed")
     folder = root / "outputs" / "members" / MEMBER
@@ -132,17 +132,17 @@ def test_an_altered_resume_state_is_refused_not_skipped(finished_run: Path, tmp_
 
 def test_a_diverged_member_leaves_no_resume_state(finished_run: Path, tmp_path: Path) -> None:
     """Resuming would replay the same divergence, so the state written before it is dropped."""
-    from ltsoups.training.loop import TrainingDiverged
+    from ltsoups.training.errors import TrainingDiverged
 
     root = _fresh_member(finished_run, tmp_path / "diverged")
     with pytest.raises(TrainingDiverged, match=f"member {MEMBER}: loss is nan at step 2 of 5"):
-        _train_member(root, ["train.optim.lr=1e30", "train.optim.resume_every=1"])
+        _train_member(root, ["train.optim.lr=1e30", "train.resume_every=1"])
     assert _leftovers(root / "outputs" / "members" / MEMBER) == []
 
 
 HEAD_VARIANTS = {
-    "cached features": ["retrain_head.optim.resume_every=2"],
-    "augmented images": ["retrain_head.optim.resume_every=2", "retrain_head.augment=true"],
+    "cached features": ["retrain_head.resume_every=2"],
+    "augmented images": ["retrain_head.resume_every=2", "retrain_head.augment.enabled=true"],
 }
 
 
@@ -162,7 +162,7 @@ def test_head_retraining_crashed_twice_ends_bit_identical(
 
 # --------------------------------------------------------------------------- real processes, real signals
 
-FAULT_PARAMS = ["train.optim.batch_size=8", "train.optim.epochs=1.2", "train.optim.resume_every=2"]
+FAULT_PARAMS = ["train.optim.batch_size=8", "train.schedule.epochs=1.2", "train.resume_every=2"]
 """f4-r0 then takes 12 steps of 8 samples, with a resume state every 2 steps."""
 FAULT_STEPS = 12
 

@@ -49,9 +49,9 @@ def test_without_a_text_tower_the_head_is_the_class_mean_of_features(tmp_path: P
     save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(weights))
     backbone = {"name": "timm", "params": {"model": "vit_tiny_patch16_224.augreg_in21k", "pretrained": str(weights)}}
     context = RunContext(validate_config(tiny_params(weights, backbone=backbone, workdir=str(tmp_path))))
-    model, loaded = context.zero_shot_classifier()
+    model, loaded = context.zero_shot_classifier(), context.backbone
     train = context.splits.train
-    preprocess = context.preprocess(loaded, context.config.train.optim)
+    preprocess = context.preprocess
     with torch.no_grad():
         features = torch.stack(
             [loaded.image_encoder(preprocess.evaluation(train.source.image(i))[None])[0] for i in range(len(train))]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_config import TINY_OPTIM, write_params
+from tiny_config import tiny_training, write_params
 from tiny_config import tiny_params as tiny_config
 
 BIN = Path(sys.executable).parent
@@ -28,12 +28,11 @@ def tiny_params(tmp_path: Path, random_mini_clip: Path, monkeypatch: pytest.Monk
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
     def write(min_steps: int = 3, **tracking: Any) -> Path:
-        optim = {**TINY_OPTIM, "min_steps": min_steps, "resume_every": 2}
         params = tiny_config(
             random_mini_clip,
             plan={"sampler": {"name": "progressive", "params": {"rounds": 1, "replicas": 2}}},
-            train={"optim": {**optim, "crop_scale": [0.5, 1.0]}},
-            retrain_head={"augment": False, "optim": optim},
+            train=tiny_training(min_steps, augment={"crop_scale": [0.5, 1.0]}, resume_every=2),
+            retrain_head=tiny_training(min_steps, augment={"enabled": False}, resume_every=2),
             tracking={"experiment": "tiny", **tracking},
             workdir=str(tmp_path / "outputs"),
         )

@@ -1,0 +1,48 @@
+"""Validation scores of training snapshots, for best-val selection (the authors' best of 5 EMA snapshots)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from ltsoups.evaluation import evaluate, score_predictions
+from ltsoups.model import CosineHead, LongTailClassifier
+from ltsoups.stages.context import RunContext
+
+
+class ClassifierScorer:
+    """Balanced val accuracy of a classifier state dict, scored on a copy of the model.
+
+    The copy is made at the first snapshot, once training has put the model on the run's device.
+    """
+
+    def __init__(self, context: RunContext, model: LongTailClassifier) -> None:
+        self.context, self.model = context, model
+        self._scratch: LongTailClassifier | None = None
+
+    def __call__(self, state: dict[str, torch.Tensor]) -> float:
+        if self._scratch is None:
+            self._scratch = copy.deepcopy(self.model)
+        self._scratch.load_state_dict(state)
+        context = self.context
+        splits, thresholds = context.splits, context.config.data.thresholds
+        return evaluate(
+            self._scratch, splits.val, context.preprocess, context.runtime, context.train_counts, thresholds
+        ).balanced
+
+
+class HeadScorer:
+    """Balanced val accuracy of a head state dict on the frozen encoder's cached val features."""
+
+    def __init__(self, context: RunContext, head: CosineHead, val_features: torch.Tensor) -> None:
+        self.context, self.features = context, val_features
+        self._scratch = copy.deepcopy(head).cpu()
+
+    @torch.no_grad()
+    def __call__(self, state: dict[str, torch.Tensor]) -> float:
+        self._scratch.load_state_dict(state)
+        predictions = self._scratch(self.features).argmax(dim=-1).numpy()
+        context = self.context
+        labels = context.splits.val.labels
+        return score_predictions(predictions, labels, context.train_counts, context.config.data.thresholds).balanced
