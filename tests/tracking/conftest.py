@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_config import tiny_training, write_params
 from tiny_config import tiny_params as tiny_config
+from tiny_config import tiny_training, write_params
 
 BIN = Path(sys.executable).parent
 SERVER_START_SECONDS = 120
