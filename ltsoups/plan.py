@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ltsoups.checkpoint import write_text_atomic
 from ltsoups.contracts import Sampler, SubsetDraw
+from ltsoups.io.atomic import write_text_atomic
 from ltsoups.provenance import canonical_json, code_version, hash_json
 
 MANIFEST_SCHEMA = 1

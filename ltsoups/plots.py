@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from ltsoups.checkpoint import atomic_path
+from ltsoups.io.atomic import atomic_path
 from ltsoups.workspace import Workspace
 
 _MODELS = (("zero_shot", "theta_0 (zero-shot)"), ("stage1", "stage 1 (soup)"), ("final", "stage 1 + CR"))

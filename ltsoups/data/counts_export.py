@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ltsoups.checkpoint import write_text_atomic
 from ltsoups.contracts import Dataset
+from ltsoups.io.atomic import write_text_atomic
 
 
 def counts_json(counts: np.ndarray) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ltsoups.checkpoint import Checkpoint, CheckpointError, open_checkpoint, write_json_atomic
+from ltsoups.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from ltsoups.data.stats import ClassStats
 from ltsoups.evaluation import Scores, evaluate
+from ltsoups.io.atomic import write_json_atomic
 from ltsoups.provenance import code_version
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.sections import HEAD_SECTIONS

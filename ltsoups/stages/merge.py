@@ -6,9 +6,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ltsoups.checkpoint import Checkpoint, CheckpointError, open_checkpoint, write_json_atomic
+from ltsoups.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from ltsoups.contracts import FactorGroup, Merger
 from ltsoups.evaluation import Scores, evaluate
+from ltsoups.io.atomic import write_json_atomic
 from ltsoups.merging import check_layouts, merge_weighted
 from ltsoups.registry import PluginKind
 from ltsoups.stages.context import RunContext

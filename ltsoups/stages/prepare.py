@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ltsoups.checkpoint import write_text_atomic
+from ltsoups.io.atomic import write_text_atomic
 from ltsoups.plan import PlanFiles, write_plan
 from ltsoups.registry import PluginKind
 from ltsoups.stages.context import RunContext
