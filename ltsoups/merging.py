@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from ltsoups.checkpoint import Checkpoint, CheckpointError, TensorFileReader, TensorLayout, save_checkpoint
+from ltsoups.checkpoint import Checkpoint, save_checkpoint
+from ltsoups.io.safetensors import CheckpointError, TensorFileReader, TensorLayout
 
 
 def check_layouts(paths: Sequence[Path]) -> TensorLayout:

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from pydantic import ConfigDict, Field, ValidationError
 
-from ltsoups.checkpoint import write_text_atomic
 from ltsoups.contracts import Sampler, SubsetDraw
+from ltsoups.io.atomic import write_text_atomic
 from ltsoups.provenance import canonical_json, code_version, hash_json
 from ltsoups.schema import StrictModel
 

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from ltsoups.checkpoint import atomic_path
+from ltsoups.io.atomic import atomic_path
 from ltsoups.stages.evaluate import Results
 from ltsoups.workspace import Workspace
 

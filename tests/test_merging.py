@@ -3,8 +3,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ltsoups.checkpoint import CheckpointError, load_tensors, save_checkpoint
+from ltsoups.checkpoint import save_checkpoint
 from ltsoups.contracts import FactorGroup
+from ltsoups.io.safetensors import CheckpointError, load_tensors
 from ltsoups.merging import merge_weighted
 from ltsoups.plugins.mergers import RecursiveMerger, RecursiveParams, UniformMerger, UniformParams
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ltsoups.checkpoint import write_text_atomic
+from ltsoups.io.atomic import write_text_atomic
 
 
 def write_counts(path: Path, counts: np.ndarray) -> np.ndarray:
@@ -21,9 +21,15 @@ def write_counts(path: Path, counts: np.ndarray) -> np.ndarray:
 def read_counts(path: Path) -> np.ndarray:
     """Class counts from a JSON list of non-negative integers (or {"counts": [...]})."""
     try:
-        raw = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read class counts ({err})") from err
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read class counts ({err.strerror or err})") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: class counts must be a JSON text file (byte {err.start} is not UTF-8)") from err
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError) as err:  # ValueError: JSONDecodeError, integers too long to convert
+        raise ValueError(f"{path}: class counts are not valid JSON ({err})") from err
     if isinstance(raw, dict):
         raw = raw.get("counts")
     if not isinstance(raw, list) or not raw or not all(isinstance(n, int) and n >= 0 for n in raw):

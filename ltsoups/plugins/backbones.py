@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from pydantic import Field
 
-from ltsoups.checkpoint import CheckpointError, TensorLayout, load_tensors, refuse_non_safetensors
 from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams
+from ltsoups.io.safetensors import CheckpointError, TensorLayout, load_tensors, refuse_non_safetensors
 from ltsoups.peft import PeftMethod, apply_peft
 
 EMBEDDED_TAG = "embedded"

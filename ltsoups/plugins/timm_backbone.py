@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from ltsoups.checkpoint import CheckpointError, load_tensors
 from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams
+from ltsoups.io.safetensors import CheckpointError, load_tensors
 
 HUB = "hub"
 

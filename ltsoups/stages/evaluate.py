@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from ltsoups.checkpoint import Checkpoint, open_checkpoint, write_json_atomic
+from ltsoups.checkpoint import Checkpoint, open_checkpoint
 from ltsoups.data.stats import ClassStats
 from ltsoups.evaluation import Scores, evaluate
+from ltsoups.io.atomic import write_json_atomic
 from ltsoups.plan import Plan
 from ltsoups.provenance import code_version
 from ltsoups.schema import StrictModel

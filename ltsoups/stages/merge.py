@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ltsoups.checkpoint import Checkpoint, write_json_atomic
+from ltsoups.checkpoint import Checkpoint
 from ltsoups.contracts import Merger
 from ltsoups.evaluation import Scores, evaluate
+from ltsoups.io.atomic import write_json_atomic
 from ltsoups.merging import check_layouts, merge_weighted
 from ltsoups.plan import Plan
 from ltsoups.stages.context import RunContext

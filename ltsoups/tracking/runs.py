@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ltsoups.checkpoint import write_json_atomic
+from ltsoups.io.atomic import write_json_atomic
 from ltsoups.tracking.session import TrackingSession
 
 if TYPE_CHECKING:

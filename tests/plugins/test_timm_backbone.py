@@ -9,8 +9,8 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from ltsoups.checkpoint import CheckpointError
 from ltsoups.contracts import LoadedBackbone
+from ltsoups.io.safetensors import CheckpointError
 from ltsoups.registry import PluginKind, installed_registry
 
 MODEL = "vit_tiny_patch16_224.augreg_in21k"

@@ -5,8 +5,8 @@ from pathlib import Path
 import torch
 from tiny_config import tiny_params
 
-from ltsoups.checkpoint import load_tensors
 from ltsoups.config import validate_config
+from ltsoups.io.safetensors import load_tensors
 from ltsoups.model import prompt_embeddings
 from ltsoups.plugins.backbones import OpenClipBackbone, OpenClipParams
 from ltsoups.stages.context import RunContext

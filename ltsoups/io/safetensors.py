@@ -1,0 +1,319 @@
+"""The safetensors format, read with plain reads (no mmap) and parsed as the untrusted input it is.
+
+Every reader of weights goes through one header parser, `read_header`, which checks the whole header
+(its length, encoding, names, dtypes, shapes and offsets) before a byte of tensor data is read or a
+buffer sized by it is allocated. Nothing here unpickles: pickle suffixes and files that do not start
+like safetensors are refused before they are parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import reprlib
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
+_PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar"}
+_ENTRY_KEYS = ("dtype", "shape", "data_offsets")
+_ADDRESSABLE = 2**64  # offsets in the format are u64: no tensor can take more bytes
+_SHORT = reprlib.Repr()  # a hostile header is quoted in messages, never echoed at length
+_SHORT.maxstring, _SHORT.maxother = 120, 120
+DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
+class CheckpointError(ValueError):
+    """A weights file is missing, not safetensors, malformed, or does not match its sidecar."""
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """One tensor as the header describes it; ``begin`` and ``end`` are offsets into the data section."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.begin
+
+
+@dataclass(frozen=True)
+class SafetensorsHeader:
+    """A validated header: every entry fits the data section, and the entries tile it exactly."""
+
+    entries: dict[str, TensorEntry]
+    data_start: int
+    """Where the data section starts in the file."""
+
+
+def refuse_non_safetensors(path: Path) -> None:
+    """Raise unless ``path`` is an existing file whose first bytes start a safetensors header.
+
+    A cheap check of the first bytes only (pickles never pass it); `read_header` checks the rest.
+    """
+    with _open_weights(path) as handle:
+        _header_length(path, handle)
+
+
+def read_header(path: Path) -> SafetensorsHeader:
+    """The validated header of ``path``; a CheckpointError naming the file says what is wrong with it."""
+    with _open_weights(path) as handle:
+        return _parse_header(path, handle)
+
+
+def _open_weights(path: Path) -> IO[bytes]:
+    if path.suffix.lower() in _PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"{path}: {path.suffix} files are pickles, which ltsoups never loads; convert the weights to safetensors"
+        )
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return open(path, "rb")
+
+
+def _header_length(path: Path, handle: IO[bytes]) -> tuple[int, int]:
+    """The header's length from the first bytes, checked against the format's limit; and the file's size."""
+    size = os.fstat(handle.fileno()).st_size
+    handle.seek(0)
+    head = handle.read(9)
+    if len(head) < 9:
+        raise CheckpointError(f"{path}: file is truncated (not a safetensors file)")
+    (length,) = struct.unpack("<Q", head[:8])
+    if head[8:9] != b"{":
+        raise CheckpointError(f"{path}: not a safetensors file (pickles and other formats are refused)")
+    if length > MAX_HEADER_BYTES:
+        raise CheckpointError(
+            f"{path}: header length {length} is over the safetensors limit of {MAX_HEADER_BYTES} bytes "
+            "(a damaged or non-safetensors file)"
+        )
+    if 8 + length > size:
+        raise CheckpointError(
+            f"{path}: header length {length} runs past the end of the file ({size} bytes): truncated or damaged"
+        )
+    return length, size
+
+
+class _DuplicateName(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object_pairs_hook: a name given twice is an error, not a silent "last one wins"."""
+    names: set[str] = set()
+    for name, _ in pairs:
+        if name in names:
+            raise _DuplicateName(name)
+        names.add(name)
+    return dict(pairs)
+
+
+def _parse_header(path: Path, handle: IO[bytes]) -> SafetensorsHeader:
+    length, size = _header_length(path, handle)
+    handle.seek(8)
+    raw = handle.read(length)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CheckpointError(
+            f"{path}: header is not UTF-8 (byte {raw[err.start]:#04x} at file offset {8 + err.start})"
+        ) from err
+    try:
+        # It starts with "{", so whatever parses is a JSON object.
+        parsed: dict[str, Any] = json.loads(text, object_pairs_hook=_unique_names)
+    except _DuplicateName as err:
+        raise CheckpointError(f"{path}: header names {_SHORT.repr(err.name)} more than once") from err
+    except RecursionError as err:
+        raise CheckpointError(f"{path}: header is nested too deeply to be a safetensors header") from err
+    except ValueError as err:  # JSONDecodeError, and integers too long to convert
+        raise CheckpointError(f"{path}: header is not valid JSON ({err})") from err
+    metadata = parsed.pop("__metadata__", None)
+    if metadata is not None and not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
+        raise CheckpointError(f"{path}: __metadata__ must map names to strings, got {_SHORT.repr(metadata)}")
+    data_size = size - 8 - length
+    entries = {name: _entry(f"{path}: tensor {_SHORT.repr(name)}", value, data_size) for name, value in parsed.items()}
+    _check_tiling(path, entries, data_size)
+    return SafetensorsHeader(entries, 8 + length)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _entry(where: str, value: object, data_size: int) -> TensorEntry:
+    if not isinstance(value, dict) or any(key not in value for key in _ENTRY_KEYS):
+        raise CheckpointError(
+            f"{where}: expected an object with dtype, shape and data_offsets, got {_SHORT.repr(value)}"
+        )
+    dtype, shape, offsets = (value[key] for key in _ENTRY_KEYS)
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise CheckpointError(f"{where}: unsupported dtype {_SHORT.repr(dtype)} (supported: {', '.join(DTYPES)})")
+    if not isinstance(shape, list) or not all(_is_count(n) for n in shape):
+        raise CheckpointError(f"{where}: shape must be a list of non-negative integers, got {_SHORT.repr(shape)}")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(n) for n in offsets)):
+        raise CheckpointError(f"{where}: data_offsets must be [begin, end], got {_SHORT.repr(offsets)}")
+    begin, end = offsets
+    if begin > end:
+        raise CheckpointError(f"{where}: data_offsets [{begin}, {end}] end before they begin")
+    if end > data_size:
+        raise CheckpointError(
+            f"{where}: data_offsets [{begin}, {end}] run past the end of the data ({data_size} bytes): "
+            "the file is truncated or damaged"
+        )
+    nbytes = _byte_count(shape, DTYPES[dtype].itemsize)
+    if nbytes != end - begin:
+        claimed = f"{nbytes} bytes" if nbytes is not None else f"more than {_ADDRESSABLE} bytes"
+        raise CheckpointError(
+            f"{where}: {dtype} of shape {_SHORT.repr(shape)} takes {claimed}, "
+            f"but its data_offsets [{begin}, {end}] hold {end - begin}"
+        )
+    return TensorEntry(dtype, tuple(shape), begin, end)
+
+
+def _byte_count(shape: list[int], itemsize: int) -> int | None:
+    """The bytes of ``shape``, or None past 2^64: a hostile shape cannot make this slow."""
+    if 0 in shape:
+        return 0
+    total = itemsize
+    for n in shape:
+        total *= n
+        if total > _ADDRESSABLE:
+            return None
+    return total
+
+
+def _check_tiling(path: Path, entries: Mapping[str, TensorEntry], data_size: int) -> None:
+    """The tensors' bytes cover the data section exactly once: no overlaps, no gaps, nothing after them."""
+    covered, previous = 0, ""
+    for name, entry in sorted(entries.items(), key=lambda item: (item[1].begin, item[1].end)):
+        if entry.begin < covered:
+            raise CheckpointError(
+                f"{path}: tensors {_SHORT.repr(previous)} and {_SHORT.repr(name)} overlap "
+                f"(data bytes {entry.begin}..{covered})"
+            )
+        if entry.begin > covered:
+            raise CheckpointError(f"{path}: data bytes {covered}..{entry.begin} belong to no tensor")
+        covered, previous = entry.end, name
+    if covered != data_size:
+        raise CheckpointError(f"{path}: data bytes {covered}..{data_size} belong to no tensor")
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of ``path``, read after its header is validated."""
+    with TensorFileReader(path) as reader:
+        return {name: reader.read(name) for name in reader.names()}
+
+
+class TensorFileReader:
+    """Reads single tensors of a safetensors file with plain reads (no mmap), so memory is freed as it goes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = _open_weights(path)
+        try:
+            self._header = _parse_header(path, self._handle)
+        except BaseException:
+            self._handle.close()
+            raise
+
+    def names(self) -> list[str]:
+        return sorted(self._header.entries)
+
+    def layout(self, name: str) -> tuple[tuple[int, ...], str]:
+        entry = self._header.entries[name]
+        return entry.shape, entry.dtype
+
+    def nbytes(self, name: str) -> int:
+        return self._header.entries[name].nbytes
+
+    def read(self, name: str, scratch: torch.Tensor | None = None) -> torch.Tensor:
+        """The tensor ``name``; with a uint8 ``scratch`` buffer it is a view into it (no allocation)."""
+        entry = self._header.entries[name]
+        buffer = torch.empty(entry.nbytes, dtype=torch.uint8) if scratch is None else scratch[: entry.nbytes]
+        self._handle.seek(self._header.data_start + entry.begin)
+        # The header was checked against the file's size; a short read means it shrank since.
+        if entry.nbytes and self._handle.readinto(memoryview(buffer.numpy())) != entry.nbytes:
+            raise CheckpointError(f"{self.path}: tensor {_SHORT.repr(name)} is truncated")
+        return buffer.view(DTYPES[entry.dtype]).reshape(entry.shape)
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> TensorFileReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_safetensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Write the safetensors format one tensor at a time, so no second copy of the model is built."""
+    codes = {dtype: code for code, dtype in DTYPES.items()}
+    header: dict[str, Any] = {}
+    offset = 0
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        if tensor.dtype not in codes:
+            raise CheckpointError(f"tensor {name!r}: dtype {tensor.dtype} cannot be saved")
+        size = tensor.numel() * tensor.element_size()
+        header[name] = {
+            "dtype": codes[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)  # the data section starts 8-byte aligned, as the format asks
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(encoded)))
+        handle.write(encoded)
+        for name in sorted(tensors):
+            flat = tensors[name].contiguous().reshape(-1)
+            if flat.numel():
+                handle.write(memoryview(flat.view(torch.uint8).numpy()))
+
+
+@dataclass(frozen=True)
+class TensorLayout:
+    """Names, shapes and dtypes of a checkpoint's tensors, read from its header only."""
+
+    entries: dict[str, tuple[tuple[int, ...], str]]
+
+    @classmethod
+    def of(cls, path: Path) -> TensorLayout:
+        entries = read_header(path).entries
+        return cls({name: (entries[name].shape, entries[name].dtype) for name in sorted(entries)})
+
+    def first_mismatch(self, other: TensorLayout) -> str | None:
+        """A sentence naming the first difference from ``other``, or None when they agree."""
+        for name in sorted(set(self.entries) | set(other.entries)):
+            mine, theirs = self.entries.get(name), other.entries.get(name)
+            if mine is None:
+                return f"unexpected tensor {name!r}"
+            if theirs is None:
+                return f"tensor {name!r} is missing"
+            if mine[0] != theirs[0]:
+                return f"tensor {name!r} has shape {list(theirs[0])}, expected {list(mine[0])}"
+            if mine[1] != theirs[1]:
+                return f"tensor {name!r} has dtype {theirs[1]}, expected {mine[1]}"
+        return None
