@@ -33,7 +33,12 @@ def test_raising_n_without_the_list_names_the_list_to_set() -> None:
 
 
 def test_no_list_no_check() -> None:
-    check_member_list(load_config(None, ["plan.sampler.params.rounds=2"]), "defaults")
+    listed = load_config(None, ["plan.sampler.params.rounds=2", "members=[f1-r0]"])
+    with pytest.raises(ConfigError):
+        check_member_list(listed, "defaults")  # this plan trains six members, not the one listed...
+    unlisted = load_config(None, ["plan.sampler.params.rounds=2"])
+    assert unlisted.members is None
+    check_member_list(unlisted, "defaults")  # ...but without a list there is nothing it must agree with
 
 
 def test_prepare_refuses_a_wrong_list_and_writes_nothing(tmp_path: Path) -> None:

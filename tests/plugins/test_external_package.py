@@ -77,6 +77,23 @@ def test_external_sampler_drives_the_plan_and_validates_its_params(site: Path, t
     assert "plan.sampler.params.base: 1 is not allowed" in bad.stderr
 
 
+@pytest.mark.slow
+def test_the_plugin_contract_tests_check_the_external_plugins(site: Path) -> None:
+    contracts = Path(__file__).with_name("test_plugin_contracts.py")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", str(contracts), "-k", "geometric or focal"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        cwd=EXAMPLE.parents[1],
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+    for plugin in ("samplers/geometric", "losses/focal", "-geometric", "-focal"):  # Params checks, behaviour checks
+        assert f"{plugin}] PASSED" in result.stdout, result.stdout
+
+
+@pytest.mark.slow  # a fresh interpreter imports torch and the CLI from scratch
 def test_without_the_package_its_names_are_unknown(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "ltsoups", "validate", "--set", "train.loss.name=focal"],

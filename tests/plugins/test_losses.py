@@ -34,13 +34,30 @@ def test_logit_adjusted_adds_tau_log_prior(batch) -> None:
     torch.testing.assert_close(la(logits, targets), F.cross_entropy(logits + 0.5 * prior.log(), targets))
 
 
-def test_class_balanced_weights_rare_classes_more(batch) -> None:
-    logits, _ = batch
-    counts = np.array([1000, 10, 10, 10, 10])
-    loss = ClassBalancedLoss(ClassBalancedParams(beta=0.999)).build(counts)
-    head_only = loss(logits, torch.zeros(16, dtype=torch.long))
-    per_sample = F.cross_entropy(logits, torch.zeros(16, dtype=torch.long))
-    assert head_only == pytest.approx(per_sample.item(), rel=1e-5)  # weighted mean of one class is its mean
-    weighted = ClassBalancedLoss(ClassBalancedParams(beta=0.999)).build(counts)
-    rare = torch.full((16,), 3)
-    assert weighted(logits, rare).item() == pytest.approx(F.cross_entropy(logits, rare).item(), rel=1e-5)
+def effective_number_weights(counts: np.ndarray, beta: float) -> torch.Tensor:
+    """Cui et al. (2019): weight 1 / E_n with E_n = (1 - beta^n) / (1 - beta), scaled to sum to K."""
+    effective = (1.0 - beta**counts) / (1.0 - beta)
+    weights = 1.0 / effective
+    return torch.tensor(weights / weights.sum() * len(counts), dtype=torch.float32)
+
+
+def test_class_balanced_is_cross_entropy_weighted_by_inverse_effective_number(batch) -> None:
+    logits, targets = batch
+    counts = np.array([1000, 200, 50, 10, 1])
+    expected = effective_number_weights(counts, beta=0.99)
+    loss = ClassBalancedLoss(ClassBalancedParams(beta=0.99)).build(counts)
+    assert len(set(targets.tolist())) > 1  # one class alone would hide the weights: its weighted mean is its mean
+    torch.testing.assert_close(loss(logits, targets), F.cross_entropy(logits, targets, weight=expected))
+    assert not torch.allclose(loss(logits, targets), F.cross_entropy(logits, targets))
+
+
+def test_class_balanced_weights_rare_classes_more() -> None:
+    counts = np.array([1000, 200, 50, 10, 1])
+    expected = effective_number_weights(counts, beta=0.99)
+    loss = ClassBalancedLoss(ClassBalancedParams(beta=0.99)).build(counts)
+    # Equal logits give every sample the same unweighted loss, so gradients differ by the class weights alone.
+    logits = torch.zeros(2, 5, requires_grad=True)
+    loss(logits, torch.tensor([0, 4])).backward()
+    head, rare = logits.grad.norm(dim=1)
+    assert rare > head
+    assert (rare / head).item() == pytest.approx((expected[4] / expected[0]).item(), rel=1e-5)

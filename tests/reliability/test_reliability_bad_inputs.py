@@ -54,6 +54,8 @@ class BadInput:
     params_text: str | None = None
     breaks: Callable[[Path], None] | None = None
     fault: Callable[[pytest.MonkeyPatch], None] | None = None
+    trains: bool = False
+    """The command (or the breaking of the run) trains or merges before it meets the bad input: a slow case."""
 
 
 def _set(location: str, value: Any) -> Callable[[Params], None]:
@@ -547,12 +549,14 @@ CASES = [
         (*TRAIN, "--set", "train.optim.lr=1e30", "--set", "train.resume_every=1"),
         ("member f1-r0: loss is nan at step 2 of 3",),
         on_run=True,
+        trains=True,
     ),
     BadInput(
         "NaN loss in head retraining",
         ("retrain-head", "--set", "retrain_head.optim.lr=1e30", "--set", "retrain_head.resume_every=1"),
         ("retrain-head: loss is nan at step",),
         on_run=True,
+        trains=True,
     ),
     # where outputs go
     BadInput(
@@ -581,6 +585,7 @@ CASES = [
         ("cannot write outputs/members/f1-r0/resume-step2.safetensors", "No space left on device"),
         on_run=True,
         fault=_disk_full_at_flush,
+        trains=True,
     ),
     BadInput(
         "disk full writing the plan",
@@ -682,6 +687,7 @@ CASES = [
         on_run=True,
         params=_set("merge.merger", {"name": "recursive", "params": {"lambda": 0.5}}),
         breaks=_merge_again,
+        trains=True,
     ),
     BadInput(
         "truncated final in evaluate",
@@ -761,7 +767,9 @@ def _prepare_case(case: BadInput, root: Path, finished_run: Path, random_mini_cl
     return root
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+@pytest.mark.parametrize(
+    "case", [pytest.param(case, id=case.name, marks=[pytest.mark.slow] if case.trains else []) for case in CASES]
+)
 def test_bad_input_is_refused_with_a_clear_message_and_leaves_no_trace(
     case: BadInput, tmp_path: Path, finished_run: Path, random_mini_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

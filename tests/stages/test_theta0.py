@@ -45,17 +45,19 @@ def test_without_a_text_tower_the_head_is_the_class_mean_of_features(tmp_path: P
 
     torch.manual_seed(0)
     vit = timm.create_model("vit_tiny_patch16_224.augreg_in21k", pretrained=False, img_size=32, num_classes=0)
+    with torch.no_grad():  # a fresh final LayerNorm gives every feature the same norm: normalising would not show
+        vit.norm.weight.normal_()
+        vit.norm.bias.normal_()
     weights = tmp_path / "vit.safetensors"
     save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(weights))
-    backbone = {"name": "timm", "params": {"model": "vit_tiny_patch16_224.augreg_in21k", "pretrained": str(weights)}}
+    params = {"model": "vit_tiny_patch16_224.augreg_in21k", "pretrained": str(weights), "image_size": 32}
+    backbone = {"name": "timm", "params": params}  # at the saved 32 pixels: 4 patches an image, not 196
     context = RunContext(validate_config(tiny_params(weights, backbone=backbone, workdir=str(tmp_path))))
     model, loaded = context.zero_shot_classifier(), context.backbone
     train = context.splits.train
-    preprocess = context.preprocess
+    images = torch.stack([context.preprocess.evaluation(train.source.image(i)) for i in range(len(train))])
     with torch.no_grad():
-        features = torch.stack(
-            [loaded.image_encoder(preprocess.evaluation(train.source.image(i))[None])[0] for i in range(len(train))]
-        )
+        features = loaded.image_encoder(images)
     features = torch.nn.functional.normalize(features, dim=-1)
     labels = torch.as_tensor(train.labels)
     means = torch.stack([features[labels == c].mean(dim=0) for c in range(train.num_classes)])

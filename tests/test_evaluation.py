@@ -1,0 +1,45 @@
+"""score_predictions on hand-made predictions whose accuracies are worked out by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ltsoups.data.stats import ShotThresholds
+from ltsoups.evaluation import score_predictions
+
+# Default thresholds: many n > 100, few n < 20, medium the rest (100 and 20 included).
+# class:           0    1    2    3   4  5
+TRAIN_COUNTS = [500, 101, 100, 20, 19, 3]  # many, many, medium, medium, few, few (5: absent from eval)
+LABELS = [0, 0, 0, 0, 1, 1, 2, 2, 2, 3, 4, 4]
+PREDICTIONS = [0, 0, 0, 1, 1, 0, 2, 5, 2, 3, 4, 4]  # class 5 is predicted once, never a label
+
+
+def test_overall_balanced_and_shot_groups_by_hand() -> None:
+    scores = score_predictions(np.array(PREDICTIONS), np.array(LABELS), np.array(TRAIN_COUNTS), ShotThresholds())
+    assert scores.overall == pytest.approx(100 * 9 / 12)  # 75.0: per sample
+    # Per class 3/4, 1/2, 2/3, 1/1, 2/2; class 5 has no eval sample, so it has no accuracy and no vote.
+    assert scores.per_class[:5] == pytest.approx([75.0, 50.0, 66.6667, 100.0, 100.0])
+    assert math.isnan(scores.per_class[5])
+    assert scores.balanced == pytest.approx((75 + 50 + 200 / 3 + 100 + 100) / 5)  # 78.33: per class
+    assert scores.many == pytest.approx((75 + 50) / 2)
+    assert scores.medium == pytest.approx((200 / 3 + 100) / 2)  # 100 and 20 training samples are medium
+    assert scores.few == pytest.approx(100.0)  # class 4 alone: absent class 5 is left out, not counted as 0
+
+
+def test_the_thresholds_decide_the_groups() -> None:
+    scores = score_predictions(
+        np.array(PREDICTIONS), np.array(LABELS), np.array(TRAIN_COUNTS), ShotThresholds(many=19, few=4)
+    )
+    assert scores.many == pytest.approx((75 + 50 + 200 / 3 + 100) / 4)  # classes 0..3
+    assert scores.medium == pytest.approx(100.0)  # class 4 (19 samples: not more than 19)
+    assert scores.few is None  # class 5 alone, and it has no eval sample
+
+
+def test_an_empty_group_is_none_and_left_out_of_the_headline() -> None:
+    # No class has 20..100 training samples; the only few-shot class has no eval sample.
+    scores = score_predictions(
+        np.array([0, 1, 1, 1]), np.array([0, 0, 1, 1]), np.array([500, 200, 5]), ShotThresholds()
+    )
+    assert (scores.many, scores.medium, scores.few) == (pytest.approx(75.0), None, None)
+    assert scores.headline() == {"overall": 75.0, "balanced": 75.0, "many": 75.0}
