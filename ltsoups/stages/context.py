@@ -43,7 +43,7 @@ class RunContext:
     def backbone(self) -> LoadedBackbone:
         spec = self.config.backbone
         plugin: Backbone = self.registry.create(PluginKind.BACKBONE, spec.name, spec.params)
-        return plugin.load()
+        return plugin.load(num_classes=self.splits.train.num_classes)
 
     def preprocess(self, backbone: LoadedBackbone, optim: OptimConfig) -> Preprocess:
         return Preprocess(backbone.image_size, backbone.mean, backbone.std, optim.crop_scale, optim.hflip)
