@@ -25,7 +25,7 @@ from ltsoups.data.dataset import DatasetSplits
 from ltsoups.data.file_splits import ClassNamesFormat, SplitFiles
 from ltsoups.data.folder import folder_list_counts, load_folder_lists, load_split_folders, split_folder_counts
 from ltsoups.data.listfile import list_file_counts, load_list_files
-from ltsoups.data.profiles import exponential_counts
+from ltsoups.data.profiles import DecayCurve, exponential_counts
 
 # ------------------------------------------------------------------------------------------ embedded
 
@@ -129,25 +129,36 @@ class Cifar100LT(_CifarDataset):
 
 
 class Cifar100TwoAxisParams(CifarParams):
-    eta: float = Field(1.0, ge=0.01, le=99, description="head-to-tail ratio H/T (the benchmark spans 19 down to 0.05)")
-    rho: float = Field(100.0, ge=5, description="imbalance ratio: tail classes decay from 100 to n_max / rho")
+    eta: float = Field(
+        1.0,
+        ge=0.01,
+        le=99,
+        description="head-to-tail ratio H/T; H = round(100 * eta / (1 + eta)) (the authors' settings: head "
+        "percentages 95..5, i.e. eta 19 down to 5/95)",
+    )
+    rho: float = Field(100.0, ge=5, description="imbalance ratio: tail classes fall from 100 towards n_max / rho")
+    curve: DecayCurve = Field(
+        DecayCurve.EXP_INTERPOLATE,
+        description="exp-interpolate: the authors' curve, int(end + (start - end) * e^(-5 s)) within each group "
+        "(head 500 -> 103, tail 100 -> 5); geometric: round(start * (end / start)^s), head 500 -> 101 (ours)",
+    )
 
     @model_validator(mode="after")
     def _profile_exists(self) -> Cifar100TwoAxisParams:
-        cifar100_two_axis_counts(self.eta, self.rho, self.n_max)
+        cifar100_two_axis_counts(self.eta, self.rho, self.n_max, self.curve)
         return self
 
 
 class Cifar100TwoAxis(_CifarDataset):
-    """The (rho, eta) benchmark on CIFAR-100: H head classes decay n_max..101, T tail classes 100..n_max/rho."""
+    """The (rho, eta) benchmark on CIFAR-100: H head classes fall from n_max, T tail classes from 100 to n_max/rho."""
 
     Params = Cifar100TwoAxisParams
-    description = "CIFAR-100 two-axis benchmark: eta = H/T head-to-tail ratio at fixed rho"
+    description = "CIFAR-100 two-axis benchmark: eta = H/T head-to-tail ratio at fixed rho (the authors' curve)"
     params: Cifar100TwoAxisParams
     split_name: ClassVar[str] = "cifar100-two-axis"
 
     def class_counts(self) -> np.ndarray:
-        return cifar100_two_axis_counts(self.params.eta, self.params.rho, self.params.n_max)
+        return cifar100_two_axis_counts(self.params.eta, self.params.rho, self.params.n_max, self.params.curve)
 
     def realised(self) -> TwoAxisRealised:
         """The H, T and eta the profile gives (H is rounded to whole classes)."""
