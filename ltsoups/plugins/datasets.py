@@ -1,4 +1,4 @@
-"""Built-in datasets: the embedded task, CIFAR-100-LT, the two-axis benchmark, list files, folders, CSV."""
+"""Built-in datasets: the embedded task, CIFAR-100-LT and the two-axis benchmark, TinyImageNet-LT, files."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ltsoups.contracts import Dataset, PluginParams
+from ltsoups.data import tiny_imagenet
 from ltsoups.data.cifar import (
     IMAGES_PER_CLASS,
     CifarSource,
@@ -167,6 +168,59 @@ class Cifar100TwoAxis(_CifarDataset):
     def load(self) -> DatasetSplits:
         splits = super().load()
         return DatasetSplits(f"{self.split_name} ({self.realised()})", splits.train, splits.val, splits.test)
+
+
+# ------------------------------------------------------------------------------------ TinyImageNet
+
+
+class TinyImageNetLTParams(PluginParams):
+    root: Path = Field(
+        Path("data"),
+        description="folder holding tiny-imagenet-200/ in its standard layout (wnids.txt, words.txt, "
+        "train/<wnid>/images/, val/images/ with val/val_annotations.txt)",
+    )
+    rho: float = Field(100.0, ge=1, description="imbalance ratio: n_i = int(n_max * (1/rho)^(i/(K-1))); 100: 500..5")
+    n_max: int = Field(
+        tiny_imagenet.IMAGES_PER_CLASS,
+        ge=2,
+        le=tiny_imagenet.IMAGES_PER_CLASS,
+        description="training images of the largest class",
+    )
+    seed: int = Field(0, ge=0, description="seeds the shuffle choosing which images each class keeps (0: the authors')")
+    val_per_class: int = Field(
+        20,
+        ge=1,
+        lt=tiny_imagenet.VAL_IMAGES_PER_CLASS,
+        description="val = the first val_per_class of each class's 50 val images (sorted by file name), test = "
+        "the others (the standard test/ folder has no labels); the authors' split is 20 / 30",
+    )
+    class_names: Path | None = Field(
+        None,
+        description="file of '<wnid> <name>' lines naming the classes (e.g. ImageNet-LT's classnames.txt, which "
+        "the authors use); default: the first name words.txt gives each wnid",
+    )
+
+    @model_validator(mode="after")
+    def _every_class_keeps_images(self) -> TinyImageNetLTParams:
+        if int(self.n_max * (1.0 / self.rho)) < 1:
+            raise ValueError(f"n_max {self.n_max} with rho {self.rho} leaves the last classes without images")
+        return self
+
+
+class TinyImageNetLT(Dataset):
+    """TinyImageNet-LT (the paper's ablation data): 200 classes, 500..5 training images at rho 100."""
+
+    Params = TinyImageNetLTParams
+    description = "TinyImageNet-LT from the standard tiny-imagenet-200/ layout (exponential profile, rho 100)"
+    params: TinyImageNetLTParams
+
+    def class_counts(self) -> np.ndarray:
+        return tiny_imagenet.tiny_imagenet_lt_counts(self.params.root, self.params.rho, self.params.n_max)
+
+    def load(self) -> DatasetSplits:
+        p = self.params
+        rule = tiny_imagenet.TinyImageNetSplitRule(self.class_counts(), p.seed, p.val_per_class)
+        return tiny_imagenet.load_tiny_imagenet_lt("tiny-imagenet-lt", p.root, rule, p.class_names)
 
 
 # ---------------------------------------------------------------------------------------- file-based

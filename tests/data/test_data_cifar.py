@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dataset_formats import CIFAR_TEST_PER_CLASS, CIFAR_TRAIN_PER_CLASS, image_index
+from dataset_formats import CIFAR_TEST_PER_CLASS, CIFAR_TRAIN_PER_CLASS, authors_selection, image_index
 
 from ltsoups.data.cifar import (
     CifarSource,
@@ -29,17 +29,6 @@ def unchecked(root: Path) -> CifarSource:
 
 def indices(split: LabelledImages) -> np.ndarray:
     return np.array([image_index(split.source.image(i)) for i in range(len(split))])
-
-
-def authors_selection(labels: np.ndarray, counts: np.ndarray, seed: int) -> np.ndarray:
-    """Transcription of the authors' IMBALANCECIFAR100.gen_imbalanced_data (datasets/cifar100.py)."""
-    rng = np.random.default_rng(seed)
-    kept = []
-    for the_class, the_img_num in zip(np.unique(labels), counts, strict=True):
-        idx = np.where(labels == the_class)[0]
-        rng.shuffle(idx)
-        kept.append(idx[:the_img_num])
-    return np.concatenate(kept)
 
 
 def test_the_published_profile_has_10847_images() -> None:
