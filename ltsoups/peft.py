@@ -7,13 +7,14 @@ LIFT's definitions (its released code, see shared/reference/lift-code-facts.md):
 - ``lora``: the query and value projections of each block's attention get ``(x @ A @ B) / r`` added,
   A of shape (in, r) Kaiming-uniform (a = sqrt(5)), B of shape (r, out) zero; keys, the attention's
   out-projection and the MLP are untouched.
+- ``lora-mlp``: ``lora`` with LIFT's ``lora_mlp`` option, which also adapts the two MLP matrices;
+  the LT-Soups authors' LoRA ablation folds exactly these (q, v, c_fc, c_proj) before merging.
 - ``adaptformer``: beside each block's MLP, ``scale * up(relu(down(LayerNorm(x))))`` reading the
   residual stream x *before* ``ln_2``, with its own LayerNorm, down Kaiming-normal (a = sqrt(5)) with
   zero bias, up zero, and a learnable scalar scale starting at 1.
 
 ``lora-all`` is ours: the same LoRA update on every attention and MLP matrix (the whole fused q/k/v
-in-projection, the out-projection, both MLP matrices).
-"""
+in-projection, the out-projection, both MLP matrices)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 
 import torch
@@ -35,7 +37,7 @@ _INIT_SEED = 0x10A
 # The row blocks of a fused in-projection (nn.MultiheadAttention.in_proj_weight), in order.
 _FUSED_SLICES = ("q", "k", "v")
 _LIFT_LORA_SLICES = ("q", "v")
-_LORA_ALL_TARGETS = ("attn.in_proj_weight", "attn.out_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+_MLP_TARGETS = ("mlp.c_fc.weight", "mlp.c_proj.weight")
 _WHOLE = None
 """Key of a LoRA update that covers its whole weight (``lora-all``), where ``q``/``v`` name a slice."""
 
@@ -44,6 +46,8 @@ class PeftMethod(str, Enum):
     NONE = "none"
     LORA = "lora"
     """LIFT's LoRA: query and value projections only."""
+    LORA_MLP = "lora-mlp"
+    """LIFT's LoRA with its ``lora_mlp`` option: q, v and both MLP matrices (the paper's LT-Soups + LoRA)."""
     LORA_ALL = "lora-all"
     """Ours: LoRA on every attention and MLP matrix."""
     ADAPTFORMER = "adaptformer"
@@ -141,29 +145,41 @@ def residual_blocks(encoder: nn.Module) -> list[nn.Module]:
     return blocks
 
 
-def add_lora(encoder: nn.Module, rank: int) -> None:
-    """LIFT's LoRA: freeze ``encoder``, add (x A B)/r to the query and value slices of each fused in-projection."""
+@dataclass(frozen=True)
+class LoraPlacement:
+    """Which matrices of each residual block LoRA adapts."""
+
+    query_value: bool
+    """Add updates to the q and v row blocks of the fused in-projection (LIFT's ``lora``)."""
+    whole: tuple[str, ...] = ()
+    """Block-relative names of matrices that get one update each, over the whole matrix."""
+
+
+_LORA_PLACEMENTS = {
+    PeftMethod.LORA: LoraPlacement(query_value=True),
+    PeftMethod.LORA_MLP: LoraPlacement(query_value=True, whole=_MLP_TARGETS),
+    PeftMethod.LORA_ALL: LoraPlacement(
+        query_value=False, whole=("attn.in_proj_weight", "attn.out_proj.weight", *_MLP_TARGETS)
+    ),
+}
+
+
+def add_lora(encoder: nn.Module, rank: int, placement: LoraPlacement) -> None:
+    """Freeze ``encoder`` and parametrise the matrices ``placement`` names as W + (A B)^T / r."""
     encoder.requires_grad_(False)
     generator = torch.Generator().manual_seed(_INIT_SEED)
     for block in residual_blocks(encoder):
-        weight = getattr(block.attn, "in_proj_weight", None)
-        if weight is None:
-            raise ValueError("LoRA on q and v needs the fused in-projection of nn.MultiheadAttention (in_proj_weight)")
-        update = FusedSliceUpdate(weight.shape[1], _LIFT_LORA_SLICES, rank, generator)
-        parametrize.register_parametrization(block.attn, "in_proj_weight", update)
-
-
-def add_lora_all(encoder: nn.Module, rank: int) -> None:
-    """Ours: freeze ``encoder``, add a LoRA update to each block's attention and MLP matrices."""
-    encoder.requires_grad_(False)
-    generator = torch.Generator().manual_seed(_INIT_SEED)
-    for block in residual_blocks(encoder):
-        for target in _LORA_ALL_TARGETS:
+        if placement.query_value:
+            weight = getattr(block.attn, "in_proj_weight", None)
+            if weight is None:
+                raise ValueError("LoRA on q and v needs the fused in-projection of nn.MultiheadAttention")
+            update = FusedSliceUpdate(weight.shape[1], _LIFT_LORA_SLICES, rank, generator)
+            parametrize.register_parametrization(block.attn, "in_proj_weight", update)
+        for target in placement.whole:
             owner_path, name = target.rsplit(".", 1)
             owner = block.get_submodule(owner_path)
             out_features, in_features = getattr(owner, name).shape
-            update = LowRankUpdate(in_features, out_features, rank, generator)
-            parametrize.register_parametrization(owner, name, update)
+            parametrize.register_parametrization(owner, name, LowRankUpdate(in_features, out_features, rank, generator))
 
 
 def add_adaptformer(encoder: nn.Module, bottleneck: int) -> None:
@@ -177,9 +193,6 @@ def add_adaptformer(encoder: nn.Module, bottleneck: int) -> None:
         width = block.mlp.c_fc.in_features
         block.mlp = MlpWithAdaptFormer(block.ln_2, block.mlp, AdaptFormer(width, bottleneck, generator))
         block.ln_2 = nn.Identity()
-
-
-_METHODS = {PeftMethod.LORA: add_lora, PeftMethod.LORA_ALL: add_lora_all, PeftMethod.ADAPTFORMER: add_adaptformer}
 
 
 def apply_peft(encoder: nn.Module, method: PeftMethod, num_classes: int, width: int | None = None) -> None:
@@ -198,7 +211,10 @@ def apply_peft(encoder: nn.Module, method: PeftMethod, num_classes: int, width: 
         resolved,
         "given" if width is not None else f"LIFT's rule: {num_classes} classes, {layers} blocks",
     )
-    _METHODS[method](encoder, resolved)
+    if method is PeftMethod.ADAPTFORMER:
+        add_adaptformer(encoder, resolved)
+    else:
+        add_lora(encoder, resolved, _LORA_PLACEMENTS[method])
 
 
 # ----------------------------------------------------------------------------------- LoRA folding

@@ -38,9 +38,9 @@ class OpenClipParams(PluginParams):
     peft: PeftMethod = Field(
         PeftMethod.NONE,
         description="none: full fine-tune (LT-Soups); the PEFT baselines freeze the encoder and train small "
-        "adapters: lora (LIFT's: query and value projections, (x A B)/r), adaptformer (LIFT's default: a "
-        "bottleneck beside each MLP reading the pre-ln_2 residual, own LayerNorm, learnable scale from 1), "
-        "lora-all (ours: LoRA on every attention and MLP matrix)",
+        "adapters: lora (LIFT's: query and value projections, (x A B)/r), lora-mlp (LIFT's lora + lora_mlp: "
+        "also both MLP matrices), adaptformer (LIFT's default: a bottleneck beside each MLP reading the pre-ln_2 "
+        "residual, own LayerNorm, learnable scale from 1), lora-all (ours: every attention and MLP matrix)",
     )
     peft_rank: int | None = Field(
         None,
