@@ -143,3 +143,5 @@ def test_two_axis_tail_floor_follows_rho(curve: DecayCurve) -> None:
     assert cifar100_two_axis_counts(1.0, rho=50, curve=curve)[-1] == 10
     with pytest.raises(ValueError, match="above the head/tail boundary"):
         cifar100_two_axis_counts(1.0, rho=4, curve=curve)
+    with pytest.raises(ValueError, match="leaves the last tail classes without images"):
+        cifar100_two_axis_counts(1.0, rho=10_000, curve=curve)
