@@ -39,7 +39,7 @@ _FUSED_SLICES = ("q", "k", "v")
 _LIFT_LORA_SLICES = ("q", "v")
 _MLP_TARGETS = ("mlp.c_fc.weight", "mlp.c_proj.weight")
 _WHOLE = None
-"""Key of a LoRA update that covers its whole weight (``lora-all``), where ``q``/``v`` name a slice."""
+"""Key of a LoRA update over its whole weight (``lora-all``; the MLP of ``lora-mlp``); ``q``/``v`` name slices."""
 
 
 class PeftMethod(str, Enum):
