@@ -125,7 +125,8 @@ class Backbone(Plugin):
     """Builds a pretrained image encoder (the weights theta_0 start from)."""
 
     @abstractmethod
-    def load(self) -> LoadedBackbone: ...
+    def load(self, num_classes: int) -> LoadedBackbone:
+        """The encoder for a task of ``num_classes`` classes (PEFT widths, for one, depend on it)."""
 
 
 # ---------------------------------------------------------------------------------------- datasets

@@ -1,110 +1,276 @@
-"""Parameter-efficient fine-tuning of a transformer encoder, as in LIFT: LoRA or AdaptFormer.
+"""Parameter-efficient fine-tuning of a CLIP ViT as LIFT defines it, and the LoRA fold before merges.
 
-Both freeze the pretrained weights and add small trainable modules that start as the identity, so
-the encoder with its adapters computes exactly what the pretrained encoder did (theta_0 is unchanged).
-"""
+Every method freezes the pretrained encoder and adds small trainable modules that start as the
+identity, so the adapted encoder computes exactly what the pretrained one did (theta_0 is unchanged).
+LIFT's definitions (its released code, see shared/reference/lift-code-facts.md):
+
+- ``lora``: the query and value projections of each block's attention get ``(x @ A @ B) / r`` added,
+  A of shape (in, r) Kaiming-uniform (a = sqrt(5)), B of shape (r, out) zero; keys, the attention's
+  out-projection and the MLP are untouched.
+- ``lora-mlp``: ``lora`` with LIFT's ``lora_mlp`` option, which also adapts the two MLP matrices;
+  the LT-Soups authors' LoRA ablation folds exactly these (q, v, c_fc, c_proj) before merging.
+- ``adaptformer``: beside each block's MLP, ``scale * up(relu(down(LayerNorm(x))))`` reading the
+  residual stream x *before* ``ln_2``, with its own LayerNorm, down Kaiming-normal (a = sqrt(5)) with
+  zero bias, up zero, and a learnable scalar scale starting at 1.
+
+``lora-all`` is ours: the same LoRA update on every attention and MLP matrix (the whole fused q/k/v
+in-projection, the out-projection, both MLP matrices)."""
 
 from __future__ import annotations
 
+import logging
 import math
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-# Matrices of a CLIP residual block that LoRA adapts: attention in/out projections and the MLP.
-_LORA_TARGETS = ("attn.in_proj_weight", "attn.out_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+_log = logging.getLogger(__name__)
+
 # Adapter initialisation is part of theta_0, so it is seeded: the same config gives the same weights.
 _INIT_SEED = 0x10A
+# The row blocks of a fused in-projection (nn.MultiheadAttention.in_proj_weight), in order.
+_FUSED_SLICES = ("q", "k", "v")
+_LIFT_LORA_SLICES = ("q", "v")
+_MLP_TARGETS = ("mlp.c_fc.weight", "mlp.c_proj.weight")
+_WHOLE = None
+"""Key of a LoRA update over its whole weight (``lora-all``; the MLP of ``lora-mlp``); ``q``/``v`` name slices."""
 
 
 class PeftMethod(str, Enum):
     NONE = "none"
     LORA = "lora"
+    """LIFT's LoRA: query and value projections only."""
+    LORA_MLP = "lora-mlp"
+    """LIFT's LoRA with its ``lora_mlp`` option: q, v and both MLP matrices (the paper's LT-Soups + LoRA)."""
+    LORA_ALL = "lora-all"
+    """Ours: LoRA on every attention and MLP matrix."""
     ADAPTFORMER = "adaptformer"
+    """LIFT's AdaptFormer (LIFT's default PEFT method for CLIP ViT-B/16)."""
 
 
-class LowRankDelta(nn.Module):
-    """W -> W + (alpha / rank) * B @ A, with B = 0 at the start."""
+def lift_width(num_classes: int, num_layers: int) -> int:
+    """LIFT's default rank / bottleneck width: 2^max(0, int(log2(K / (2 * layers)))); 4 for CIFAR-100 on ViT-B/16."""
+    return 2 ** max(0, int(math.log2(num_classes / (2 * num_layers))))
 
-    def __init__(self, out_features: int, in_features: int, rank: int, generator: torch.Generator) -> None:
+
+def low_rank_delta(lora_a: torch.Tensor, lora_b: torch.Tensor) -> torch.Tensor:
+    """The weight-layout (out, in) form of LIFT's ``(x @ A @ B) / r``: ``(A @ B)^T / r``, r = A's columns."""
+    return (lora_a @ lora_b).t() * (1.0 / lora_a.shape[1])
+
+
+def adapted_weight(weight: torch.Tensor, deltas: Mapping[str | None, torch.Tensor]) -> torch.Tensor:
+    """``weight`` plus its LoRA deltas: one for the whole weight, or one per named q/k/v row block."""
+    if _WHOLE in deltas:
+        return weight + deltas[_WHOLE].to(weight.dtype)
+    rows = weight.shape[0] // len(_FUSED_SLICES)
+    template = next(iter(deltas.values()))
+    blocks = [deltas[s] if s in deltas else template.new_zeros(rows, weight.shape[1]) for s in _FUSED_SLICES]
+    return weight + torch.cat(blocks).to(weight.dtype)
+
+
+class LowRankUpdate(nn.Module):
+    """LIFT's LoRA factors (its layout): lora_a (in, rank) Kaiming-uniform, lora_b (rank, out) zero."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int, generator: torch.Generator) -> None:
         super().__init__()
-        bound = 1.0 / math.sqrt(in_features)
-        self.lora_a = nn.Parameter(torch.empty(rank, in_features).uniform_(-bound, bound, generator=generator))
-        self.lora_b = nn.Parameter(torch.zeros(out_features, rank))
-        self.scale = 1.0 / rank
+        self.lora_a = nn.Parameter(
+            nn.init.kaiming_uniform_(torch.empty(in_features, rank), a=math.sqrt(5), generator=generator)
+        )
+        self.lora_b = nn.Parameter(torch.zeros(rank, out_features))
+
+    def delta(self) -> torch.Tensor:
+        return low_rank_delta(self.lora_a, self.lora_b)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight + self.scale * (self.lora_b @ self.lora_a).to(weight.dtype)
+        """As a parametrisation of a whole weight: W -> W + (A B)^T / r."""
+        return adapted_weight(weight, {_WHOLE: self.delta()})
 
 
-class ParallelAdapter(nn.Module):
-    """AdaptFormer's bottleneck beside the MLP: up(relu(down(x))) * scale, up = 0 at the start."""
+class FusedSliceUpdate(nn.ModuleDict):
+    """Parametrisation of a fused (q; k; v) in-projection: LoRA on some row blocks, the others untouched."""
 
-    def __init__(self, width: int, bottleneck: int, scale: float, generator: torch.Generator) -> None:
+    def __init__(self, width: int, slices: tuple[str, ...], rank: int, generator: torch.Generator) -> None:
+        super().__init__({s: LowRankUpdate(width, width, rank, generator) for s in slices})
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return adapted_weight(weight, {s: update.delta() for s, update in self.items()})
+
+
+class AdaptFormer(nn.Module):
+    """LIFT's AdaptFormer branch: scale * up(relu(down(LayerNorm(x)))), zero at the start (up = 0)."""
+
+    def __init__(self, width: int, bottleneck: int, generator: torch.Generator) -> None:
         super().__init__()
-        self.down = nn.Linear(width, bottleneck)
-        self.up = nn.Linear(bottleneck, width)
-        bound = 1.0 / math.sqrt(width)
+        self.ln = nn.LayerNorm(width)
+        # skip_init: the initialisation below is the only one, and the global RNG is left alone.
+        self.down = nn.utils.skip_init(nn.Linear, width, bottleneck)
+        self.up = nn.utils.skip_init(nn.Linear, bottleneck, width)
+        self.scale = nn.Parameter(torch.ones(1))
         with torch.no_grad():
-            self.down.weight.uniform_(-bound, bound, generator=generator)
+            nn.init.kaiming_normal_(self.down.weight, a=math.sqrt(5), generator=generator)
             self.down.bias.zero_()
             self.up.weight.zero_()
             self.up.bias.zero_()
-        self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(torch.relu(self.down(x))) * self.scale
+        return self.up(torch.relu(self.down(self.ln(x)))) * self.scale
 
 
-class AdaptedMlp(nn.Module):
-    """A block's MLP with a parallel adapter on the same input."""
+class MlpWithAdaptFormer(nn.Module):
+    """A block's MLP branch that takes the residual stream itself: mlp(ln_2(x)) + adaptformer(x).
 
-    def __init__(self, mlp: nn.Module, adapter: ParallelAdapter) -> None:
+    open_clip's block computes ``x + ls_2(mlp(ln_2(x)))``; ``ln_2`` moves in here (the block's own
+    becomes the identity) so that the adapter reads x before the norm, as LIFT's does.
+    """
+
+    def __init__(self, ln_2: nn.Module, mlp: nn.Module, adaptformer: AdaptFormer) -> None:
         super().__init__()
-        self.mlp, self.adapter = mlp, adapter
+        self.ln_2, self.mlp, self.adaptformer = ln_2, mlp, adaptformer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp(x) + self.adapter(x)
+        return self.mlp(self.ln_2(x)) + self.adaptformer(x)
 
 
-def _blocks(encoder: nn.Module) -> list[nn.Module]:
+def residual_blocks(encoder: nn.Module) -> list[nn.Module]:
+    """The transformer's residual blocks (modules with ``attn`` and ``mlp``), in order."""
     blocks = [m for m in encoder.modules() if hasattr(m, "attn") and hasattr(m, "mlp")]
     if not blocks:
         raise ValueError("PEFT needs a transformer encoder with attention/MLP residual blocks (attn, mlp)")
     return blocks
 
 
-def add_lora(encoder: nn.Module, rank: int) -> None:
-    """Freeze ``encoder`` and parametrise each block's attention and MLP matrices as W + B A."""
+@dataclass(frozen=True)
+class LoraPlacement:
+    """Which matrices of each residual block LoRA adapts."""
+
+    query_value: bool
+    """Add updates to the q and v row blocks of the fused in-projection (LIFT's ``lora``)."""
+    whole: tuple[str, ...] = ()
+    """Block-relative names of matrices that get one update each, over the whole matrix."""
+
+
+_LORA_PLACEMENTS = {
+    PeftMethod.LORA: LoraPlacement(query_value=True),
+    PeftMethod.LORA_MLP: LoraPlacement(query_value=True, whole=_MLP_TARGETS),
+    PeftMethod.LORA_ALL: LoraPlacement(
+        query_value=False, whole=("attn.in_proj_weight", "attn.out_proj.weight", *_MLP_TARGETS)
+    ),
+}
+
+
+def add_lora(encoder: nn.Module, rank: int, placement: LoraPlacement) -> None:
+    """Freeze ``encoder`` and parametrise the matrices ``placement`` names as W + (A B)^T / r."""
     encoder.requires_grad_(False)
     generator = torch.Generator().manual_seed(_INIT_SEED)
-    for block in _blocks(encoder):
-        for target in _LORA_TARGETS:
+    for block in residual_blocks(encoder):
+        if placement.query_value:
+            weight = getattr(block.attn, "in_proj_weight", None)
+            if weight is None:
+                raise ValueError("LoRA on q and v needs the fused in-projection of nn.MultiheadAttention")
+            update = FusedSliceUpdate(weight.shape[1], _LIFT_LORA_SLICES, rank, generator)
+            parametrize.register_parametrization(block.attn, "in_proj_weight", update)
+        for target in placement.whole:
             owner_path, name = target.rsplit(".", 1)
             owner = block.get_submodule(owner_path)
-            weight = getattr(owner, name)
-            delta = LowRankDelta(weight.shape[0], weight.shape[1], rank, generator)
-            parametrize.register_parametrization(owner, name, delta)
+            out_features, in_features = getattr(owner, name).shape
+            parametrize.register_parametrization(owner, name, LowRankUpdate(in_features, out_features, rank, generator))
 
 
-def add_adaptformer(encoder: nn.Module, bottleneck: int, scale: float = 0.1) -> None:
-    """Freeze ``encoder`` and add a parallel bottleneck adapter to each block's MLP."""
+def add_adaptformer(encoder: nn.Module, bottleneck: int) -> None:
+    """LIFT's AdaptFormer: freeze ``encoder``, add a bottleneck beside each MLP reading the pre-ln_2 residual."""
     encoder.requires_grad_(False)
     generator = torch.Generator().manual_seed(_INIT_SEED)
-    for block in _blocks(encoder):
-        adapter = ParallelAdapter(block.mlp.c_fc.in_features, bottleneck, scale, generator)
-        block.mlp = AdaptedMlp(block.mlp, adapter)
+    for block in residual_blocks(encoder):
+        if not isinstance(getattr(block, "ls_2", nn.Identity()), nn.Identity):
+            # The adapter would pass through the MLP's layer scale, which LIFT's blocks do not have.
+            raise ValueError("AdaptFormer as LIFT defines it needs blocks without layer scale (ls_2)")
+        width = block.mlp.c_fc.in_features
+        block.mlp = MlpWithAdaptFormer(block.ln_2, block.mlp, AdaptFormer(width, bottleneck, generator))
+        block.ln_2 = nn.Identity()
 
 
-_METHODS = {PeftMethod.LORA: add_lora, PeftMethod.ADAPTFORMER: add_adaptformer}
-
-
-def apply_peft(encoder: nn.Module, method: PeftMethod, rank: int) -> None:
+def apply_peft(encoder: nn.Module, method: PeftMethod, num_classes: int, width: int | None = None) -> None:
     """Turn a fully fine-tunable encoder into a parameter-efficient one (no-op for ``none``).
 
-    ``rank`` is LoRA's rank or AdaptFormer's bottleneck width.
+    ``width`` is LoRA's rank or AdaptFormer's bottleneck; None applies LIFT's rule to ``num_classes``
+    and the encoder's number of residual blocks.
     """
-    if method is not PeftMethod.NONE:
-        _METHODS[method](encoder, rank)
+    if method is PeftMethod.NONE:
+        return
+    layers = len(residual_blocks(encoder))
+    resolved = lift_width(num_classes, layers) if width is None else width
+    _log.info(
+        "PEFT %s, width %d (%s)",
+        method.value,
+        resolved,
+        "given" if width is not None else f"LIFT's rule: {num_classes} classes, {layers} blocks",
+    )
+    if method is PeftMethod.ADAPTFORMER:
+        add_adaptformer(encoder, resolved)
+    else:
+        add_lora(encoder, resolved, _LORA_PLACEMENTS[method])
+
+
+# ----------------------------------------------------------------------------------- LoRA folding
+
+_PARAMETRISED = re.compile(r"(?P<owner>.+)\.parametrizations\.(?P<name>[^.]+)\.(?P<part>.+)")
+_LORA_FACTOR = re.compile(r"0\.(?:(?P<slice>[qkv])\.)?lora_(?P<factor>[ab])")
+
+
+def fold_lora(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with each LoRA update added to the weight it adapts and the LoRA factors removed.
+
+    The authors fold LoRA members this way before merging (``merge_lora_weights_with_sd``), so soups
+    average the effective weights W + (A B)^T / r rather than A and B separately. The folded keys are
+    those of the encoder without PEFT (``...attn.in_proj_weight``); each folded weight is computed with
+    the same arithmetic as the LoRA model's forward pass, so it equals the weight that model used.
+    Tensors that are not LoRA-parametrised pass through unchanged, in their order.
+    """
+    folded: dict[str, torch.Tensor] = {}
+    factors: dict[str, dict[str | None, dict[str, torch.Tensor]]] = defaultdict(lambda: defaultdict(dict))
+    for key, tensor in state.items():
+        match = _PARAMETRISED.fullmatch(key)
+        if match is None:
+            folded[key] = tensor
+            continue
+        target = f"{match['owner']}.{match['name']}"
+        if match["part"] == "original":
+            folded[target] = tensor
+            continue
+        factor = _LORA_FACTOR.fullmatch(match["part"])
+        if factor is None:
+            raise ValueError(f"{key}: a parametrised tensor that is not a LoRA factor; cannot fold it")
+        factors[target][factor["slice"]][factor["factor"]] = tensor
+    for target, updates in factors.items():
+        weight = folded.get(target)
+        if weight is None:
+            raise ValueError(f"{target}: LoRA factors without the weight they adapt (its 'original')")
+        if _WHOLE in updates and len(updates) > 1:
+            raise ValueError(f"{target}: LoRA factors for the whole weight and for its slices at once")
+        deltas = {part: _checked_delta(target, part, pair, weight.shape) for part, pair in updates.items()}
+        folded[target] = adapted_weight(weight, deltas)
+    return folded
+
+
+def _checked_delta(
+    target: str, part: str | None, pair: Mapping[str, torch.Tensor], weight_shape: torch.Size
+) -> torch.Tensor:
+    where = f"{target} ({'whole weight' if part is _WHOLE else part + ' slice'})"
+    missing = sorted({"a", "b"} - pair.keys())
+    if missing:
+        raise ValueError(f"{where}: LoRA update without lora_{missing[0]}")
+    a, b = pair["a"], pair["b"]
+    rows, cols = weight_shape
+    expected = (cols, rows if part is _WHOLE else rows // len(_FUSED_SLICES))
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0] or (a.shape[0], b.shape[1]) != expected:
+        raise ValueError(
+            f"{where}: LoRA factors of shapes {tuple(a.shape)} and {tuple(b.shape)} do not fit a weight "
+            f"of shape {tuple(weight_shape)}"
+        )
+    return low_rank_delta(a, b)

@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dataset_formats import CIFAR_TEST_PER_CLASS, CIFAR_TRAIN_PER_CLASS, ImageTree, write_cifar100, write_image_tree
+from dataset_formats import (
+    CIFAR_TEST_PER_CLASS,
+    CIFAR_TRAIN_PER_CLASS,
+    TINY_TRAIN_PER_CLASS,
+    TINY_VAL_PER_CLASS,
+    ImageTree,
+    write_cifar100,
+    write_image_tree,
+    write_tiny_imagenet,
+)
 from tiny_config import save_random_mini_clip
 
 
@@ -20,6 +29,14 @@ def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CIFAR-100 copy with 102 training and 12 test images per class; tests must not modify it."""
     root = tmp_path_factory.mktemp("cifar")
     write_cifar100(root, CIFAR_TRAIN_PER_CLASS, CIFAR_TEST_PER_CLASS)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_imagenet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding tiny-imagenet-200/ with 3 classes of 12 training and 5 val images; do not modify it."""
+    root = tmp_path_factory.mktemp("tiny-imagenet")
+    write_tiny_imagenet(root, TINY_TRAIN_PER_CLASS, TINY_VAL_PER_CLASS)
     return root
 
 

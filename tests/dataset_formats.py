@@ -1,4 +1,4 @@
-"""Tiny datasets in the real on-disk formats: CIFAR-100 python pickles, image trees, list files, CSV tables."""
+"""Tiny datasets in the real on-disk formats: CIFAR-100 pickles, Tiny ImageNet, image trees, list files, CSV tables."""
 
 from __future__ import annotations
 
@@ -50,6 +50,17 @@ def image_index(image: Image.Image) -> int:
     return int(pixels[0, 0, 0]) + 256 * int(pixels[0, 1, 0])
 
 
+def authors_selection(labels: np.ndarray, counts: np.ndarray, seed: int) -> np.ndarray:
+    """Transcription of the authors' gen_imbalanced_data (datasets/cifar100.py, imbalance_image_folder.py)."""
+    rng = np.random.default_rng(seed)
+    kept = []
+    for the_class, the_img_num in zip(np.unique(labels), counts, strict=True):
+        idx = np.where(labels == the_class)[0]
+        rng.shuffle(idx)
+        kept.append(idx[:the_img_num])
+    return np.concatenate(kept)
+
+
 CLASS_NAMES = ("cat", "dog", "fox")
 TRAIN_COUNTS = (4, 2, 1)
 COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255))
@@ -99,6 +110,42 @@ def write_image_tree(root: Path) -> ImageTree:
                 write_image(root / relative, label)
                 samples[split].append((relative, label))
     return ImageTree(root, samples)
+
+
+TINY_TRAIN_PER_CLASS = 12
+TINY_VAL_PER_CLASS = 5
+TINY_WNIDS = ("n09193705", "n01443537", "n02124075")
+"""In wnids.txt order, which (as in the real file) is not sorted."""
+TINY_WORDS = {"n01443537": "goldfish, Carassius auratus", "n02124075": "Egyptian cat", "n09193705": "alp"}
+
+
+def write_tiny_imagenet(root: Path, train_per_class: int, val_per_class: int) -> Path:
+    """``root/tiny-imagenet-200/`` in the standard layout, with fewer classes and images; returns that folder.
+
+    Real JPEGs (one of them greyscale, as some real ones are), file names numbered past 10 so that
+    name order differs from number order, val images interleaving the classes as the real ones do,
+    a words.txt naming more ids than the task has, and an unlabelled test folder.
+    """
+    folder = root / "tiny-imagenet-200"
+    _write(folder / "wnids.txt", list(TINY_WNIDS))
+    _write(folder / "words.txt", ["n00001740\tentity", *(f"{w}\t{n}" for w, n in sorted(TINY_WORDS.items()))])
+    for label, wnid in enumerate(sorted(TINY_WNIDS)):
+        _write(folder / "train" / wnid / f"{wnid}_boxes.txt", [f"{wnid}_{i}.JPEG\t0\t0\t7\t7" for i in range(2)])
+        for i in range(train_per_class):
+            write_jpeg(folder / "train" / wnid / "images" / f"{wnid}_{i}.JPEG", label, grey=(label, i) == (0, 1))
+    annotations = []
+    for j in range(val_per_class * len(TINY_WNIDS)):
+        label = j % len(TINY_WNIDS)
+        write_jpeg(folder / "val" / "images" / f"val_{j}.JPEG", label)
+        annotations.append(f"val_{j}.JPEG\t{sorted(TINY_WNIDS)[label]}\t0\t0\t7\t7")
+    _write(folder / "val" / "val_annotations.txt", annotations)
+    write_jpeg(folder / "test" / "images" / "test_0.JPEG", 0)
+    return folder
+
+
+def write_jpeg(path: Path, label: int, grey: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("L" if grey else "RGB", (8, 8), 128 if grey else COLOURS[label]).save(path, format="JPEG")
 
 
 def _write(path: Path, lines: list[str]) -> Path:

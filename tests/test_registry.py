@@ -8,7 +8,15 @@ BUILT_INS = {
     PluginKind.LOSS: {"logit-adjusted", "cross-entropy", "class-balanced"},
     PluginKind.MERGER: {"uniform", "recursive"},
     PluginKind.BACKBONE: {"open-clip", "timm"},
-    PluginKind.DATASET: {"embedded", "cifar100-lt", "cifar100-two-axis", "list-file", "image-folder", "csv"},
+    PluginKind.DATASET: {
+        "embedded",
+        "cifar100-lt",
+        "cifar100-two-axis",
+        "tiny-imagenet-lt",
+        "list-file",
+        "image-folder",
+        "csv",
+    },
 }
 
 

@@ -16,7 +16,8 @@ import numpy as np
 from torchvision.datasets import CIFAR100
 
 from ltsoups.data.dataset import ArrayImages, DatasetSplits, LabelledImages
-from ltsoups.data.profiles import exponential_counts, two_axis_counts
+from ltsoups.data.profiles import DecayCurve, exponential_counts, two_axis_counts
+from ltsoups.data.selection import kept_indices, long_tailed_selection
 from ltsoups.data.stats import ClassStats, ShotThresholds
 
 NUM_CLASSES = 100
@@ -24,7 +25,7 @@ IMAGES_PER_CLASS = 500
 FOLDER = "cifar-100-python"
 FILES = ("train", "test", "meta")
 HEAD_FLOOR = 101
-"""Two-axis benchmark: head classes decay from n_max to 101, tail classes from 100 to n_max / rho."""
+"""Two-axis benchmark: head classes fall from n_max towards 101, tail classes from 100 towards n_max / rho."""
 
 
 class ValidationSource(str, Enum):
@@ -60,14 +61,22 @@ def cifar100_lt_counts(rho: float, n_max: int = IMAGES_PER_CLASS) -> np.ndarray:
     return exponential_counts(NUM_CLASSES, n_max, rho)
 
 
-def cifar100_two_axis_counts(eta: float, rho: float = 100, n_max: int = IMAGES_PER_CLASS) -> np.ndarray:
-    """Two-axis counts: H = eta/(1+eta) of the classes decay n_max..101, the other T decay 100..n_max/rho."""
+def cifar100_two_axis_counts(
+    eta: float, rho: float = 100, n_max: int = IMAGES_PER_CLASS, curve: DecayCurve = DecayCurve.EXP_INTERPOLATE
+) -> np.ndarray:
+    """Two-axis counts: H = eta/(1+eta) of the classes fall n_max..101, the other T fall 100..n_max/rho.
+
+    The default curve is the authors' (``CIFAR100_IRF``): head 500 -> 103 and tail 100 -> 5 at rho 100.
+    """
     if n_max <= HEAD_FLOOR:
         raise ValueError(f"n_max must exceed {HEAD_FLOOR} for head classes to exist, got {n_max}")
-    tail_min = max(1, int(n_max / rho))
+    tail_min = n_max / rho
     if tail_min > HEAD_FLOOR - 1:
-        raise ValueError(f"rho {rho} leaves tail classes at {tail_min} samples, above the head/tail boundary 100")
-    return two_axis_counts(NUM_CLASSES, eta, head_range=(n_max, HEAD_FLOOR), tail_range=(HEAD_FLOOR - 1, tail_min))
+        raise ValueError(f"rho {rho} leaves tail classes at {tail_min:g} samples, above the head/tail boundary 100")
+    counts = two_axis_counts(NUM_CLASSES, eta, (n_max, HEAD_FLOOR), (HEAD_FLOOR - 1, tail_min), curve)
+    if counts.min() < 1:
+        raise ValueError(f"rho {rho} with n_max {n_max} leaves the last tail classes without images")
+    return counts
 
 
 @dataclass(frozen=True)
@@ -90,23 +99,6 @@ def realised_two_axis(counts: np.ndarray, requested_eta: float) -> TwoAxisRealis
     """H and T of ``counts`` with the benchmark's boundary: head classes have more than 100 samples."""
     stats = ClassStats(counts, ShotThresholds(head=HEAD_FLOOR - 1))
     return TwoAxisRealised(requested_eta, stats.head_classes, stats.tail_classes)
-
-
-def long_tailed_selection(labels: np.ndarray, counts: np.ndarray, seed: int) -> list[np.ndarray]:
-    """Each class's indices, shuffled by one generator seeded once, in label order.
-
-    The first ``counts[c]`` of class ``c`` form the long-tailed subset; this is the authors' draw
-    (one ``np.random.default_rng(seed)`` shuffling class after class), so seed 0 gives their split.
-    """
-    rng = np.random.default_rng(seed)
-    shuffled = []
-    for label, count in enumerate(counts.tolist()):
-        indices = np.flatnonzero(labels == label)
-        if count > len(indices):
-            raise ValueError(f"class {label} has {len(indices)} training images, the profile asks for {count}")
-        rng.shuffle(indices)
-        shuffled.append(indices)
-    return shuffled
 
 
 def head_and_rest_per_class(labels: np.ndarray, head: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,14 +144,15 @@ def load_cifar100_lt(name: str, source: CifarSource, rule: CifarSplitRule) -> Da
         raise ValueError(f"CIFAR-100 has {NUM_CLASSES} classes, the profile has {len(rule.counts)}")
     pixels, labels, class_names = read_cifar100(source, train=True)
     test_pixels, test_labels, _ = read_cifar100(source, train=False)
-    kept = list(zip(long_tailed_selection(labels, rule.counts, rule.seed), rule.counts.tolist(), strict=True))
-    train = _split(pixels, labels, np.concatenate([shuffled[:count] for shuffled, count in kept]), class_names)
+    shuffled = long_tailed_selection(labels, rule.counts, rule.seed)
+    train = _split(pixels, labels, kept_indices(shuffled, rule.counts), class_names)
     if rule.validation is ValidationSource.TEST:
         val_index, test_index = head_and_rest_per_class(test_labels, rule.val_per_class)
         val = _split(test_pixels, test_labels, val_index, class_names)
         test = _split(test_pixels, test_labels, test_index, class_names)
     else:
-        val_index = np.concatenate([_held_out(shuffled, count, rule.val_per_class) for shuffled, count in kept])
+        held_out = zip(shuffled, rule.counts.tolist(), strict=True)
+        val_index = np.concatenate([_held_out(indices, count, rule.val_per_class) for indices, count in held_out])
         val = _split(pixels, labels, val_index, class_names)
         test = _split(test_pixels, test_labels, np.arange(len(test_labels)), class_names)
     return DatasetSplits(name=name, train=train, val=val, test=test)

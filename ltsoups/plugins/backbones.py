@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams
 from ltsoups.io.safetensors import CheckpointError, TensorLayout, load_tensors, refuse_non_safetensors
@@ -37,10 +37,23 @@ class OpenClipParams(PluginParams):
     cache_dir: str | None = Field(None, description="where open_clip caches downloaded weights")
     peft: PeftMethod = Field(
         PeftMethod.NONE,
-        description="none: full fine-tune (LT-Soups); lora / adaptformer: freeze the encoder and train small "
-        "adapters (the PEFT baselines of LIFT)",
+        description="none: full fine-tune (LT-Soups); the PEFT baselines freeze the encoder and train small "
+        "adapters: lora (LIFT's: query and value projections, (x A B)/r), lora-mlp (LIFT's lora + lora_mlp: "
+        "also both MLP matrices), adaptformer (LIFT's default: a bottleneck beside each MLP reading the pre-ln_2 "
+        "residual, own LayerNorm, learnable scale from 1), lora-all (ours: every attention and MLP matrix)",
     )
-    peft_rank: int = Field(16, ge=1, description="LoRA rank, or AdaptFormer bottleneck width")
+    peft_rank: int | None = Field(
+        None,
+        ge=1,
+        description="LoRA rank or AdaptFormer bottleneck width; default: LIFT's rule "
+        "2^max(0, int(log2(classes / (2 * blocks)))), e.g. 4 for CIFAR-100 and 32 for ImageNet-LT on ViT-B/16",
+    )
+
+    @model_validator(mode="after")
+    def _rank_needs_peft(self) -> OpenClipParams:
+        if self.peft_rank is not None and self.peft is PeftMethod.NONE:
+            raise ValueError(f"peft_rank {self.peft_rank} has no effect with peft: none; set peft or drop peft_rank")
+        return self
 
 
 class OpenClipBackbone(Backbone):
@@ -50,7 +63,7 @@ class OpenClipBackbone(Backbone):
     description = "open_clip image encoder; head initialised from its text embeddings"
     params: OpenClipParams
 
-    def load(self) -> LoadedBackbone:
+    def load(self, num_classes: int) -> LoadedBackbone:
         import open_clip
 
         from ltsoups.embedded import register_model_config
@@ -77,7 +90,7 @@ class OpenClipBackbone(Backbone):
             return model.encode_text(tokenizer(list(prompts)), normalize=True)
 
         visual = model.visual
-        apply_peft(visual, self.params.peft, self.params.peft_rank)
+        apply_peft(visual, self.params.peft, num_classes, self.params.peft_rank)
         size = visual.image_size
         return LoadedBackbone(
             image_encoder=visual,

@@ -1,4 +1,4 @@
-"""Built-in datasets: the embedded task, CIFAR-100-LT, the two-axis benchmark, list files, folders, CSV."""
+"""Built-in datasets: the embedded task, CIFAR-100-LT and the two-axis benchmark, TinyImageNet-LT, files."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ltsoups.contracts import Dataset, PluginParams
+from ltsoups.data import tiny_imagenet
 from ltsoups.data.cifar import (
     IMAGES_PER_CLASS,
     CifarSource,
@@ -25,7 +26,7 @@ from ltsoups.data.dataset import DatasetSplits
 from ltsoups.data.file_splits import ClassNamesFormat, SplitFiles
 from ltsoups.data.folder import folder_list_counts, load_folder_lists, load_split_folders, split_folder_counts
 from ltsoups.data.listfile import list_file_counts, load_list_files
-from ltsoups.data.profiles import exponential_counts
+from ltsoups.data.profiles import DecayCurve, exponential_counts
 
 # ------------------------------------------------------------------------------------------ embedded
 
@@ -129,25 +130,36 @@ class Cifar100LT(_CifarDataset):
 
 
 class Cifar100TwoAxisParams(CifarParams):
-    eta: float = Field(1.0, ge=0.01, le=99, description="head-to-tail ratio H/T (the benchmark spans 19 down to 0.05)")
-    rho: float = Field(100.0, ge=5, description="imbalance ratio: tail classes decay from 100 to n_max / rho")
+    eta: float = Field(
+        1.0,
+        ge=0.01,
+        le=99,
+        description="head-to-tail ratio H/T; H = round(100 * eta / (1 + eta)) (the authors' settings: head "
+        "percentages 95..5, i.e. eta 19 down to 5/95)",
+    )
+    rho: float = Field(100.0, ge=5, description="imbalance ratio: tail classes fall from 100 towards n_max / rho")
+    curve: DecayCurve = Field(
+        DecayCurve.EXP_INTERPOLATE,
+        description="exp-interpolate: the authors' curve, int(end + (start - end) * e^(-5 s)) within each group "
+        "(head 500 -> 103, tail 100 -> 5); geometric: round(start * (end / start)^s), head 500 -> 101 (ours)",
+    )
 
     @model_validator(mode="after")
     def _profile_exists(self) -> Cifar100TwoAxisParams:
-        cifar100_two_axis_counts(self.eta, self.rho, self.n_max)
+        cifar100_two_axis_counts(self.eta, self.rho, self.n_max, self.curve)
         return self
 
 
 class Cifar100TwoAxis(_CifarDataset):
-    """The (rho, eta) benchmark on CIFAR-100: H head classes decay n_max..101, T tail classes 100..n_max/rho."""
+    """The (rho, eta) benchmark on CIFAR-100: H head classes fall from n_max, T tail classes from 100 to n_max/rho."""
 
     Params = Cifar100TwoAxisParams
-    description = "CIFAR-100 two-axis benchmark: eta = H/T head-to-tail ratio at fixed rho"
+    description = "CIFAR-100 two-axis benchmark: eta = H/T head-to-tail ratio at fixed rho (the authors' curve)"
     params: Cifar100TwoAxisParams
     split_name: ClassVar[str] = "cifar100-two-axis"
 
     def class_counts(self) -> np.ndarray:
-        return cifar100_two_axis_counts(self.params.eta, self.params.rho, self.params.n_max)
+        return cifar100_two_axis_counts(self.params.eta, self.params.rho, self.params.n_max, self.params.curve)
 
     def realised(self) -> TwoAxisRealised:
         """The H, T and eta the profile gives (H is rounded to whole classes)."""
@@ -156,6 +168,59 @@ class Cifar100TwoAxis(_CifarDataset):
     def load(self) -> DatasetSplits:
         splits = super().load()
         return DatasetSplits(f"{self.split_name} ({self.realised()})", splits.train, splits.val, splits.test)
+
+
+# ------------------------------------------------------------------------------------ TinyImageNet
+
+
+class TinyImageNetLTParams(PluginParams):
+    root: Path = Field(
+        Path("data"),
+        description="folder holding tiny-imagenet-200/ in its standard layout (wnids.txt, words.txt, "
+        "train/<wnid>/images/, val/images/ with val/val_annotations.txt)",
+    )
+    rho: float = Field(100.0, ge=1, description="imbalance ratio: n_i = int(n_max * (1/rho)^(i/(K-1))); 100: 500..5")
+    n_max: int = Field(
+        tiny_imagenet.IMAGES_PER_CLASS,
+        ge=2,
+        le=tiny_imagenet.IMAGES_PER_CLASS,
+        description="training images of the largest class",
+    )
+    seed: int = Field(0, ge=0, description="seeds the shuffle choosing which images each class keeps (0: the authors')")
+    val_per_class: int = Field(
+        20,
+        ge=1,
+        lt=tiny_imagenet.VAL_IMAGES_PER_CLASS,
+        description="val = the first val_per_class of each class's 50 val images (sorted by file name), test = "
+        "the others (the standard test/ folder has no labels); the authors' split is 20 / 30",
+    )
+    class_names: Path | None = Field(
+        None,
+        description="file of '<wnid> <name>' lines naming the classes (e.g. ImageNet-LT's classnames.txt, which "
+        "the authors use); default: the first name words.txt gives each wnid",
+    )
+
+    @model_validator(mode="after")
+    def _every_class_keeps_images(self) -> TinyImageNetLTParams:
+        if int(self.n_max * (1.0 / self.rho)) < 1:
+            raise ValueError(f"n_max {self.n_max} with rho {self.rho} leaves the last classes without images")
+        return self
+
+
+class TinyImageNetLT(Dataset):
+    """TinyImageNet-LT (the paper's ablation data): 200 classes, 500..5 training images at rho 100."""
+
+    Params = TinyImageNetLTParams
+    description = "TinyImageNet-LT from the standard tiny-imagenet-200/ layout (exponential profile, rho 100)"
+    params: TinyImageNetLTParams
+
+    def class_counts(self) -> np.ndarray:
+        return tiny_imagenet.tiny_imagenet_lt_counts(self.params.root, self.params.rho, self.params.n_max)
+
+    def load(self) -> DatasetSplits:
+        p = self.params
+        rule = tiny_imagenet.TinyImageNetSplitRule(self.class_counts(), p.seed, p.val_per_class)
+        return tiny_imagenet.load_tiny_imagenet_lt("tiny-imagenet-lt", p.root, rule, p.class_names)
 
 
 # ---------------------------------------------------------------------------------------- file-based

@@ -39,7 +39,7 @@ class TimmBackbone(Backbone):
     description = "timm image model (e.g. ImageNet ViT, DINOv2); head initialised from class means"
     params: TimmParams
 
-    def load(self) -> LoadedBackbone:
+    def load(self, num_classes: int) -> LoadedBackbone:
         import timm
 
         model = self._create()

@@ -57,7 +57,7 @@ class RunContext:
 
     @cached_property
     def backbone(self) -> LoadedBackbone:
-        return self.plugin(self.config.backbone).load()
+        return self.plugin(self.config.backbone).load(num_classes=self.splits.train.num_classes)
 
     @cached_property
     def preprocess(self) -> Preprocess:

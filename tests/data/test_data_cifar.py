@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-from dataset_formats import CIFAR_TEST_PER_CLASS, CIFAR_TRAIN_PER_CLASS, image_index
+from dataset_formats import CIFAR_TEST_PER_CLASS, CIFAR_TRAIN_PER_CLASS, authors_selection, image_index
 
 from ltsoups.data.cifar import (
     CifarSource,
@@ -18,7 +19,7 @@ from ltsoups.data.cifar import (
     realised_two_axis,
 )
 from ltsoups.data.dataset import LabelledImages
-from ltsoups.data.profiles import exponential_counts
+from ltsoups.data.profiles import DecayCurve, exponential_counts
 
 
 def unchecked(root: Path) -> CifarSource:
@@ -28,17 +29,6 @@ def unchecked(root: Path) -> CifarSource:
 
 def indices(split: LabelledImages) -> np.ndarray:
     return np.array([image_index(split.source.image(i)) for i in range(len(split))])
-
-
-def authors_selection(labels: np.ndarray, counts: np.ndarray, seed: int) -> np.ndarray:
-    """Transcription of the authors' IMBALANCECIFAR100.gen_imbalanced_data (datasets/cifar100.py)."""
-    rng = np.random.default_rng(seed)
-    kept = []
-    for the_class, the_img_num in zip(np.unique(labels), counts, strict=True):
-        idx = np.where(labels == the_class)[0]
-        rng.shuffle(idx)
-        kept.append(idx[:the_img_num])
-    return np.concatenate(kept)
 
 
 def test_the_published_profile_has_10847_images() -> None:
@@ -98,9 +88,46 @@ def test_a_profile_asking_for_more_images_than_a_class_has_is_refused(cifar_root
         load_cifar100_lt("cifar100-lt", unchecked(cifar_root), rule)
 
 
-@pytest.mark.parametrize(("eta", "head"), [(19, 95), (9, 90), (4, 80), (1, 50), (0.25, 20), (0.1, 9), (0.05, 5)])
-def test_two_axis_counts_give_the_requested_eta_and_count_ranges(eta: float, head: int) -> None:
+def authors_two_axis(head_percent: int) -> list[int]:
+    """By hand, the authors' CIFAR100_IRF counts: H = head_percent classes, int(end + (start - end) e^(-5 i/(n-1)))."""
+    head, tail = head_percent, 100 - head_percent
+
+    def fall(n: int, start: float, end: float) -> list[int]:
+        return [int(end + (start - end) * math.exp(-5 * i / (n - 1))) if n > 1 else int(start) for i in range(n)]
+
+    return fall(head, 500, 101) + fall(tail, 100, 500 * 0.01)
+
+
+@pytest.mark.parametrize(
+    ("eta", "head_percent", "total", "head_ends", "tail_ends"),
+    [
+        (19, 95, 17_355, (500, 103), (100, 5)),
+        (1, 50, 10_312, (500, 103), (100, 5)),
+        (0.05, 5, 3_309, (500, 103), (100, 5)),
+    ],
+)
+def test_two_axis_counts_follow_the_authors_curve(
+    eta: float, head_percent: int, total: int, head_ends: tuple[int, int], tail_ends: tuple[int, int]
+) -> None:
     counts = cifar100_two_axis_counts(eta, rho=100)
+    by_hand = authors_two_axis(head_percent)
+    assert counts.tolist() == by_hand
+    assert int(counts.sum()) == sum(by_hand) == total
+    head, tail = counts[:head_percent], counts[head_percent:]
+    assert (head[0], head[-1]) == head_ends and (tail[0], tail[-1]) == tail_ends
+    assert str(realised_two_axis(counts, eta)).startswith(f"H={head_percent}, T={100 - head_percent}, ")
+
+
+@pytest.mark.parametrize("head_percent", [95, 90, 80, 70, 60, 50, 40, 30, 20, 10, 5])
+def test_eta_gives_the_authors_head_classes_for_each_of_their_settings(head_percent: int) -> None:
+    # Their script's cls_split_f values; eta = f / (100 - f) must give H = int(100 * f / 100) = f.
+    counts = cifar100_two_axis_counts(head_percent / (100 - head_percent))
+    assert counts.tolist() == authors_two_axis(head_percent)
+
+
+@pytest.mark.parametrize(("eta", "head"), [(19, 95), (9, 90), (4, 80), (1, 50), (0.25, 20), (0.1, 9), (0.05, 5)])
+def test_geometric_curve_spans_each_group_exactly(eta: float, head: int) -> None:
+    counts = cifar100_two_axis_counts(eta, rho=100, curve=DecayCurve.GEOMETRIC)
     realised = realised_two_axis(counts, eta)
     assert (realised.head, realised.tail) == (head, 100 - head)
     # H is whole classes: the realised eta is the nearest one H/T can express.
@@ -111,7 +138,10 @@ def test_two_axis_counts_give_the_requested_eta_and_count_ranges(eta: float, hea
     assert "requested" in str(realised)
 
 
-def test_two_axis_tail_floor_follows_rho() -> None:
-    assert cifar100_two_axis_counts(1.0, rho=50)[-1] == 10
+@pytest.mark.parametrize("curve", list(DecayCurve))
+def test_two_axis_tail_floor_follows_rho(curve: DecayCurve) -> None:
+    assert cifar100_two_axis_counts(1.0, rho=50, curve=curve)[-1] == 10
     with pytest.raises(ValueError, match="above the head/tail boundary"):
-        cifar100_two_axis_counts(1.0, rho=4)
+        cifar100_two_axis_counts(1.0, rho=4, curve=curve)
+    with pytest.raises(ValueError, match="leaves the last tail classes without images"):
+        cifar100_two_axis_counts(1.0, rho=10_000, curve=curve)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from ltsoups.contracts import Dataset
 from ltsoups.registry import PluginKind, PluginRegistry, installed_registry
 
-BUILT_IN = {"embedded", "cifar100-lt", "cifar100-two-axis", "list-file", "image-folder", "csv"}
+BUILT_IN = {"embedded", "cifar100-lt", "cifar100-two-axis", "tiny-imagenet-lt", "list-file", "image-folder", "csv"}
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +64,31 @@ def test_bad_cifar_params_are_refused(registry: PluginRegistry, params: dict[str
         registry.validate_params(PluginKind.DATASET, "cifar100-lt", params)
 
 
+def test_two_axis_plugin_follows_the_authors_curve_or_the_geometric_one(registry: PluginRegistry) -> None:
+    authors = create(registry, "cifar100-two-axis", eta=1).class_counts()
+    geometric = create(registry, "cifar100-two-axis", eta=1, curve="geometric").class_counts()
+    assert (int(authors.sum()), authors[49], authors[-1]) == (10_312, 103, 5)
+    assert (int(geometric.sum()), geometric[49], geometric[-1]) == (14_128, 101, 5)
+    with pytest.raises(ValidationError, match="curve"):
+        registry.validate_params(PluginKind.DATASET, "cifar100-two-axis", {"curve": "linear"})
+
+
 def test_two_axis_params_need_head_classes(registry: PluginRegistry) -> None:
     with pytest.raises(ValidationError, match="n_max must exceed 101"):
         registry.validate_params(PluginKind.DATASET, "cifar100-two-axis", {"n_max": 100})
+
+
+def test_tiny_imagenet_plugin_counts_without_images_and_loads(
+    registry: PluginRegistry, tiny_imagenet_root: Path
+) -> None:
+    dataset = create(registry, "tiny-imagenet-lt", root=str(tiny_imagenet_root), n_max=12, rho=6, val_per_class=2)
+    assert dataset.class_counts().tolist() == [12, 4, 2]  # int(12 * (1/6)^(i/2))
+    splits = dataset.load()
+    assert splits.name == "tiny-imagenet-lt"
+    assert np.array_equal(splits.train.class_counts(), dataset.class_counts())
+    assert (len(splits.val), len(splits.test)) == (6, 9)
+    with pytest.raises(ValidationError, match="leaves the last classes without images"):
+        registry.validate_params(PluginKind.DATASET, "tiny-imagenet-lt", {"n_max": 50, "rho": 100})
 
 
 def test_list_file_plugin(registry: PluginRegistry, image_tree: ImageTree, tmp_path: Path) -> None:

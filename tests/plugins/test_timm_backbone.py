@@ -28,7 +28,7 @@ def save(model: torch.nn.Module, path: Path) -> Path:
 
 def load(path: Path, image_size: int = 32) -> LoadedBackbone:
     params = {"model": MODEL, "pretrained": str(path), "image_size": image_size}
-    return installed_registry().create(PluginKind.BACKBONE, "timm", params).load()
+    return installed_registry().create(PluginKind.BACKBONE, "timm", params).load(num_classes=7)
 
 
 @pytest.mark.parametrize("classes", [0, 7])

@@ -19,8 +19,8 @@ def test_head_is_the_text_embedding_of_each_class_prompt(random_mini_clip: Path,
     context = RunContext(config)
     checkpoint = build_theta0(context, Workspace(tmp_path))
     head = load_tensors(checkpoint.path)["head.weight"]
-    backbone = OpenClipBackbone(OpenClipParams(pretrained=str(random_mini_clip))).load()
     names = list(context.splits.train.class_names)
+    backbone = OpenClipBackbone(OpenClipParams(pretrained=str(random_mini_clip))).load(num_classes=len(names))
     expected = prompt_embeddings(backbone.text_embedder, names, ("a photo of a {}.",))
     torch.testing.assert_close(head, expected)
     assert checkpoint.sidecar["class_names"] == names
@@ -31,7 +31,7 @@ def test_head_is_the_text_embedding_of_each_class_prompt(random_mini_clip: Path,
 
 
 def test_a_template_ensemble_averages_normalised_prompts(random_mini_clip: Path) -> None:
-    backbone = OpenClipBackbone(OpenClipParams(pretrained=str(random_mini_clip))).load()
+    backbone = OpenClipBackbone(OpenClipParams(pretrained=str(random_mini_clip))).load(num_classes=2)
     templates = ("a photo of a {}.", "a drawing of a {}.")
     ensemble = prompt_embeddings(backbone.text_embedder, ["red_circle"], templates)
     single = [prompt_embeddings(backbone.text_embedder, ["red circle"], (t,)) for t in templates]
