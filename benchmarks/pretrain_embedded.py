@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from ltsoups.embedded.pretrain import PretrainConfig, pretrain
+from ltsoups.embedded.pretrain import pretrain
+from ltsoups.embedded.recipe import PretrainConfig
 
 
 def main() -> None:

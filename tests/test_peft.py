@@ -10,7 +10,8 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from ltsoups.peft import PeftMethod, fold_lora, lift_width, residual_blocks
+from ltsoups.peft import PeftMethod, lift_width
+from ltsoups.peft.adapters import fold_lora, residual_blocks
 from ltsoups.plugins.backbones import OpenClipBackbone, OpenClipParams
 
 NUM_CLASSES = 6

@@ -108,8 +108,8 @@ def plan(
     from ltsoups.registry import installed_registry
 
     overrides = [*(set_ or []), *sampler_shortcut(rounds, replicas)]
-    if dataset is not None:
-        overrides.append(f"data.dataset={json.dumps({'name': dataset})}")
+    if dataset is not None:  # that dataset with its own defaults: the configured dataset's params do not apply
+        overrides.append(f"data.dataset={json.dumps({'name': dataset, 'params': {}})}")
     config = _config(params, overrides)
     registry = installed_registry()
     if counts is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from pydantic import ValidationError
@@ -11,7 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ltsoups.embedded.pretrain import PretrainConfig, PretrainReport, pretrain
+from ltsoups.embedded.recipe import PretrainConfig
+
+if TYPE_CHECKING:
+    from ltsoups.embedded.pretrain import PretrainReport
 
 
 def _help(field: str) -> str:
@@ -59,9 +62,11 @@ def pretrain_embedded(
             field = ".".join(str(part) for part in problem["loc"]) or "config"
             console.print(f"[red]error:[/red] {field}: {problem['msg']}", highlight=False)
         raise typer.Exit(2) from err
-    if threads is not None:
-        import torch
+    import torch
 
+    from ltsoups.embedded.pretrain import pretrain
+
+    if threads is not None:
         torch.set_num_threads(threads)
 
     progress = Progress(

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 from pathlib import Path
-from typing import ClassVar
+from typing import Any
 
 import numpy as np
-from torchvision.datasets import CIFAR100
 
 from ltsoups.data.dataset import ArrayImages, DatasetSplits, LabelledImages
 from ltsoups.data.profiles import DecayCurve, exponential_counts, two_axis_counts
@@ -119,9 +119,8 @@ def read_cifar100(source: CifarSource, train: bool) -> tuple[np.ndarray, np.ndar
             f"CIFAR-100 file(s) {', '.join(missing)} not found in {folder}; "
             f"set download: true on a machine with internet, or point root at the folder holding {FOLDER}/"
         )
-    reader = CIFAR100 if source.verify_checksums else _UncheckedCIFAR100
     try:
-        data = reader(str(source.root), train=train, download=source.download)
+        data = _reader(source.verify_checksums)(str(source.root), train=train, download=source.download)
     except RuntimeError as err:
         raise ValueError(
             f"{folder}: torchvision rejected the CIFAR-100 files ({err}); they fail its md5 check. "
@@ -130,12 +129,22 @@ def read_cifar100(source: CifarSource, train: bool) -> tuple[np.ndarray, np.ndar
     return np.asarray(data.data, dtype=np.uint8), np.asarray(data.targets, dtype=np.int64), tuple(data.classes)
 
 
-class _UncheckedCIFAR100(CIFAR100):
-    """torchvision's reader, told to check that the files exist but not their md5 sums."""
+@cache
+def _reader(verify_checksums: bool) -> Any:
+    """torchvision's CIFAR-100 reader; unverified, it checks that the files exist but not their md5 sums.
 
-    train_list: ClassVar[list[list[str | None]]] = [[name, None] for name, _ in CIFAR100.train_list]
-    test_list: ClassVar[list[list[str | None]]] = [[name, None] for name, _ in CIFAR100.test_list]
-    meta: ClassVar[dict[str, str | None]] = {**CIFAR100.meta, "md5": None}
+    Built on first use: planning and validation never read images and must not import torchvision.
+    """
+    from torchvision.datasets import CIFAR100
+
+    if verify_checksums:
+        return CIFAR100
+    unchecked = {
+        "train_list": [[name, None] for name, _ in CIFAR100.train_list],
+        "test_list": [[name, None] for name, _ in CIFAR100.test_list],
+        "meta": {**CIFAR100.meta, "md5": None},
+    }
+    return type("UncheckedCIFAR100", (CIFAR100,), unchecked)
 
 
 def load_cifar100_lt(name: str, source: CifarSource, rule: CifarSplitRule) -> DatasetSplits:

@@ -1,4 +1,7 @@
-"""Built-in backbone: any open_clip model, from a pretrained tag or a local safetensors file."""
+"""Built-in backbone: any open_clip model, from a pretrained tag or a local safetensors file.
+
+torch and open_clip are imported in ``load``: naming and validating the plugin must not load them.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,17 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import Field, model_validator
 
 from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams
-from ltsoups.io.safetensors import CheckpointError, TensorLayout, load_tensors, refuse_non_safetensors
-from ltsoups.peft import PeftMethod, apply_peft
+from ltsoups.peft import PeftMethod
+
+if TYPE_CHECKING:
+    import torch
+
+    from ltsoups.io.safetensors import TensorLayout
 
 EMBEDDED_TAG = "embedded"
 
@@ -65,8 +72,11 @@ class OpenClipBackbone(Backbone):
 
     def load(self, num_classes: int) -> LoadedBackbone:
         import open_clip
+        import torch
 
         from ltsoups.embedded import register_model_config
+        from ltsoups.io.safetensors import CheckpointError, load_tensors
+        from ltsoups.peft.adapters import apply_peft
 
         register_model_config()
         weights = self._local_weights()
@@ -108,6 +118,8 @@ class OpenClipBackbone(Backbone):
             return shipped_weights_path()
         candidate = Path(self.params.pretrained).expanduser()
         if candidate.suffix or candidate.exists():
+            from ltsoups.io.safetensors import refuse_non_safetensors
+
             refuse_non_safetensors(candidate)
             return candidate
         return None
@@ -115,4 +127,6 @@ class OpenClipBackbone(Backbone):
 
 def _shapes(tensors: dict[str, torch.Tensor]) -> TensorLayout:
     """Names and shapes only: load_state_dict casts dtypes, so they need not agree."""
+    from ltsoups.io.safetensors import TensorLayout
+
     return TensorLayout({name: (tuple(tensor.shape), "") for name, tensor in tensors.items()})

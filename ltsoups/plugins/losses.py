@@ -1,13 +1,19 @@
-"""Built-in losses: logit-adjusted, cross-entropy and class-balanced cross-entropy."""
+"""Built-in losses: logit-adjusted, cross-entropy and class-balanced cross-entropy.
+
+torch is imported when a loss is built: naming and validating a loss must not load it.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from ltsoups.contracts import Loss, LossFn, PluginParams
+
+if TYPE_CHECKING:
+    import torch
 
 
 class LogitAdjustedParams(PluginParams):
@@ -25,6 +31,9 @@ class LogitAdjustedLoss(Loss):
     params: LogitAdjustedParams
 
     def build(self, class_counts: np.ndarray) -> LossFn:
+        import torch
+        import torch.nn.functional as F
+
         counts = torch.as_tensor(class_counts, dtype=torch.float64)
         log_prior = torch.log((counts / counts.sum()).clamp_min(1e-12)).float()
         tau = self.params.tau
@@ -46,6 +55,9 @@ class CrossEntropyLoss(Loss):
     params: CrossEntropyParams
 
     def build(self, class_counts: np.ndarray) -> LossFn:
+        import torch
+        import torch.nn.functional as F
+
         smoothing = self.params.label_smoothing
 
         def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -66,6 +78,9 @@ class ClassBalancedLoss(Loss):
     params: ClassBalancedParams
 
     def build(self, class_counts: np.ndarray) -> LossFn:
+        import torch
+        import torch.nn.functional as F
+
         beta = self.params.beta
         counts = np.maximum(np.asarray(class_counts, dtype=np.float64), 1.0)
         weights = (1.0 - beta) / (1.0 - np.power(beta, counts))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from pydantic import Field
 
 from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams
-from ltsoups.io.safetensors import CheckpointError, load_tensors
+
+if TYPE_CHECKING:  # torch and timm load with the model, not with the plugin's params
+    import torch
 
 HUB = "hub"
 
@@ -63,6 +64,8 @@ class TimmBackbone(Backbone):
             return timm.create_model(
                 self.params.model, pretrained=True, num_classes=0, cache_dir=self.params.cache_dir, **size
             )
+        from ltsoups.io.safetensors import CheckpointError, load_tensors
+
         path = Path(self.params.pretrained).expanduser()
         tensors = load_tensors(path)
         classes = self._classifier_rows(tensors)

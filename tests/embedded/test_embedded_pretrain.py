@@ -6,7 +6,8 @@ from pydantic import ValidationError
 
 from ltsoups.checkpoint import open_checkpoint
 from ltsoups.embedded import MODEL_NAME
-from ltsoups.embedded.pretrain import PretrainConfig, pretrain
+from ltsoups.embedded.pretrain import pretrain
+from ltsoups.embedded.recipe import PretrainConfig
 from ltsoups.embedded.task import build_embedded_task
 from ltsoups.embedded.zero_shot import ZeroShotReport, per_class_accuracy, zero_shot_predictions, zero_shot_report
 from ltsoups.provenance import hash_json

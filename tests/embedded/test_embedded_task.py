@@ -3,7 +3,8 @@ import pytest
 
 from ltsoups.data.dataset import DatasetSplits
 from ltsoups.data.profiles import exponential_counts
-from ltsoups.embedded.pretrain import PretrainConfig, pretraining_pairs
+from ltsoups.embedded.pretrain import pretraining_pairs
+from ltsoups.embedded.recipe import PretrainConfig
 from ltsoups.embedded.task import NUM_CLASSES, build_embedded_task, class_triples
 
 

@@ -1,4 +1,4 @@
-"""Parameter-efficient fine-tuning of a CLIP ViT as LIFT defines it, and the LoRA fold before merges.
+"""The adapters of each PEFT method, placed into a CLIP ViT, and the LoRA fold before merges.
 
 Every method freezes the pretrained encoder and adds small trainable modules that start as the
 identity, so the adapted encoder computes exactly what the pretrained one did (theta_0 is unchanged).
@@ -19,16 +19,16 @@ in-projection, the out-projection, both MLP matrices)."""
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
+
+from ltsoups.peft import PeftMethod, lift_width
 
 _log = logging.getLogger(__name__)
 
@@ -40,23 +40,6 @@ _LIFT_LORA_SLICES = ("q", "v")
 _MLP_TARGETS = ("mlp.c_fc.weight", "mlp.c_proj.weight")
 _WHOLE = None
 """Key of a LoRA update over its whole weight (``lora-all``; the MLP of ``lora-mlp``); ``q``/``v`` name slices."""
-
-
-class PeftMethod(str, Enum):
-    NONE = "none"
-    LORA = "lora"
-    """LIFT's LoRA: query and value projections only."""
-    LORA_MLP = "lora-mlp"
-    """LIFT's LoRA with its ``lora_mlp`` option: q, v and both MLP matrices (the paper's LT-Soups + LoRA)."""
-    LORA_ALL = "lora-all"
-    """Ours: LoRA on every attention and MLP matrix."""
-    ADAPTFORMER = "adaptformer"
-    """LIFT's AdaptFormer (LIFT's default PEFT method for CLIP ViT-B/16)."""
-
-
-def lift_width(num_classes: int, num_layers: int) -> int:
-    """LIFT's default rank / bottleneck width: 2^max(0, int(log2(K / (2 * layers)))); 4 for CIFAR-100 on ViT-B/16."""
-    return 2 ** max(0, int(math.log2(num_classes / (2 * num_layers))))
 
 
 def low_rank_delta(lora_a: torch.Tensor, lora_b: torch.Tensor) -> torch.Tensor:
