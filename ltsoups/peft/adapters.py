@@ -19,6 +19,7 @@ in-projection, the out-projection, both MLP matrices)."""
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections import defaultdict
 from collections.abc import Mapping

@@ -52,7 +52,7 @@ def test_nih_cxr_lt_uses_the_authors_shot_thresholds() -> None:
 
 def test_tinyimagenet_lt_is_the_papers_ablation_profile() -> None:
     params = validate_config({"preset": "tinyimagenet-lt"}).data.dataset.params
-    assert (params["rho"], params["n_max"], params["val_per_class"]) == (100, 500, 20)  # 500..5; val 20, test 30
+    assert (params.rho, params.n_max, params.val_per_class) == (100, 500, 20)  # 500..5; val 20, test 30
 
 
 def test_user_keys_override_the_preset() -> None:

@@ -22,7 +22,7 @@ from tiny_run import CrashAtStep, SimulatedCrash, clone_run
 import ltsoups.checkpoint
 from ltsoups.config import load_config
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.member import train_member
+from ltsoups.stages.member import member_job, train_member
 from ltsoups.stages.retrain_head import retrain_head
 from ltsoups.training.loop import TrainingObserver
 from ltsoups.training.resume import ResumeState
@@ -35,7 +35,8 @@ MEMBER = "f4-r0"  # 80 samples: 5 steps of 16 in the tiny config, resume states 
 
 def _train_member(root: Path, overrides: list[str], observer: TrainingObserver | None = None) -> Path:
     config = load_config(root / "params.yaml", [*overrides, f"workdir={root / 'outputs'}"])
-    return train_member(RunContext(config), Workspace(root / "outputs"), MEMBER, observer).checkpoint.path
+    context, workspace = RunContext(config), Workspace(root / "outputs")
+    return train_member(context, workspace, member_job(context, workspace, MEMBER), observer).checkpoint.path
 
 
 def _retrain_head(root: Path, overrides: list[str], observer: TrainingObserver | None = None) -> Path:

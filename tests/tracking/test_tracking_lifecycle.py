@@ -43,7 +43,7 @@ def test_crashed_member_ends_failed_and_its_resume_continues_the_run(
     for command in ("prepare", "theta0"):
         assert invoke(command, "--params", params).exit_code == 0
     with monkeypatch.context() as patch:
-        patch.setattr("ltsoups.cli.app.ProgressObserver", CrashAtStep3)
+        patch.setattr("ltsoups.cli.progress.ProgressObserver", CrashAtStep3)
         crashed = invoke("train-member", "f1-r0", "--params", params)
     assert isinstance(crashed.exception, RuntimeError)
 

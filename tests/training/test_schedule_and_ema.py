@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from ltsoups.training.batches import StepBatches, steps_for
+from ltsoups.training.settings import ScheduleSettings
 from ltsoups.training.ema import ParameterEma
 from ltsoups.training.schedule import lr_multiplier, warmup_steps
 
@@ -25,9 +26,10 @@ def test_cosine_decays_to_a_tenth_of_the_peak() -> None:
 
 def test_steps_are_epochs_over_the_subset_with_a_minimum() -> None:
     # 7296 = 57 * 128: 57 batches per epoch (the authors' n // 128 + 1 counts 58 when n divides evenly)
-    assert steps_for(size=7296, batch_size=128, epochs=10, min_steps=100) == 570
-    assert steps_for(size=9959, batch_size=128, epochs=10, min_steps=100) == 780
-    assert steps_for(size=500, batch_size=128, epochs=10, min_steps=100) == 100
+    schedule = ScheduleSettings(epochs=10, min_steps=100)
+    assert steps_for(size=7296, batch_size=128, schedule=schedule) == 570
+    assert steps_for(size=9959, batch_size=128, schedule=schedule) == 780
+    assert steps_for(size=500, batch_size=128, schedule=schedule) == 100
 
 
 def test_batches_cover_each_epoch_once_and_replay_from_any_step() -> None:
