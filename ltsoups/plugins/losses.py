@@ -55,7 +55,6 @@ class CrossEntropyLoss(Loss):
     params: CrossEntropyParams
 
     def build(self, class_counts: np.ndarray) -> LossFn:
-        import torch
         import torch.nn.functional as F
 
         smoothing = self.params.label_smoothing

@@ -3,9 +3,9 @@ import torch
 from torch import nn
 
 from ltsoups.training.batches import StepBatches, steps_for
-from ltsoups.training.settings import ScheduleSettings
 from ltsoups.training.ema import ParameterEma
 from ltsoups.training.schedule import lr_multiplier, warmup_steps
+from ltsoups.training.settings import ScheduleSettings
 
 
 def test_warmup_is_max_of_100_steps_and_one_percent() -> None:
