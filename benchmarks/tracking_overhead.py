@@ -13,23 +13,18 @@ request per logged value would have cost.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from ltsoups.config import load_config
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.member import train_member
+from ltsoups.stages.member import member_job, train_member
 from ltsoups.stages.prepare import prepare
 from ltsoups.stages.theta0 import build_theta0
 from ltsoups.tracking import PipelineTracker, pipeline_tracking
+from ltsoups.tracking.local_server import local_mlflow_server
 from ltsoups.training.loop import TrainingObserver
 from ltsoups.workspace import Workspace
 
@@ -67,39 +62,6 @@ class TimedObserver:
             self.inner.on_validation(step, score)
 
 
-@contextmanager
-def mlflow_server(root: Path) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [
-        str(Path(sys.executable).parent / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while not _healthy(uri):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("mlflow server did not start")
-            time.sleep(0.5)
-        yield uri
-    finally:
-        server.terminate()
-        server.wait()
-
-
-def _healthy(uri: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def request_latency(uri: str, calls: int = 20) -> float:
     """Median seconds of one log_metric request: what logging every value at once would cost each time."""
     from mlflow import MlflowClient
@@ -119,7 +81,7 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--member", default="f8-r0")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, mlflow_server(Path(tmp)) as uri:
+    with tempfile.TemporaryDirectory() as tmp, local_mlflow_server(Path(tmp) / "server") as uri:
         overrides = [f"workdir={tmp}/outputs", f"tracking.uri={uri}", "tracking.experiment=tracking-overhead"]
         config = load_config(args.params, overrides)
         workspace, context = Workspace(Path(config.workdir)), RunContext(config)
@@ -133,11 +95,12 @@ def main() -> None:
         latency = request_latency(uri)
 
         around, during = Stopwatch(), Stopwatch()
+        job = member_job(context, workspace, args.member)
         with around:  # what the member's own stage does: find the parent, open its run
             tracker = PipelineTracker.open(config, workspace)
-            observer = TimedObserver(tracker.start_member(args.member), during)
+            observer = TimedObserver(tracker.start_member(job), during)
         start = time.perf_counter()
-        output = train_member(context, workspace, args.member, observer)
+        output = train_member(context, workspace, job, observer)
         elapsed = time.perf_counter() - start
         with around:
             tracker.member_trained(output)

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +10,7 @@ import pytest
 from tiny_config import tiny_params as tiny_config
 from tiny_config import tiny_training, write_params
 
-BIN = Path(sys.executable).parent
-SERVER_START_SECONDS = 120
+from ltsoups.tracking.local_server import ServerDidNotStart, free_port, local_mlflow_server
 
 
 @pytest.fixture
@@ -41,12 +33,6 @@ def tiny_params(tmp_path: Path, random_mini_clip: Path, monkeypatch: pytest.Monk
     return write
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def unreachable_uri() -> str:
     """An http tracking URI on a 127.0.0.1 port nothing listens on: every request is refused."""
@@ -56,40 +42,11 @@ def unreachable_uri() -> str:
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` (sqlite store) on a free 127.0.0.1 port; its URI. Stopped at the end."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    command = [
-        str(BIN / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while not _healthy(uri):
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield uri
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
-
-
-def _healthy(uri: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+        with local_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
+            yield uri
+    except ServerDidNotStart as err:
+        pytest.fail(str(err))
 
 
 class RunTree:
@@ -103,6 +60,7 @@ class RunTree:
         self.client = MlflowClient(uri)
         found = self.client.get_experiment_by_name(experiment)
         assert found is not None, f"no experiment {experiment!r} at {uri}"
+        self.experiment = found
         self.runs = self.client.search_runs([found.experiment_id], max_results=1000)
 
     @property
@@ -130,6 +88,13 @@ def assert_complete_tree(tree: RunTree, members: list[str], factors: list[int]) 
     assert {"code_version", "config_hash"} <= set(parent.data.tags)
     assert parent.data.params["merge.merger.params.lambda"] == "0.7"
     assert parent.data.metrics["final/balanced"] >= 0
+    # What MLflow 3's runs table shows without configuring columns, in its model-training view.
+    final = {
+        key.removeprefix("final/"): value for key, value in parent.data.metrics.items() if key.startswith("final/")
+    }
+    assert {"overall", "balanced", "few"} <= set(final)  # the tiny task has no many-shot class
+    assert all(parent.data.metrics[key] == value for key, value in final.items())
+    assert tree.experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     children = tree.children(parent.info.run_id)
     assert len(children) == len(members) + len(factors) + 2, [run.info.run_name for run in children]
     assert all(run.info.status == "FINISHED" for run in children)
