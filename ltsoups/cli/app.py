@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from ltsoups.checkpoint import CheckpointError
+from ltsoups.cli.embedded_audit import audit_embedded
 from ltsoups.cli.pretrain_embedded import pretrain_embedded
 from ltsoups.cli.progress import ProgressObserver, make_progress
 from ltsoups.cli.render import console, error_console, plan_table, plugins_table, results_table
@@ -85,6 +86,9 @@ def _config(params: Path | None, overrides: list[str] | None) -> LtSoupsConfig:
 
 def _workspace(config: LtSoupsConfig) -> Workspace:
     return Workspace(Path(config.workdir))
+
+
+app.command("audit-embedded")(reports_errors(audit_embedded))
 
 
 @app.command()
