@@ -3,7 +3,8 @@
 Usage: python benchmarks/embedded_step_cost.py [--steps 40] [--minutes 15] [--seeds 3] [--models 12]
 Trains the shipped mini-CLIP with the pipeline's own loop on the configured training split (the
 repository's params.yaml): one process on 1 thread (the baseline), one on 2 threads, and two 1-thread
-processes side by side (members run two at a time); then scores theta_0 on the val and test splits.
+processes side by side (members run two at a time); then times the first read of each split (the
+embedded task draws its images then) and the scoring of theta_0 on it.
 Prints each mode's throughput as a ratio to the baseline, and how many training steps per world seed
 fit in the budget once every seed's models are evaluated.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +64,9 @@ def seconds_per_step(threads: int, steps: int) -> float:
             pass
 
     preprocess = context.preprocess(backbone, config.train.optim)
-    train(model, AugmentedSamples(split, preprocess), len(split), loss_fn, config.train.optim, 0, "bench", None, Stamps())
+    train(
+        model, AugmentedSamples(split, preprocess), len(split), loss_fn, config.train.optim, 0, "bench", None, Stamps()
+    )
     return float(np.median(np.diff(stamps[WARMUP_STEPS - 1 :])))
 
 
@@ -70,8 +74,18 @@ def _worker(args: tuple[int, int]) -> float:
     return seconds_per_step(*args)
 
 
-def evaluation_seconds() -> tuple[float, float, int, int]:
-    """Wall seconds to score one model on the val and on the test split (1 thread), and their sizes."""
+@dataclass(frozen=True)
+class SplitCost:
+    name: str
+    images: int
+    read_seconds: float
+    """First read of the split's images (the embedded task draws them then)."""
+    evaluation_seconds: float
+    """Scoring one model on the split, images already in memory."""
+
+
+def split_costs() -> list[SplitCost]:
+    """Per split, on 1 thread: the first read of its images and one model's evaluation."""
     import torch
 
     from ltsoups.evaluation import evaluate
@@ -82,12 +96,16 @@ def evaluation_seconds() -> tuple[float, float, int, int]:
     context = RunContext(config)
     model, backbone = context.zero_shot_classifier()
     preprocess = context.preprocess(backbone, config.train.optim)
-    timings = []
-    for split in (context.splits.val, context.splits.test):
+    costs = []
+    for name in ("train", "val", "test"):
+        split = getattr(context.splits, name)
+        start = time.perf_counter()
+        split.source.image(0)
+        read = time.perf_counter() - start
         start = time.perf_counter()
         evaluate(model, split, preprocess, context.train_counts, config.data.thresholds)
-        timings.append(time.perf_counter() - start)
-    return timings[0], timings[1], len(context.splits.val), len(context.splits.test)
+        costs.append(SplitCost(name, len(split), read, time.perf_counter() - start))
+    return costs
 
 
 def main() -> None:
@@ -105,7 +123,7 @@ def main() -> None:
     with spawn.Pool(2) as pool:
         pair = pool.map(_worker, [(1, args.steps)] * 2)
     with spawn.Pool(1) as pool:
-        val_s, test_s, val_n, test_n = pool.apply(evaluation_seconds)
+        costs = {cost.name: cost for cost in pool.apply(split_costs)}
     print(f"training step: 1 thread {1000 * one:.0f} ms (baseline)")
     print(f"               2 threads {1000 * two:.0f} ms: throughput ratio {one / two:.2f}")
     side_by_side = 2 / max(pair)
@@ -113,8 +131,13 @@ def main() -> None:
         f"               2 processes x 1 thread {1000 * pair[0]:.0f} / {1000 * pair[1]:.0f} ms: "
         f"throughput ratio {side_by_side * one:.2f}"
     )
-    print(f"evaluation (1 thread): val {val_n} images {val_s:.1f} s, test {test_n} images {test_s:.1f} s")
-    evaluation = args.models * (val_s + test_s) / 2  # two processes score models side by side
+    for cost in costs.values():
+        print(
+            f"{cost.name} split, {cost.images} images (1 thread): first read {cost.read_seconds:.1f} s, "
+            f"one model's evaluation {cost.evaluation_seconds:.1f} s"
+        )
+    evaluation = args.models * (costs["val"].evaluation_seconds + costs["test"].evaluation_seconds)
+    evaluation /= 2  # two processes score models side by side
     per_seed = (60 * args.minutes / args.seeds - evaluation) * side_by_side
     print(
         f"in {args.minutes:g} minutes, {args.seeds} seeds, {args.models} models evaluated per seed: "

@@ -63,8 +63,8 @@ def class_names(triples: np.ndarray) -> tuple[str, ...]:
 def build_embedded_task(
     seed: int = 0,
     num_classes: int = NUM_CLASSES,
-    n_max: int = 250,
-    rho: float = 50.0,
+    n_max: int = 200,
+    rho: float = 40.0,
     val_per_class: int = 20,
     test_per_class: int = 128,
 ) -> DatasetSplits:

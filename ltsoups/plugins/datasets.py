@@ -35,8 +35,8 @@ class EmbeddedParams(PluginParams):
         0, ge=0, description="the world seed: draws the images and which classes are large; the class set is fixed"
     )
     num_classes: int = Field(40, ge=2, description="number of classes; labels run from the largest to the smallest")
-    n_max: int = Field(250, ge=1, description="training images of the largest class")
-    rho: float = Field(50.0, ge=1, description="imbalance ratio: largest / smallest class count")
+    n_max: int = Field(200, ge=1, description="training images of the largest class")
+    rho: float = Field(40.0, ge=1, description="imbalance ratio: largest / smallest class count")
     val_per_class: int = Field(20, ge=1, description="validation images per class (balanced)")
     test_per_class: int = Field(
         128, ge=1, description="test images per class (balanced); 128 keeps the balanced accuracy's SE <= 0.7 points"
