@@ -143,7 +143,7 @@ def audit_world(config: LtSoupsConfig) -> WorldAudit:
     predictions = predict(model, test, context.preprocess(backbone, config.train.optim))
     num_classes = test.num_classes
     images = np.bincount(test.labels, minlength=num_classes)
-    correct = np.bincount(test.labels, weights=predictions == test.labels, minlength=num_classes)
+    correct = np.bincount(test.labels[predictions == test.labels], minlength=num_classes)
     counts = context.train_counts
     groups = ClassStats(counts, config.data.thresholds).groups()
     return WorldAudit(
@@ -155,7 +155,7 @@ def audit_world(config: LtSoupsConfig) -> WorldAudit:
                 train_count=int(counts[c]),
                 group=groups[c],
                 test_images=int(images[c]),
-                correct=round(correct[c]),
+                correct=int(correct[c]),
             )
             for c in range(num_classes)
         ),
