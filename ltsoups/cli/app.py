@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
+from ltsoups.cli.common import ParamsOption, SetOption, cli_config, reports_errors, source_name, workspace_of
+from ltsoups.cli.embedded_audit import audit_embedded
 from ltsoups.cli.pretrain_embedded import pretrain_embedded
-
-if TYPE_CHECKING:
-    from ltsoups.config import LtSoupsConfig
-    from ltsoups.workspace import Workspace
 
 app = typer.Typer(
     help="LT-Soups: subsampled model soups for long-tailed fine-tuning of CLIP.",
@@ -28,63 +25,7 @@ app = typer.Typer(
 plugins_app = typer.Typer(help="Inspect installed plugins.", no_args_is_help=True)
 app.add_typer(plugins_app, name="plugins")
 app.command("pretrain-embedded")(pretrain_embedded)
-
-ParamsOption = Annotated[
-    Path | None,
-    typer.Option("--params", "-p", help="params file (default: ./params.yaml if present, else built-in defaults)"),
-]
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option("--set", "-s", help="override a param, e.g. --set merge.merger.params.lambda=0.5 (repeatable)"),
-]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def reports_errors(command: F) -> F:
-    """Turn expected failures into a red message and a non-zero exit (2: bad config, 130: Ctrl-C, 1: other)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from rich.markup import escape
-
-        from ltsoups.cli.render import error_console
-        from ltsoups.config import ConfigError
-        from ltsoups.training.errors import TrainingDiverged
-
-        try:
-            return command(*args, **kwargs)
-        except ConfigError as err:
-            error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
-            raise typer.Exit(2) from err
-        except (TrainingDiverged, ValueError, FileNotFoundError, OSError) as err:
-            # ValueError covers PluginError, CheckpointError, PlanError and the data loaders' errors.
-            error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
-            raise typer.Exit(1) from err
-        except KeyboardInterrupt as err:
-            message = escape(str(err) or "stopped by Ctrl-C")
-            error_console.print(f"[yellow]interrupted:[/yellow] {message}", highlight=False)
-            raise typer.Exit(130) from err
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _config(params: Path | None, overrides: list[str] | None) -> LtSoupsConfig:
-    from ltsoups.config import load_config
-
-    if params is None and Path("params.yaml").is_file():
-        params = Path("params.yaml")
-    return load_config(params, overrides or [])
-
-
-def _source(params: Path | None) -> str:
-    return str(params or ("params.yaml" if Path("params.yaml").is_file() else "the built-in defaults"))
-
-
-def _workspace(config: LtSoupsConfig) -> Workspace:
-    from ltsoups.workspace import Workspace
-
-    return Workspace(Path(config.workdir))
+app.command("audit-embedded")(audit_embedded)
 
 
 @app.command()
@@ -110,7 +51,7 @@ def plan(
     overrides = [*(set_ or []), *sampler_shortcut(rounds, replicas)]
     if dataset is not None:  # that dataset with its own defaults: the configured dataset's params do not apply
         overrides.append(f"data.dataset={json.dumps({'name': dataset, 'params': {}})}")
-    config = _config(params, overrides)
+    config = cli_config(params, overrides)
     registry = installed_registry()
     if counts is not None:
         class_counts = read_counts(counts)
@@ -132,8 +73,8 @@ def validate(params: ParamsOption = None, set_: SetOption = None) -> None:
     from ltsoups.member_list import check_member_list, planned_members
     from ltsoups.registry import installed_registry
 
-    config = _config(params, set_)
-    source = _source(params)
+    config = cli_config(params, set_)
+    source = source_name(params)
     check_member_list(config, source)
     console.print(f"[green]ok[/green]: {source} is valid (seed {config.seed}, workdir {config.workdir})")
     members = planned_members(config, installed_registry())
@@ -162,7 +103,7 @@ def counts(
     from ltsoups.data.stats import ClassStats, ShotGroup
     from ltsoups.registry import installed_registry
 
-    config = _config(params, set_)
+    config = cli_config(params, set_)
     exported = write_counts(out, installed_registry().instantiate(config.data.dataset).class_counts())
     stats = ClassStats(exported, config.data.thresholds)
     sizes = stats.group_sizes()
@@ -182,9 +123,9 @@ def prepare(params: ParamsOption = None, set_: SetOption = None) -> None:
     from ltsoups.stages.prepare import prepare as prepare_stage
     from ltsoups.tracking import pipeline_tracking
 
-    config = _config(params, set_)
-    check_member_list(config, _source(params))
-    workspace = _workspace(config)
+    config = cli_config(params, set_)
+    check_member_list(config, source_name(params))
+    workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking:
         files = prepare_stage(RunContext(config), workspace)
         tracking.plan_written(files)
@@ -200,8 +141,8 @@ def theta0(params: ParamsOption = None, set_: SetOption = None) -> None:
     from ltsoups.stages.theta0 import build_theta0
     from ltsoups.tracking import pipeline_tracking
 
-    config = _config(params, set_)
-    workspace = _workspace(config)
+    config = cli_config(params, set_)
+    workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking:
         checkpoint = build_theta0(RunContext(config), workspace)
         tracking.theta0_built(checkpoint)
@@ -223,8 +164,8 @@ def train_member_command(
     from ltsoups.tracking import pipeline_tracking
     from ltsoups.training.loop import ObserverGroup
 
-    config = _config(params, set_)
-    workspace = _workspace(config)
+    config = cli_config(params, set_)
+    workspace = workspace_of(config)
     context = RunContext(config)
     job = member_job(context, workspace, member)
     with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
@@ -249,8 +190,8 @@ def merge(params: ParamsOption = None, set_: SetOption = None) -> None:
     from ltsoups.stages.merge import merge_members
     from ltsoups.tracking import pipeline_tracking
 
-    config = _config(params, set_)
-    workspace = _workspace(config)
+    config = cli_config(params, set_)
+    workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking:
         running = merge_members(RunContext(config), workspace)
         tracking.soups_merged(running)
@@ -269,8 +210,8 @@ def retrain_head_command(params: ParamsOption = None, set_: SetOption = None) ->
     from ltsoups.tracking import pipeline_tracking
     from ltsoups.training.loop import ObserverGroup
 
-    config = _config(params, set_)
-    workspace = _workspace(config)
+    config = cli_config(params, set_)
+    workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
         observer = ObserverGroup(ProgressObserver(progress, "retrain-head"), tracking.start_head())
         output = retrain_head(RunContext(config), workspace, observer)
@@ -287,8 +228,8 @@ def evaluate_command(params: ParamsOption = None, set_: SetOption = None) -> Non
     from ltsoups.stages.evaluate import evaluate_all
     from ltsoups.tracking import pipeline_tracking
 
-    config = _config(params, set_)
-    workspace = _workspace(config)
+    config = cli_config(params, set_)
+    workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking:
         evaluation = evaluate_all(RunContext(config), workspace)
         tracking.evaluated(evaluation)
@@ -307,8 +248,8 @@ def report(
     from ltsoups.cli.render import console, results_table
     from ltsoups.stages.evaluate import Results
 
-    config = _config(params, set_)
-    workspace = _workspace(config)
+    config = cli_config(params, set_)
+    workspace = workspace_of(config)
     rows = [(entry.model, entry.scores) for entry in Results.read(workspace).rows]
     console.print(results_table(rows, "LT-Soups results (test split)"))
     if plot is not None:
@@ -327,8 +268,8 @@ def run(params: ParamsOption = None, set_: SetOption = None) -> None:
     from ltsoups.stages.pipeline import run_pipeline
     from ltsoups.tracking import pipeline_tracking
 
-    config = _config(params, set_)
-    workspace = _workspace(config)
+    config = cli_config(params, set_)
+    workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
         observer_for = functools.partial(ProgressObserver, progress)
         evaluation = run_pipeline(RunContext(config), workspace, observer_for, tracking)

@@ -23,13 +23,15 @@ def test_shipped_params_list_the_planned_members() -> None:
 
 
 def test_raising_n_without_the_list_names_the_list_to_set() -> None:
-    config = load_config(ROOT / "params.yaml", ["plan.sampler.params.rounds=4"])
+    config = load_config(ROOT / "params.yaml", ["plan.sampler.params.rounds=5"])
     with pytest.raises(ConfigError) as raised:
         check_member_list(config, "params.yaml")
     (issue,) = raised.value.issues
     assert issue.location == "members"
-    assert "trains 10 members" in issue.message
-    assert "members: [f1-r0, f1-r1, f2-r0, f2-r1, f4-r0, f4-r1, f8-r0, f8-r1, f16-r0, f16-r1]" in issue.message
+    assert "trains 12 members" in issue.message
+    assert "members: [f1-r0, f1-r1, f2-r0, f2-r1, f4-r0, f4-r1, f8-r0, f8-r1, f16-r0, f16-r1, f32-r0, f32-r1]" in (
+        issue.message
+    )
 
 
 def test_no_list_no_check() -> None:

@@ -1,0 +1,72 @@
+"""What every command shares: the --params/--set options, reading the config, and turning errors into exits."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from ltsoups.config import LtSoupsConfig
+    from ltsoups.workspace import Workspace
+
+ParamsOption = Annotated[
+    Path | None,
+    typer.Option("--params", "-p", help="params file (default: ./params.yaml if present, else built-in defaults)"),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="override a param, e.g. --set merge.merger.params.lambda=0.5 (repeatable)"),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(command: F) -> F:
+    """Turn expected failures into a red message and a non-zero exit (2: bad config, 130: Ctrl-C, 1: other)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from rich.markup import escape
+
+        from ltsoups.cli.render import error_console
+        from ltsoups.config import ConfigError
+        from ltsoups.training.errors import TrainingDiverged
+
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as err:
+            error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+            raise typer.Exit(2) from err
+        except (TrainingDiverged, ValueError, FileNotFoundError, OSError) as err:
+            # ValueError covers PluginError, CheckpointError, PlanError and the data loaders' errors.
+            error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+            raise typer.Exit(1) from err
+        except KeyboardInterrupt as err:
+            message = escape(str(err) or "stopped by Ctrl-C")
+            error_console.print(f"[yellow]interrupted:[/yellow] {message}", highlight=False)
+            raise typer.Exit(130) from err
+
+    return wrapper  # type: ignore[return-value]
+
+
+def cli_config(params: Path | None, overrides: list[str] | None) -> LtSoupsConfig:
+    """``params`` (else ./params.yaml if present, else the defaults) with the ``--set`` overrides, validated."""
+    from ltsoups.config import load_config
+
+    if params is None and Path("params.yaml").is_file():
+        params = Path("params.yaml")
+    return load_config(params, overrides or [])
+
+
+def source_name(params: Path | None) -> str:
+    return str(params or ("params.yaml" if Path("params.yaml").is_file() else "the built-in defaults"))
+
+
+def workspace_of(config: LtSoupsConfig) -> Workspace:
+    from ltsoups.workspace import Workspace
+
+    return Workspace(Path(config.workdir))
