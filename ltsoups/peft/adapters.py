@@ -1,20 +1,6 @@
-"""The adapters of each PEFT method, placed into a CLIP ViT, and the LoRA fold before merges.
+"""The adapters of each PEFT method placed into a CLIP ViT, and the LoRA fold before merges.
 
-Every method freezes the pretrained encoder and adds small trainable modules that start as the
-identity, so the adapted encoder computes exactly what the pretrained one did (theta_0 is unchanged).
-LIFT's definitions (its released code, see shared/reference/lift-code-facts.md):
-
-- ``lora``: the query and value projections of each block's attention get ``(x @ A @ B) / r`` added,
-  A of shape (in, r) Kaiming-uniform (a = sqrt(5)), B of shape (r, out) zero; keys, the attention's
-  out-projection and the MLP are untouched.
-- ``lora-mlp``: ``lora`` with LIFT's ``lora_mlp`` option, which also adapts the two MLP matrices;
-  the LT-Soups authors' LoRA ablation folds exactly these (q, v, c_fc, c_proj) before merging.
-- ``adaptformer``: beside each block's MLP, ``scale * up(relu(down(LayerNorm(x))))`` reading the
-  residual stream x *before* ``ln_2``, with its own LayerNorm, down Kaiming-normal (a = sqrt(5)) with
-  zero bias, up zero, and a learnable scalar scale starting at 1.
-
-``lora-all`` is ours: the same LoRA update on every attention and MLP matrix (the whole fused q/k/v
-in-projection, the out-projection, both MLP matrices)."""
+What each method adapts, and why each starts as the identity, is in the package's docstring (``ltsoups.peft``)."""
 
 from __future__ import annotations
 
