@@ -201,7 +201,9 @@ class LoopSettings(StrictModel):
     schedule: ScheduleSettings = ScheduleSettings()
     ema: EmaSettings = EmaSettings()
     selection: SelectionSettings = SelectionSettings()
-    sampling: SamplingSettings = SamplingSettings()
+    sampling: SamplingSettings = Field(
+        SamplingSettings(), description="which samples each batch holds: instance- or class-balanced"
+    )
     resume_every: int = Field(50, ge=1, description="write a resumable state every this many steps")
 
 
@@ -269,5 +271,7 @@ class EvaluationSettings(StrictModel):
     never by training, whose images follow ``augment``.
     """
 
-    crop: CropSettings = CropSettings()
-    ensemble: EnsembleSettings = EnsembleSettings()
+    crop: CropSettings = Field(CropSettings(), description="the centre crop: its fraction and resampling")
+    ensemble: EnsembleSettings = Field(
+        EnsembleSettings(), description="test-time ensembling: several crops, logits averaged"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,42 @@ def test_the_recipe_is_lifts_code() -> None:
     assert not config.retrain_head.enabled
     assert config.evaluation.ensemble.mode.value == "none"  # the paper's tables: no test-time ensembling
     assert config.data.dataset.name == "cifar100-lt"  # the preset's data stay
+
+
+def baseline_rows() -> dict[str, list[str]]:
+    """docs/baselines.md's table: baseline -> its `--set` overrides (the backticked KEY=VALUE cells)."""
+    text = (ROOT / "docs" / "baselines.md").read_text()
+    table = text.split("| baseline | overrides |", 1)[1].split("\n\n", 1)[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        name, cell = line.strip("|").split("|")
+        rows[name.strip()] = [part for part in re.findall(r"`([^`]+)`", cell) if "=" in part]
+    return rows
+
+
+def test_every_documented_baseline_validates() -> None:
+    rows = baseline_rows()
+    assert len(rows) >= 12
+    for name, overrides in rows.items():
+        load_config(None, overrides)  # a ConfigError names the row's bad key
+        assert overrides or name.startswith(("LT-Soups (default)", "LIFT")), name
+
+
+def test_crt_is_kangs() -> None:
+    overrides = next(o for name, o in baseline_rows().items() if name.startswith("cRT as Kang"))
+    config = load_config(None, overrides)
+    assert (config.train.loss.name, config.retrain_head.loss.name) == ("cross-entropy", "cross-entropy")
+    assert config.train.sampling.mode.value == "instance-balanced"
+    assert config.retrain_head.sampling.mode.value == "class-balanced" and config.retrain_head.sampling.visit == 4
+    assert config.retrain_head.head_init.value == "random"
+    assert (config.plan.sampler.name, config.plan.sampler.params.replicas) == ("full-data", 1)
+    assert not config.train.ema.enabled and not config.retrain_head.ema.enabled
+
+
+def test_soups_rho_and_model_soups_differ_only_in_the_subset() -> None:
+    rows = baseline_rows()
+    soups = next(o for name, o in rows.items() if name.startswith("conventional model soups"))
+    soups_rho = next(o for name, o in rows.items() if name.startswith("Soups-"))
+    assert [o for o in soups if not o.startswith("plan.sampler")] == [
+        o for o in soups_rho if not o.startswith("plan.sampler")
+    ]
