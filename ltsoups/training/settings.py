@@ -244,7 +244,10 @@ class EnsembleSettings(StrictModel):
         "image (tencrop); views are cut from the image resized as `crop` says, `expand` pixels larger",
     )
     expand: int | None = Field(
-        None, ge=0, description=f"with a mode: pixels added to the resized short side; default {TTE_EXPAND} (LIFT)"
+        None,
+        ge=0,
+        description=f"with a mode: pixels added to the resized short side; default {TTE_EXPAND} (LIFT's, for 224-pixel "
+        "inputs: scale it for others, e.g. 4 for the embedded 32-pixel world)",
     )
 
     @model_validator(mode="after")
