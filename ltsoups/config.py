@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,7 +22,7 @@ from ltsoups.provenance import hash_json
 from ltsoups.registry import PluginKind, PluginRegistry, installed_registry
 from ltsoups.runtime import RuntimeSettings
 from ltsoups.schema import StrictModel
-from ltsoups.training.settings import AugmentSettings, LoopSettings
+from ltsoups.training.settings import AugmentSettings, EvaluationSettings, LoopSettings, Selection
 
 
 def _registry(info: ValidationInfo) -> PluginRegistry:
@@ -114,10 +115,20 @@ class MergeConfig(StrictModel):
     )
 
 
+class HeadInit(str, Enum):
+    MERGED = "merged"
+    RANDOM = "random"
+
+
 class RetrainHeadConfig(LoopSettings):
     """Stage 2 (CR): backbone frozen, head retrained on the full training set."""
 
     enabled: bool = Field(True, description="run classifier re-training after the merge")
+    head_init: HeadInit = Field(
+        HeadInit.MERGED,
+        description="merged: CR starts from the merged head (the authors' code; the paper's 'retrain'); "
+        "random: fresh random class vectors (Kang et al.'s cRT re-initialises the classifier)",
+    )
     loss: LossSpec = Field(
         default_factory=lambda: LossSpec(name="logit-adjusted"), description="stage-2 loss, full-data prior"
     )
@@ -147,6 +158,10 @@ class LtSoupsConfig(StrictModel):
         default_factory=lambda: BackboneSpec(name="open-clip"), description="the pretrained model theta_0 comes from"
     )
     head: HeadConfig = HeadConfig()
+    evaluation: EvaluationSettings = Field(
+        EvaluationSettings(),
+        description="how val and test images are predicted (crop, test-time ensembling), for every method",
+    )
     plan: PlanConfig = PlanConfig()
     train: TrainConfig = TrainConfig()
     merge: MergeConfig = MergeConfig()
@@ -160,9 +175,19 @@ class LtSoupsConfig(StrictModel):
     )
 
     def section_hash(self, *sections: str) -> str:
-        """Hash of the named top-level sections: what a stage's output depends on."""
+        """Hash of the named top-level sections: what a stage's output depends on.
+
+        A training section that keeps its best validation snapshot (selection best-val) depends on how
+        validation is predicted too: the ``evaluation`` section then joins its hash. With the default
+        final selection it does not, so changing how tests are scored never makes members stale.
+        """
         dumped = self.model_dump(mode="json", by_alias=True)
-        return hash_json({name: dumped[name] for name in sections})
+        hashed = {name: dumped[name] for name in sections}
+        for name in sections:
+            loop = getattr(self, name)
+            if isinstance(loop, LoopSettings) and loop.selection.mode is Selection.BEST_VAL:
+                hashed[f"{name}.selection:evaluation"] = dumped["evaluation"]
+        return hash_json(hashed)
 
 
 def plugin_locations(model: type[BaseModel] = LtSoupsConfig, prefix: str = "") -> Iterator[tuple[str, PluginKind]]:

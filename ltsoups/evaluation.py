@@ -12,7 +12,7 @@ from torch import nn
 from ltsoups.data.dataset import LabelledImages
 from ltsoups.data.stats import ClassStats, ShotGroup, ShotThresholds
 from ltsoups.runtime import Runtime
-from ltsoups.training.batches import EvaluationSamples
+from ltsoups.training.batches import ImageSamples
 from ltsoups.training.transforms import Preprocess
 
 BATCH_SIZE = 256
@@ -67,12 +67,28 @@ def score_predictions(
 
 
 def predict(model: nn.Module, split: LabelledImages, preprocess: Preprocess, runtime: Runtime) -> np.ndarray:
-    """The raw logits (no post-hoc adjustment) of every sample of ``split``, in order, as float32."""
+    """The raw logits (no post-hoc adjustment) of every sample of ``split``, in order, as float32.
+
+    Each image is predicted on the views ``preprocess.evaluation`` asks for; with several (test-time
+    ensembling) the logits of the views are averaged, as LIFT and the authors' code do.
+    """
     model.eval()
-    loader = runtime.loader(EvaluationSamples(split, preprocess), batch_size=BATCH_SIZE, shuffle=False)
+    loader = runtime.loader(ImageSamples(split, preprocess.views), batch_size=BATCH_SIZE, shuffle=False)
     with runtime.inference():
-        outputs = [model(images.to(runtime.device, non_blocking=True)).float().cpu() for images, _ in loader]
+        outputs = [mean_over_views(model, images.to(runtime.device, non_blocking=True)) for images, _ in loader]
     return torch.cat(outputs).numpy()
+
+
+def mean_over_views(model: nn.Module, views: torch.Tensor) -> torch.Tensor:
+    """(batch, views, ...) inputs -> (batch, outputs): the model on every view, averaged over the views, float32.
+
+    With several views per image the model sees at most BATCH_SIZE of them at a time.
+    """
+    batch, count = views.shape[:2]
+    if count == 1:
+        return model(views.flatten(0, 1)).float().cpu()
+    outputs = torch.cat([model(chunk).float() for chunk in views.flatten(0, 1).split(BATCH_SIZE)])
+    return outputs.view(batch, count, -1).mean(dim=1).cpu()
 
 
 def evaluate(

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,40 @@ def test_config_hash_follows_the_sections_a_stage_reads() -> None:
         "data", "backbone", "head", "train"
     )
     assert base.section_hash("merge") != other_lambda.section_hash("merge")
+
+
+def test_how_val_is_predicted_joins_a_training_hash_only_with_best_val_selection() -> None:
+    tta = ["evaluation.ensemble.mode=five-crop"]
+    members = ("data", "backbone", "head", "train")
+    assert load_config(None).section_hash(*members) == load_config(None, tta).section_hash(*members)
+    best_val = ["train.selection.mode=best-val"]
+    assert load_config(None, best_val).section_hash(*members) != load_config(None, [*best_val, *tta]).section_hash(
+        *members
+    )
+    head_best_val = ["retrain_head.selection.mode=best-val"]
+    assert load_config(None, head_best_val).section_hash("retrain_head") != load_config(
+        None, [*head_best_val, *tta]
+    ).section_hash("retrain_head")
+    assert load_config(None, head_best_val).section_hash(*members) == load_config(
+        None, [*head_best_val, *tta]
+    ).section_hash(*members)  # CR's selection does not touch the members
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("retrain_head.sampling.samples_per_visit=2", "samples_per_visit 2 has no effect with mode instance-balanced"),
+        ("evaluation.ensemble.expand=10", "expand 10 has no effect with mode none"),
+        ("retrain_head.head_init=zero", "Input should be 'merged' or 'random'"),
+        ("evaluation.crop.fraction=0", "greater than 0"),
+    ],
+)
+def test_a_setting_that_would_not_apply_is_an_error(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, [override])
+
+
+def test_class_balanced_sampling_visits_take_kangs_four_samples_by_default() -> None:
+    sampling = load_config(None, ["retrain_head.sampling.mode=class-balanced"]).retrain_head.sampling
+    assert sampling.visit == 4
+    assert load_config(None, ["train.sampling={mode: class-balanced, samples_per_visit: 1}"]).train.sampling.visit == 1

@@ -1,12 +1,18 @@
-"""score_predictions on hand-made predictions whose accuracies are worked out by hand."""
+"""score_predictions on hand-made predictions whose accuracies are worked out by hand; predict over views."""
 
 import math
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
+from ltsoups.data.dataset import ArrayImages, LabelledImages
 from ltsoups.data.stats import ShotThresholds
-from ltsoups.evaluation import score_predictions
+from ltsoups.evaluation import predict, score_predictions
+from ltsoups.runtime import Runtime, RuntimeSettings
+from ltsoups.training.settings import EvaluationSettings
+from ltsoups.training.transforms import Preprocess
 
 # Default thresholds: many n > 100, few n < 20, medium the rest (100 and 20 included).
 # class:           0    1    2    3   4  5
@@ -43,3 +49,22 @@ def test_an_empty_group_is_none_and_left_out_of_the_headline() -> None:
     )
     assert (scores.many, scores.medium, scores.few) == (pytest.approx(75.0), None, None)
     assert scores.headline() == {"overall": 75.0, "balanced": 75.0, "many": 75.0}
+
+
+def test_predict_averages_the_logits_of_the_ensemble_views() -> None:
+    class CornerLogits(nn.Module):
+        """Logits = the mean colour of the top-left 8 x 8 pixels: different for every view."""
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return images[..., :8, :8].mean(dim=(-2, -1))
+
+    pixels = np.random.default_rng(3).integers(0, 256, (3, 48, 40, 3), dtype=np.uint8)
+    split = LabelledImages(ArrayImages(pixels), np.array([0, 1, 2]), ("a", "b", "c"))
+    settings = EvaluationSettings.model_validate({"ensemble": {"mode": "ten-crop", "expand": 8}})
+    preprocess = Preprocess(32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), settings)
+    logits = predict(CornerLogits(), split, preprocess, Runtime.of(RuntimeSettings(device="cpu")))
+    by_hand = np.stack([CornerLogits()(preprocess.views(split.source.image(i))).mean(dim=0).numpy() for i in range(3)])
+    assert logits.shape == (3, 3) and logits.dtype == np.float32
+    np.testing.assert_allclose(logits, by_hand, rtol=1e-6)
+    single = predict(CornerLogits(), split, Preprocess(32, (0.5,) * 3, (0.25,) * 3), Runtime.of(RuntimeSettings()))
+    assert not np.allclose(logits, single)  # the views changed the prediction: the test can tell them apart

@@ -39,14 +39,16 @@ def plan(
     params: ParamsOption = None,
     set_: SetOption = None,
 ) -> None:
-    """Show the subsample plan: per factor its cap, subset size, share of the data and imbalance ratio."""
+    """Show the subsample plan: per factor its cap, subset size, share of the data, imbalance ratio, and each
+    member's steps and warmup share (then CR's); warn where warmup covers more than half of a training."""
     import numpy as np
 
-    from ltsoups.cli.render import console, plan_table
+    from ltsoups.cli.render import budget_warnings, console, error_console, plan_table
     from ltsoups.config import sampler_shortcut
     from ltsoups.data.counts_file import read_counts
     from ltsoups.plan import summarise
     from ltsoups.registry import installed_registry
+    from ltsoups.training.budget import pipeline_budgets
 
     overrides = [*(set_ or []), *sampler_shortcut(rounds, replicas)]
     if dataset is not None:  # that dataset with its own defaults: the configured dataset's params do not apply
@@ -59,26 +61,51 @@ def plan(
         class_counts = np.asarray(registry.instantiate(config.data.dataset).class_counts())
     sampler = registry.instantiate(config.plan.sampler)
     rows = summarise(sampler.draws(class_counts, config.seed), class_counts)
+    total = int(np.sum(class_counts))
+    head = config.retrain_head if config.retrain_head.enabled else None
+    members, head_budget = pipeline_budgets([(row.factor, row.size) for row in rows], total, config.train, head)
     if as_json:
-        typer.echo(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
+        listed = [
+            {**row.model_dump(mode="json"), "steps": budget.steps, "warmup_steps": budget.warmup}
+            for row, budget in zip(rows, members, strict=True)
+        ]
+        typer.echo(json.dumps(listed, indent=2))
     else:
-        console.print(plan_table(rows, int(np.sum(class_counts))))
+        console.print(plan_table(rows, total, members, head_budget))
+    for warning in budget_warnings(members, head_budget):
+        error_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
 @app.command()
 @reports_errors
 def validate(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Check a params file (and overrides); report every problem at once."""
-    from ltsoups.cli.render import console
+    import numpy as np
+
+    from ltsoups.cli.render import budget_warnings, console, error_console
     from ltsoups.member_list import check_member_list, planned_members
+    from ltsoups.plan import summarise
     from ltsoups.registry import installed_registry
+    from ltsoups.training.budget import pipeline_budgets
 
     config = cli_config(params, set_)
     source = source_name(params)
     check_member_list(config, source)
     console.print(f"[green]ok[/green]: {source} is valid (seed {config.seed}, workdir {config.workdir})")
-    members = planned_members(config, installed_registry())
+    registry = installed_registry()
+    members = planned_members(config, registry)
     console.print(f"members (one dvc.yaml train-member stage each): [{', '.join(members)}]", markup=False)
+    counts = np.asarray(registry.instantiate(config.data.dataset).class_counts())
+    rows = summarise(registry.instantiate(config.plan.sampler).draws(counts, config.seed), counts)
+    head = config.retrain_head if config.retrain_head.enabled else None
+    budgets, head_budget = pipeline_budgets(
+        [(row.factor, row.size) for row in rows], int(counts.sum()), config.train, head
+    )
+    console.print("steps per training (warmup share):")
+    for budget in [*budgets, *filter(None, [head_budget])]:
+        console.print(f"  {budget.name}: {budget.steps:,} steps ({budget.warmup_share:.0f}% warmup)", markup=False)
+    for warning in budget_warnings(budgets, head_budget):
+        error_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
 @plugins_app.command("list")

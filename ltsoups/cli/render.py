@@ -9,16 +9,20 @@ from rich.table import Table
 
 from ltsoups.plan import FactorSummary
 from ltsoups.registry import PluginKind, PluginRegistry
+from ltsoups.training.budget import StepBudget
 
 console = Console()
 error_console = Console(stderr=True, soft_wrap=True)
 
 
-def plan_table(rows: Sequence[FactorSummary], total: int) -> Table:
+def plan_table(
+    rows: Sequence[FactorSummary], total: int, members: Sequence[StepBudget], head: StepBudget | None
+) -> Table:
+    """One row per factor (its subsets and one member's steps and warmup), then CR's when it runs."""
     table = Table(title=f"Subsample plan ({total:,} training samples)")
-    for column in ("factor", "cap", "subset size", "share %", "rho", "members"):
+    for column in ("factor", "cap", "subset size", "share %", "rho", "members", "steps", "warmup % (steps)"):
         table.add_column(column, justify="right")
-    for row in rows:
+    for row, budget in zip(rows, members, strict=True):
         table.add_row(
             f"2^{row.factor.bit_length() - 1} = {row.factor}",
             "-" if row.cap is None else str(row.cap),
@@ -26,8 +30,25 @@ def plan_table(rows: Sequence[FactorSummary], total: int) -> Table:
             f"{row.share:.2f}",
             f"{row.rho:g}",
             str(row.members),
+            f"{budget.steps:,}",
+            _warmup(budget),
         )
+    if head is not None:
+        table.add_row("CR", "-", f"{total:,}", "100.00", "", "", f"{head.steps:,}", _warmup(head))
     return table
+
+
+def _warmup(budget: StepBudget) -> str:
+    share = f"{budget.warmup_share:.0f} ({budget.warmup})"
+    return f"[yellow]{share}[/yellow]" if budget.warning("") is not None else share
+
+
+def budget_warnings(members: Sequence[StepBudget], head: StepBudget | None) -> list[str]:
+    """The warmup warnings of the members (section train) and CR (section retrain_head)."""
+    found = [budget.warning("train") for budget in members]
+    if head is not None:
+        found.append(head.warning("retrain_head"))
+    return [warning for warning in found if warning is not None]
 
 
 def plugins_table(registry: PluginRegistry) -> Table:

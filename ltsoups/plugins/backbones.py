@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,11 @@ def _without_warnings() -> Iterator[None]:
         logging.disable(logging.NOTSET)
 
 
+class FeatureSpace(str, Enum):
+    AFTER_PROJECTION = "after-projection"
+    BEFORE_PROJECTION = "before-projection"
+
+
 class OpenClipParams(PluginParams):
     model: str = Field("ltsoups-mini", min_length=1, description="open_clip model name, e.g. ViT-B-16")
     pretrained: str = Field(
@@ -49,6 +55,13 @@ class OpenClipParams(PluginParams):
         "also both MLP matrices), adaptformer (LIFT's default: a bottleneck beside each MLP reading the pre-ln_2 "
         "residual, own LayerNorm, learnable scale from 1), lora-all (ours: every attention and MLP matrix)",
     )
+    features: FeatureSpace = Field(
+        FeatureSpace.AFTER_PROJECTION,
+        description="after-projection: the image tower's output, in CLIP's joint space, so theta_0 is exactly the "
+        "zero-shot CLIP classifier; before-projection: the pooled token before CLIP's projection (ViT: the CLS "
+        "token after ln_post) with the text features mapped back by proj^T and renormalised (the authors' and "
+        "LIFT's head; not exactly zero-shot CLIP)",
+    )
     peft_rank: int | None = Field(
         None,
         ge=1,
@@ -64,7 +77,7 @@ class OpenClipParams(PluginParams):
 
 
 class OpenClipBackbone(Backbone):
-    """The CLIP image tower (features after its projection) plus the text tower for head init."""
+    """The CLIP image tower plus the text tower for head init; features after its projection or before it."""
 
     Params = OpenClipParams
     description = "open_clip image encoder; head initialised from its text embeddings"
@@ -94,22 +107,43 @@ class OpenClipBackbone(Backbone):
             model.load_state_dict(tensors, strict=True)
         model.eval()
         tokenizer = open_clip.get_tokenizer(self.params.model)
+        visual = model.visual
+        # Before the projection: the tower stops at the pooled token, and text embeddings are mapped back
+        # into that space through the projection's transpose, as the authors' head init does.
+        back_projection = (
+            self._drop_projection(visual) if self.params.features is FeatureSpace.BEFORE_PROJECTION else None
+        )
 
         @torch.no_grad()
         def embed_text(prompts: Sequence[str]) -> torch.Tensor:
-            return model.encode_text(tokenizer(list(prompts)), normalize=True)
+            embedded = model.encode_text(tokenizer(list(prompts)), normalize=True)
+            if back_projection is None:
+                return embedded
+            return torch.nn.functional.normalize(embedded @ back_projection.t(), dim=-1)
 
-        visual = model.visual
         apply_peft(visual, self.params.peft, num_classes, self.params.peft_rank)
         size = visual.image_size
         return LoadedBackbone(
             image_encoder=visual,
-            feature_dim=int(visual.output_dim),
+            feature_dim=int(visual.output_dim if back_projection is None else back_projection.shape[0]),
             image_size=int(size[0] if isinstance(size, tuple | list) else size),
             mean=tuple(getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN),
             std=tuple(getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD),
             text_embedder=embed_text,
         )
+
+    def _drop_projection(self, visual: torch.nn.Module) -> torch.Tensor:
+        """Remove the image tower's output projection (a (width, embed) matrix); return a copy of it."""
+        import torch
+
+        projection = getattr(visual, "proj", None)
+        if not isinstance(projection, torch.nn.Parameter):
+            raise ValueError(
+                f"features: before-projection needs an open_clip ViT image tower with a `proj` matrix; "
+                f"{self.params.model!r} has none"
+            )
+        visual.proj = None
+        return projection.detach().clone()
 
     def _local_weights(self) -> Path | None:
         if self.params.pretrained == EMBEDDED_TAG:

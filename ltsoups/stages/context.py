@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from ltsoups.checkpoint import Checkpoint, CheckpointError
@@ -17,7 +19,7 @@ from ltsoups.data.dataset import DatasetSplits, LabelledImages
 from ltsoups.model import CosineHead, LongTailClassifier, prompt_embeddings
 from ltsoups.registry import PluginChoice, PluginRegistry, installed_registry
 from ltsoups.runtime import Runtime
-from ltsoups.training.batches import EvaluationSamples
+from ltsoups.training.batches import ImageSamples
 from ltsoups.training.transforms import Preprocess
 
 FEATURE_BATCH_SIZE = 256
@@ -62,7 +64,7 @@ class RunContext:
     @cached_property
     def preprocess(self) -> Preprocess:
         backbone = self.backbone
-        return Preprocess(backbone.image_size, backbone.mean, backbone.std)
+        return Preprocess(backbone.image_size, backbone.mean, backbone.std, self.config.evaluation)
 
     @cached_property
     def _classifier(self) -> LongTailClassifier:
@@ -102,15 +104,32 @@ class RunContext:
             param.requires_grad_(trainable[name])
         return model
 
-    def features(self, encoder: nn.Module, split: LabelledImages) -> torch.Tensor:
-        """The encoder's features of every image of ``split`` (evaluation transform), computed on the run's
-        device and kept in host memory, where data loaders can batch them."""
+    def features(
+        self,
+        encoder: nn.Module,
+        split: LabelledImages,
+        transform: Callable[[Image.Image], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The encoder's features of every image of ``split``, computed on the run's device and kept in host
+        memory, where data loaders can batch them.
+
+        ``transform`` makes each image's input (default: ``preprocess.fixed``, no augmentation); one giving
+        several views per image (``preprocess.views``) gives (images, views, dim) features.
+        """
         encoder.eval()
         runtime = self.runtime
-        loader = runtime.loader(EvaluationSamples(split, self.preprocess), batch_size=FEATURE_BATCH_SIZE)
+        samples = ImageSamples(split, transform or self.preprocess.fixed)
+        loader = runtime.loader(samples, batch_size=FEATURE_BATCH_SIZE)
         with runtime.inference():
-            batches = [encoder(images.to(runtime.device, non_blocking=True)).float().cpu() for images, _ in loader]
+            batches = [self._encoded(encoder, images.to(runtime.device, non_blocking=True)) for images, _ in loader]
         return torch.cat(batches)
+
+    @staticmethod
+    def _encoded(encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() == 4:
+            return encoder(images).float().cpu()
+        features = torch.cat([encoder(chunk).float() for chunk in images.flatten(0, 1).split(FEATURE_BATCH_SIZE)])
+        return features.view(*images.shape[:2], -1).cpu()
 
 
 def class_mean_features(

@@ -141,7 +141,7 @@ def _write(evaluation: Evaluation, context: RunContext, workspace: Workspace) ->
             )
             for row in evaluation.rows
         ),
-        config_sha256=context.config.section_hash(*HEAD_SECTIONS),
+        config_sha256=context.config.section_hash(*HEAD_SECTIONS, "evaluation"),
         code_version=code_version(),
     )
     write_json_atomic(workspace.results, results.model_dump(mode="json"))

@@ -36,7 +36,10 @@ def verified_members(config: LtSoupsConfig, workspace: Workspace, plan: Plan) ->
                     f"but the plan says {entry.manifest_sha256[:12]}... for member {entry.member}"
                 )
             if checkpoint.sidecar.get("config_sha256") != member_sections:
-                raise CheckpointError(f"{checkpoint.path}: trained with another data/backbone/head/train config")
+                raise CheckpointError(
+                    f"{checkpoint.path}: trained with another data/backbone/head/train config "
+                    "(with best-val selection: or other evaluation settings); rerun its train-member stage"
+                )
             paths.append(checkpoint.path)
         groups.append(FactorGroup(factor, tuple(paths)))
     return groups

@@ -79,7 +79,7 @@ def train_member(
     result = train(
         model,
         AugmentedSamples(member_split, context.preprocess, config.train.augment),
-        len(member_split),
+        member_split.labels,
         loss_fn,
         config.train,
         context.runtime,

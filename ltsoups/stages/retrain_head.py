@@ -1,13 +1,19 @@
-"""Stage `retrain-head` (CR): freeze the merged encoder, retrain the head on the full training set."""
+"""Stage `retrain-head` (CR): freeze the merged encoder, retrain the head on the full training set.
+
+The head starts from the merged one (the authors' code) or, as Kang et al.'s cRT does, from scratch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch.utils.data import Dataset
 
 from ltsoups.checkpoint import Checkpoint, save_checkpoint
+from ltsoups.config import HeadInit
+from ltsoups.model import CosineHead
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.inputs import verified_soup
 from ltsoups.stages.sections import HEAD_SECTIONS
@@ -19,6 +25,7 @@ from ltsoups.training.settings import Selection
 from ltsoups.workspace import Workspace
 
 CR_SEED = 0xC12
+HEAD_INIT_SEED = 0x1A17
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,8 @@ def retrain_head(context: RunContext, workspace: Workspace, observer: TrainingOb
     model = context.classifier_from(soup)
     model.encoder.requires_grad_(False)
     model.encoder.eval()
+    if stage.head_init is HeadInit.RANDOM:
+        _reinitialise(model.head, derive_seed(config.seed, CR_SEED, HEAD_INIT_SEED))
     train_split = context.splits.train
     loss_fn = context.plugin(stage.loss).build(train_split.class_counts())
     best_val = stage.selection.mode is Selection.BEST_VAL
@@ -62,15 +71,19 @@ def retrain_head(context: RunContext, workspace: Workspace, observer: TrainingOb
         scorer = ClassifierScorer(context, model) if best_val else None
     else:
         module = model.head
-        features = context.features(model.encoder, train_split)
+        preprocess = context.preprocess
+        unaugmented = partial(preprocess.fixed, interpolation=stage.augment.interpolation)
+        features = context.features(model.encoder, train_split, unaugmented)
         samples = CachedFeatures(features, torch.as_tensor(train_split.labels))
         scorer = (
-            HeadScorer(context, model.head, context.features(model.encoder, context.splits.val)) if best_val else None
+            HeadScorer(context, model.head, context.features(model.encoder, context.splits.val, preprocess.views))
+            if best_val
+            else None
         )
     result = train(
         module,
         samples,
-        len(train_split),
+        train_split.labels,
         loss_fn,
         stage,
         context.runtime,
@@ -87,9 +100,17 @@ def retrain_head(context: RunContext, workspace: Workspace, observer: TrainingOb
         model.state_dict(),
         kind="final",
         retrained=True,
+        head_init=stage.head_init.value,
         steps=result.steps,
         best_val_balanced=result.best_val,
         **provenance,
     )
     ResumeState(workspace.final_resume).discard()
     return HeadOutput(checkpoint, result)
+
+
+def _reinitialise(head: CosineHead, seed: int) -> None:
+    """Random class vectors, N(0, 1) per entry: directions uniform on the sphere (the cosine head's only freedom)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(head.weight.shape, generator=generator))

@@ -6,7 +6,7 @@ import copy
 
 import torch
 
-from ltsoups.evaluation import evaluate, score_predictions
+from ltsoups.evaluation import evaluate, mean_over_views, score_predictions
 from ltsoups.model import CosineHead, LongTailClassifier
 from ltsoups.stages.context import RunContext
 
@@ -33,7 +33,11 @@ class ClassifierScorer:
 
 
 class HeadScorer:
-    """Balanced val accuracy of a head state dict on the frozen encoder's cached val features."""
+    """Balanced val accuracy of a head state dict on the frozen encoder's cached val features.
+
+    ``val_features`` are (images, views, dim), the views ``evaluation`` asks for: the head's logits are
+    averaged over the views, as ``predict`` does with the whole model.
+    """
 
     def __init__(self, context: RunContext, head: CosineHead, val_features: torch.Tensor) -> None:
         self.context, self.features = context, val_features
@@ -42,7 +46,7 @@ class HeadScorer:
     @torch.no_grad()
     def __call__(self, state: dict[str, torch.Tensor]) -> float:
         self._scratch.load_state_dict(state)
-        predictions = self._scratch(self.features).argmax(dim=-1).numpy()
+        predictions = mean_over_views(self._scratch, self.features).argmax(dim=-1).numpy()
         context = self.context
         labels = context.splits.val.labels
         return score_predictions(predictions, labels, context.train_counts, context.config.data.thresholds).balanced

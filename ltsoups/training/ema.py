@@ -11,20 +11,23 @@ class ParameterEma:
 
     ``start_from_model`` (the paper's Algorithm 1) seeds the average with the weights at creation
     (theta_0); otherwise the first update copies the weights (torch AveragedModel, the authors' code).
+    Decay 0 is no EMA: no average is kept (no second copy of the weights) and the raw weights are
+    returned, exactly what an average with decay 0 would hold.
     """
 
     def __init__(self, model: nn.Module, decay: float, start_from_model: bool) -> None:
         self.decay = decay
-        self.shadow = {name: p.detach().clone() for name, p in model.named_parameters()}
+        self.shadow = {name: p.detach().clone() for name, p in model.named_parameters()} if decay > 0 else {}
         self.updates = 1 if start_from_model else 0
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        for name, param in model.named_parameters():
+        for name, average in self.shadow.items():
+            param = model.get_parameter(name)
             if self.updates == 0:
-                self.shadow[name].copy_(param)
+                average.copy_(param)
             else:
-                self.shadow[name].lerp_(param.detach(), 1.0 - self.decay)
+                average.lerp_(param.detach(), 1.0 - self.decay)
         self.updates += 1
 
     def state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:

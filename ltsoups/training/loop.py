@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from ltsoups.contracts import LossFn
 from ltsoups.runtime import Precision, Runtime
-from ltsoups.training.batches import StepBatches, derive_seed, steps_for
+from ltsoups.training.batches import ClassBalancedBatches, StepBatches, derive_seed
 from ltsoups.training.ema import ParameterEma
 from ltsoups.training.errors import TrainingDiverged
 from ltsoups.training.resume import ResumeState, deferred_interrupt
-from ltsoups.training.schedule import lr_multiplier, warmup_steps
-from ltsoups.training.settings import EmaInit, LoopSettings, Selection
+from ltsoups.training.schedule import lr_multiplier, steps_for, warmup_steps
+from ltsoups.training.settings import (
+    EmaInit,
+    LoopSettings,
+    Optimizer,
+    OptimizerSettings,
+    Sampling,
+    SamplingSettings,
+    Selection,
+)
 
 
 class TrainingObserver(Protocol):
@@ -52,7 +61,7 @@ class TrainResult:
 def train(
     module: nn.Module,
     samples: Dataset,
-    size: int,
+    labels: np.ndarray,
     loss_fn: LossFn,
     settings: LoopSettings,
     runtime: Runtime,
@@ -64,7 +73,8 @@ def train(
 ) -> TrainResult:
     """Train the parameters of ``module`` that require grad; return its EMA (or best-val EMA) weights.
 
-    ``samples`` is indexed by (sample index, augmentation seed). ``label`` names the run in errors.
+    ``samples`` is indexed by (sample index, augmentation seed); ``labels`` are its classes, in order
+    (class-balanced batches draw from them). ``label`` names the run in errors.
     With ``resume`` a resumable state is written every ``settings.resume_every`` steps and on Ctrl-C,
     and picked up when the same training is started again.
     """
@@ -77,9 +87,9 @@ def train(
         raise ValueError(f"{label}: nothing to train (no parameter requires grad)")
     if selection.mode is Selection.BEST_VAL and validate is None:
         raise ValueError(f"{label}: best-val selection needs a validation score, and none was given")
-    optimizer = torch.optim.AdamW(trainable, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
+    optimizer = build_optimizer(trainable, optim)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and runtime.precision is Precision.FP16)
-    total = steps_for(size, optim.batch_size, schedule)
+    total = steps_for(len(labels), optim.batch_size, schedule)
     warmup = warmup_steps(total, schedule.warmup_min_steps, schedule.warmup_fraction)
     ema = ParameterEma(module, settings.ema.decay, start_from_model=settings.ema.init is EmaInit.THETA0)
     best: tuple[float, dict[str, torch.Tensor]] | None = None
@@ -90,7 +100,8 @@ def train(
         start, best = resume.restore(module, optimizer, ema, total)
 
     micro = optim.micro_batch_size or optim.batch_size
-    loader = runtime.loader(samples, batch_sampler=StepBatches(size, optim.batch_size, total, seed, start))
+    batches = step_batches(labels, optim.batch_size, total, seed, start, settings.sampling)
+    loader = runtime.loader(samples, batch_sampler=batches)
     observer.on_start(total, start)
     loss_value = math.nan
     with deferred_interrupt() as interrupted:
@@ -134,6 +145,28 @@ def train(
         final_loss=loss_value,
         best_val=best[0] if best is not None else None,
     )
+
+
+def build_optimizer(params: Iterable[torch.Tensor], settings: OptimizerSettings) -> torch.optim.Optimizer:
+    """AdamW (the paper) or SGD with momentum (LIFT), one parameter group."""
+    if settings.name is Optimizer.SGD:
+        return torch.optim.SGD(
+            params,
+            lr=settings.lr,
+            momentum=settings.sgd_momentum,
+            nesterov=bool(settings.nesterov),
+            weight_decay=settings.weight_decay,
+        )
+    return torch.optim.AdamW(params, lr=settings.lr, betas=settings.adamw_betas, weight_decay=settings.weight_decay)
+
+
+def step_batches(
+    labels: np.ndarray, batch_size: int, total: int, seed: int, start: int, sampling: SamplingSettings
+) -> StepBatches | ClassBalancedBatches:
+    """The batches of steps [start, total) as ``sampling`` says; each a pure function of (seed, step)."""
+    if sampling.mode is Sampling.CLASS_BALANCED:
+        return ClassBalancedBatches(labels, batch_size, total, seed, start, sampling.visit)
+    return StepBatches(len(labels), batch_size, total, seed, start)
 
 
 class ObserverGroup:

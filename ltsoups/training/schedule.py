@@ -1,8 +1,26 @@
-"""Learning-rate schedule: linear warmup, then cosine decay to a floor."""
+"""How many steps a training runs, and its learning rate: linear warmup, then cosine decay to a floor.
+
+No torch here: `ltsoups plan` and `validate` show every member's steps and warmup without loading it.
+"""
 
 from __future__ import annotations
 
 import math
+
+from ltsoups.training.settings import EpochSteps, ScheduleSettings
+
+
+def steps_per_epoch(size: int, batch_size: int, rule: EpochSteps) -> int:
+    """ceil(size / batch_size), the batches of one pass; or the authors' size // batch_size + 1."""
+    if rule is EpochSteps.FLOOR_PLUS_ONE:
+        return size // batch_size + 1
+    return math.ceil(size / batch_size)
+
+
+def steps_for(size: int, batch_size: int, schedule: ScheduleSettings) -> int:
+    """``schedule.epochs`` epochs of ``size`` samples, at least ``schedule.min_steps`` optimizer steps."""
+    per_epoch = steps_per_epoch(size, batch_size, schedule.epoch_steps)
+    return max(schedule.min_steps, math.ceil(schedule.epochs * per_epoch))
 
 
 def warmup_steps(total: int, min_steps: int, fraction: float) -> int:

@@ -35,7 +35,30 @@ def test_preset_gives_the_published_setting(name: str) -> None:
     assert config.backbone.params.model == "ViT-B-16" and config.backbone.params.pretrained == "openai"
     for stage in (config.train, config.retrain_head):
         assert (stage.optim.lr, stage.optim.batch_size, stage.schedule.epochs) == (3e-4, 128, 10)
+        assert (stage.optim.name.value, stage.ema.decay, stage.selection.mode.value) == ("adamw", 0.99, "final")
     assert config.runtime.precision.value == "bf16"
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_preset_takes_the_authors_warmup_crops_and_test_transform(name: str) -> None:
+    """Where the paper is silent or its rule degenerates, the authors' code (documented in each preset)."""
+    config = validate_config({"preset": name})
+    for stage in (config.train, config.retrain_head):
+        assert (stage.schedule.warmup_min_steps, stage.schedule.warmup_fraction) == (20, 0.01)
+    assert config.train.augment.interpolation.value == "bilinear"
+    crop = config.evaluation.crop
+    assert (crop.fraction, crop.interpolation.value) == (0.875, "bilinear")
+    assert config.evaluation.ensemble.mode.value == "none"  # the paper reports every method without ensembling
+    assert config.backbone.params.features.value == "after-projection"
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_preset_comments_state_n_share_warmup_and_lambda_side(name: str) -> None:
+    comments = " ".join(line for line in preset_path(name).read_text().splitlines() if line.startswith("#"))
+    _, rounds, lam = SHIPPED[name]
+    assert f"N = {rounds}" in comments and "%" in comments
+    assert "Warmup: max(20, 1% of steps)" in comments
+    assert f"lambda = {lam} on the PREVIOUS merge" in comments
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))

@@ -65,6 +65,11 @@ MEMBER_VARIANTS = {
         "train.optim.micro_batch_size=8",
         "train.resume_every=1",
     ],
+    "LIFT's SGD with momentum, no EMA, class-balanced batches": [
+        "train.optim={name: sgd, lr: 0.01, weight_decay: 5.0e-4, nesterov: true}",
+        "train.ema.decay=0",
+        "train.sampling.mode=class-balanced",
+    ],
 }
 
 
@@ -144,6 +149,13 @@ def test_a_diverged_member_leaves_no_resume_state(finished_run: Path, tmp_path: 
 HEAD_VARIANTS = {
     "cached features": ["retrain_head.resume_every=2"],
     "augmented images": ["retrain_head.resume_every=2", "retrain_head.augment.enabled=true"],
+    "Kang's cRT: fresh head, class-balanced, SGD": [
+        "retrain_head.resume_every=2",
+        "retrain_head.head_init=random",
+        "retrain_head.sampling.mode=class-balanced",
+        "retrain_head.optim={name: sgd, lr: 0.2}",
+        "retrain_head.selection.mode=best-val",
+    ],
 }
 
 

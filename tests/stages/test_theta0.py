@@ -55,7 +55,7 @@ def test_without_a_text_tower_the_head_is_the_class_mean_of_features(tmp_path: P
     context = RunContext(validate_config(tiny_params(weights, backbone=backbone, workdir=str(tmp_path))))
     model, loaded = context.zero_shot_classifier(), context.backbone
     train = context.splits.train
-    images = torch.stack([context.preprocess.evaluation(train.source.image(i)) for i in range(len(train))])
+    images = torch.stack([context.preprocess.fixed(train.source.image(i)) for i in range(len(train))])
     with torch.no_grad():
         features = loaded.image_encoder(images)
     features = torch.nn.functional.normalize(features, dim=-1)

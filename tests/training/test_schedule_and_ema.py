@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from ltsoups.training.batches import StepBatches, steps_for
+from ltsoups.training.batches import StepBatches
 from ltsoups.training.ema import ParameterEma
-from ltsoups.training.schedule import lr_multiplier, warmup_steps
+from ltsoups.training.schedule import lr_multiplier, steps_for, warmup_steps
 from ltsoups.training.settings import ScheduleSettings
 
 
