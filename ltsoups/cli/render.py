@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from ltsoups.plan import FactorSummary
 from ltsoups.registry import PluginKind, PluginRegistry
+
+if TYPE_CHECKING:
+    from ltsoups.stages.evaluate import ResultEntry
 
 console = Console()
 error_console = Console(stderr=True, soft_wrap=True)
@@ -44,8 +48,8 @@ def plugins_table(registry: PluginRegistry) -> Table:
     return table
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def results_table(rows: Sequence[tuple[str, Mapping[str, float]]], title: str) -> Table:
@@ -57,4 +61,38 @@ def results_table(rows: Sequence[tuple[str, Mapping[str, float]]], title: str) -
         table.add_column(column, justify="right")
     for name, values in rows:
         table.add_row(name, *(_fmt(values.get(column)) for column in columns))
+    return table
+
+
+ANALYSIS_COLUMNS = (
+    ("T", "temperature", 3),
+    ("NLL", "nll", 3),
+    ("ECE %", "ece", 2),
+    ("Brier", "brier", 3),
+    ("NLL many", "nll_many", 3),
+    ("NLL medium", "nll_medium", 3),
+    ("NLL few", "nll_few", 3),
+    ("Brier many", "brier_many", 3),
+    ("Brier medium", "brier_medium", 3),
+    ("Brier few", "brier_few", 3),
+)
+
+
+def analyses_table(entries: Sequence[ResultEntry], title: str) -> Table:
+    """One row per model: temperature, NLL / ECE / Brier (per shot group for NLL and Brier) and ||theta - theta_0||."""
+    table = Table(title=title)
+    table.add_column("model")
+    for header, _, _ in ANALYSIS_COLUMNS:
+        table.add_column(header, justify="right")
+    table.add_column("||Δθ||", justify="right")
+    table.add_column("||Δθ||/||θ0|| %", justify="right")
+    for entry in entries:
+        calibration, change = entry.calibration or {}, entry.weight_change or {}
+        relative = change.get("weight_change_relative")
+        table.add_row(
+            entry.model,
+            *(_fmt(calibration.get(key), digits) for _, key, digits in ANALYSIS_COLUMNS),
+            _fmt(change.get("weight_change"), 3),
+            _fmt(None if relative is None else 100 * relative, 3),
+        )
     return table
