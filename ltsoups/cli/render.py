@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -12,6 +12,8 @@ from ltsoups.plan import FactorSummary
 from ltsoups.registry import PluginKind, PluginRegistry
 
 if TYPE_CHECKING:
+    from ltsoups.compare.methods import Method
+    from ltsoups.compare.report import ComparisonReport
     from ltsoups.stages.evaluate import ResultEntry
 
 console = Console()
@@ -95,4 +97,67 @@ def analyses_table(entries: Sequence[ResultEntry], title: str) -> Table:
             _fmt(change.get("weight_change"), 3),
             _fmt(None if relative is None else 100 * relative, 3),
         )
+    return table
+
+
+def comparison_tables(report: ComparisonReport) -> list[Table]:
+    """Accuracy over seeds with the paired differences from the reference, calibration and weight change, cost."""
+    from ltsoups.compare.report import ACCURACY, mean_std, paired_row, paired_text
+
+    seeds = len(report.seeds)
+    accuracy = Table(
+        title=f"Test accuracy (%), mean ± std over {seeds} seeds; Δ from {report.reference}: paired, "
+        f"95% bootstrap interval, p"
+    )
+    accuracy.add_column("method")
+    for column in (*ACCURACY, "balanced 95% t-interval", "Δ balanced", "Δ few"):
+        accuracy.add_column(column, justify="right")
+    for m in report.methods:
+        balanced = m.metrics.get("balanced")
+        interval = "-" if balanced is None or balanced.low is None else f"[{balanced.low:.2f}, {balanced.high:.2f}]"
+        accuracy.add_row(
+            m.method,
+            *(mean_std(m.metrics.get(key)) for key in ACCURACY),
+            interval,
+            paired_text(paired_row(report, m.method, "balanced")),
+            paired_text(paired_row(report, m.method, "few")),
+        )
+    analyses = Table(title="Calibration after temperature scaling (mean ± std), and weight change")
+    analyses.add_column("method")
+    for header in ("T", "NLL", "ECE %", "Brier", "NLL few", "Brier few", "||Δθ||/||θ0|| %"):
+        analyses.add_column(header, justify="right")
+    for m in report.methods:
+        relative = m.metrics.get("weight_change_relative")
+        analyses.add_row(
+            m.method,
+            *(
+                mean_std(m.metrics.get(key), 3)
+                for key in ("temperature", "nll", "ece", "brier", "nll_few", "brier_few")
+            ),
+            "-" if relative is None else f"{100 * relative.mean:.3f}",
+        )
+    cost = Table(title="Training cost per run (every training the method needs, shared or not), mean over seeds")
+    cost.add_column("method")
+    for header in ("trainings", "steps", "images seen", "train s", "peak memory MB", "models at inference"):
+        cost.add_column(header, justify="right")
+    for m in report.methods:
+        peak = m.cost.get("peak_memory_bytes")
+        cost.add_row(
+            m.method,
+            *(
+                f"{m.cost[key].mean:,.0f}" if key in m.cost else "-"
+                for key in ("trainings", "steps", "samples", "seconds")
+            ),
+            "-" if peak is None else f"{peak.mean / 2**20:,.0f}",
+            str(m.models_at_inference),
+        )
+    return [accuracy, analyses, cost]
+
+
+def methods_table(methods: Iterable[Method]) -> Table:
+    table = Table(title="Methods of `ltsoups compare` (settings apply over your params, in order)")
+    for column in ("method", "description", "settings"):
+        table.add_column(column)
+    for method in methods:
+        table.add_row(method.name, method.description, "\n".join(method.settings) or "(your params as they are)")
     return table
