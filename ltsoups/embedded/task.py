@@ -45,15 +45,17 @@ def build_embedded_task(
     rho: float = 60.0,
     val_per_class: int = 10,
     test_per_class: int = 30,
+    counts: np.ndarray | None = None,
 ) -> DatasetSplits:
     """The long-tailed train split (exponential profile) and balanced val and test splits.
 
     Args:
         seed: draws the images; the classes and their head-to-tail order are fixed.
+        counts: training images per label instead of the exponential profile of n_max and rho.
     """
     triples = class_triples(num_classes)
     names = class_names(triples)
-    counts = exponential_counts(num_classes, n_max, rho)
+    counts = exponential_counts(num_classes, n_max, rho) if counts is None else np.asarray(counts)
     if counts.min() < 1:
         raise ValueError(f"n_max={n_max} and rho={rho} leave the last class without samples")
     train_seed, val_seed, test_seed = (int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(3))
