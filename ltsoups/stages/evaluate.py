@@ -214,6 +214,7 @@ class _RowScorer:
             split=split.value,
             dataset=self.context.splits.name,
             model_weights_sha256=checkpoint.sidecar["weights_sha256"],
+            config_sha256=self.context.config.section_hash(*HEAD_SECTIONS),
             prediction_config_sha256=prediction_config_sha256(self.context.config),
         )
         return str(path.relative_to(self.workspace.root))

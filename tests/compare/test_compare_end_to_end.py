@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tiny_comparison import EXPERIMENT, METHODS, SEEDS, TinyComparison, run_cli
+from typer.testing import CliRunner
 
+from ltsoups.checkpoint import open_checkpoint
+from ltsoups.cli.app import app
 from ltsoups.compare.results import ComparisonSpec, MethodResult
 from ltsoups.config import load_config
 from ltsoups.predictions import Predictions, Split
@@ -115,9 +118,23 @@ def test_a_later_comparison_reuses_stored_members_and_ensembles_their_logits(
     assert (result.models_at_inference, result.weight_change) == (len(MEMBERS), None)
     workspace = Workspace(run_folder(root, "ensemble", 1))
     config = load_config(comparison.params, ["seed=1", f"workdir={workspace.root}"])
-    from ltsoups.checkpoint import open_checkpoint
-
     predict = ModelPredictor(RunContext(config))
     member_logits = [predict(open_checkpoint(workspace.member(m), "member"), Split.TEST) for m in MEMBERS]
     saved = Predictions.read(root / result.predictions["test"])
     np.testing.assert_allclose(saved.logits, np.mean(member_logits, axis=0), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_altered_logits_are_refused_by_name(comparison: TinyComparison, tmp_path: Path) -> None:
+    root = tmp_path / "altered"
+    shutil.copytree(comparison.root, root)
+    result = MethodResult.read(run_folder(root, "lt-soups-uniform", 1) / "result.json")
+    path = root / result.predictions["test"]
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x10  # one bit of one logit
+    path.write_bytes(bytes(data))
+    before = (root / "report" / "summary.json").read_bytes()
+    refused = CliRunner().invoke(app, ["compare", "report", "--out", str(root), "-p", str(comparison.params)])
+    assert refused.exit_code == 1
+    assert f"{path}: sha256" in " ".join(refused.output.split()) and "does not match its sidecar" in refused.output
+    assert (root / "report" / "summary.json").read_bytes() == before
