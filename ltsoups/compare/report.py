@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -123,53 +124,75 @@ def load_results(root: Path, spec: ComparisonSpec) -> dict[str, list[MethodResul
     return found
 
 
+@dataclass(frozen=True)
+class _ScoredRun:
+    result: MethodResult
+    numbers: dict[str, float]
+    correct: np.ndarray
+    """per test image: whether the run's model got it right (all the paired statistics need)"""
+
+
+class _Scorer:
+    """Scores runs from their saved logits one at a time (memory: one run's logits), on one set of test labels."""
+
+    def __init__(self, root: Path, spec: ComparisonSpec) -> None:
+        self.root = root
+        self.thresholds = ShotThresholds.model_validate(spec.base_config["data"]["thresholds"])
+        self.groups = [ShotGroup(group) for group in spec.class_groups]
+        self.train_counts = np.asarray(spec.train_counts)
+        self.labels: np.ndarray | None = None
+
+    def __call__(self, result: MethodResult) -> _ScoredRun:
+        test = Predictions.read(self.root / result.predictions[Split.TEST.value])
+        val = Predictions.read(self.root / result.predictions[Split.VAL.value])
+        if self.labels is None:
+            self.labels = test.labels
+        elif not np.array_equal(test.labels, self.labels):
+            raise ValueError(
+                f"{result.method} seed {result.seed} was scored on other test images than the runs before it: "
+                "no paired comparison is possible"
+            )
+        scores = score_predictions(test.logits.argmax(axis=1), test.labels, self.train_counts, self.thresholds)
+        calibration = calibrate(val.logits, val.labels, test.logits, test.labels, self.groups)
+        numbers = {**scores.headline(), **calibration.as_dict(), **(result.weight_change or {})}
+        return _ScoredRun(result, numbers, test.correct)
+
+
 def build_report(root: Path, resamples: int = RESAMPLES, bootstrap_seed: int = BOOTSTRAP_SEED) -> ComparisonReport:
     """The report of the comparison at ``root``, from its saved logits."""
     spec = ComparisonSpec.read(root)
-    results = load_results(root, spec)
-    thresholds = ShotThresholds.model_validate(spec.base_config["data"]["thresholds"])
-    groups = [ShotGroup(group) for group in spec.class_groups]
-    train_counts = np.asarray(spec.train_counts)
-    test = {
-        name: [Predictions.read(root / r.predictions[Split.TEST.value]) for r in rs] for name, rs in results.items()
-    }
-    labels = _common_labels(test)
+    score = _Scorer(root, spec)
+    scored = {name: [score(result) for result in results] for name, results in load_results(root, spec).items()}
+    if score.labels is None:
+        raise ValueError(f"the comparison at {root} has no finished run")
     summaries = []
     for entry in spec.methods:
-        runs = results[entry.name]
+        runs = scored[entry.name]
         if not runs:
             continue
-        values: dict[str, list[float]] = {}
-        for run, predictions in zip(runs, test[entry.name], strict=True):
-            val = Predictions.read(root / run.predictions[Split.VAL.value])
-            scores = score_predictions(predictions.logits.argmax(axis=1), labels, train_counts, thresholds)
-            calibration = calibrate(val.logits, val.labels, predictions.logits, labels, groups)
-            for key, value in {**scores.headline(), **calibration.as_dict(), **(run.weight_change or {})}.items():
-                values.setdefault(key, []).append(value)
-        order = [key for key in (*ACCURACY, *CALIBRATION, *WEIGHT_CHANGE) if len(values.get(key, ())) == len(runs)]
-        cost = {key: [getattr(run.cost, key) for run in runs] for key in COST}
+        keys = [key for key in (*ACCURACY, *CALIBRATION, *WEIGHT_CHANGE) if all(key in run.numbers for run in runs)]
+        cost = {key: [getattr(run.result.cost, key) for run in runs] for key in COST}
         summaries.append(
             MethodSummary(
                 method=entry.name,
                 description=entry.description,
-                model=runs[0].model,
-                seeds=tuple(run.seed for run in runs),
-                metrics={key: Summary.of(values[key]) for key in order},
+                model=runs[0].result.model,
+                seeds=tuple(run.result.seed for run in runs),
+                metrics={key: Summary.of([run.numbers[key] for run in runs]) for key in keys},
                 cost={key: Summary.of(v) for key, v in cost.items() if None not in v},
-                members=runs[0].members,
-                models_at_inference=runs[0].models_at_inference,
+                members=runs[0].result.members,
+                models_at_inference=runs[0].result.models_at_inference,
             )
         )
-    bootstrap = StratifiedBootstrap(labels, resamples, bootstrap_seed)
-    paired = _paired(spec, results, test, labels, groups, bootstrap)
+    bootstrap = StratifiedBootstrap(score.labels, resamples, bootstrap_seed)
     return ComparisonReport(
         reference=spec.reference,
         seeds=spec.seeds,
         dataset=spec.dataset,
-        test_images=len(labels),
+        test_images=len(score.labels),
         bootstrap=BootstrapSettings(resamples=resamples, seed=bootstrap_seed, confidence=CONFIDENCE),
         methods=tuple(summaries),
-        paired=paired,
+        paired=_paired(spec, scored, score.labels, score.groups, bootstrap),
         members_trained=spec.members_trained,
         members_used=spec.members_used,
         seconds=spec.seconds,
@@ -177,26 +200,15 @@ def build_report(root: Path, resamples: int = RESAMPLES, bootstrap_seed: int = B
     )
 
 
-def _common_labels(test: dict[str, list[Predictions]]) -> np.ndarray:
-    everything = [p for predictions in test.values() for p in predictions]
-    if not everything:
-        raise ValueError("the comparison has no finished run")
-    labels = everything[0].labels
-    if any(not np.array_equal(p.labels, labels) for p in everything):
-        raise ValueError("the runs were not scored on the same test images: no paired comparison is possible")
-    return labels
-
-
 def _paired(
     spec: ComparisonSpec,
-    results: dict[str, list[MethodResult]],
-    test: dict[str, list[Predictions]],
+    scored: dict[str, list[_ScoredRun]],
     labels: np.ndarray,
     groups: list[ShotGroup],
     bootstrap: StratifiedBootstrap,
 ) -> tuple[PairedRow, ...]:
     reference = spec.reference
-    if not results.get(reference):
+    if not scored.get(reference):
         return ()
     classes = {
         "balanced": np.arange(len(groups)),
@@ -205,12 +217,12 @@ def _paired(
     present = set(np.unique(labels).tolist())
     metrics = [m for m in PAIRED if present & set(classes[m].tolist())]
     weights = [accuracy_weights(labels, classes[m]) for m in metrics]
-    by_seed = {run.seed: p.correct for run, p in zip(results[reference], test[reference], strict=True)}
+    by_seed = {run.result.seed: run.correct for run in scored[reference]}
     rows = []
     for entry in spec.methods:
-        if entry.name == reference or not results[entry.name]:
+        if entry.name == reference or not scored[entry.name]:
             continue
-        mine = {run.seed: p.correct for run, p in zip(results[entry.name], test[entry.name], strict=True)}
+        mine = {run.result.seed: run.correct for run in scored[entry.name]}
         seeds = tuple(seed for seed in spec.seeds if seed in mine and seed in by_seed)
         if not seeds:
             continue

@@ -209,14 +209,20 @@ def _train_missing(
     observer_for: Callable[[str], TrainingObserver],
     say: Callable[[str], None],
 ) -> int:
-    missing = [(key, uses[0]) for key, uses in needs.items() if not store.holds(store.member(key))]
+    missing = {key: uses[0] for key, uses in needs.items() if not store.holds(store.member(key))}
     say(f"training {len(missing)} members ({len(needs) - len(missing)} found in the store)")
-    tasks = [
-        MemberTask(contexts.of(run), run.workspace, member, f"{run.label} {member}") for _, (run, member) in missing
-    ]
-    for (key, (run, member)), cost in zip(missing, train_members(tasks, observer_for), strict=True):
-        write_json_atomic(store.member_cost(key), cost.model_dump(mode="json"))
-        store.link(run.workspace.member(member), store.member(key))
+    tasks = {
+        key: MemberTask(contexts.of(run), run.workspace, member, f"{run.label} {member}")
+        for key, (run, member) in missing.items()
+    }
+    key_of = {id(task): key for key, task in tasks.items()}
+
+    def trained(task: MemberTask, cost: TrainingCost) -> None:
+        key = key_of[id(task)]
+        write_json_atomic(store.member_cost(key), cost.model_dump(mode="json"))  # first: the link completes the entry
+        store.link(task.workspace.member(task.member), store.member(key))
+
+    train_members(list(tasks.values()), observer_for, trained)
     for key, uses in needs.items():
         for run, member in uses:
             store.link(store.member(key), run.workspace.member(member))

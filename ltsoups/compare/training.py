@@ -29,14 +29,20 @@ class MemberTask:
     """names the training in progress displays"""
 
 
-def train_members(tasks: Sequence[MemberTask], observer_for: Callable[[str], TrainingObserver]) -> list[TrainingCost]:
-    """Train every task's member into its workspace, one after another in this process; their costs in order."""
-    costs = []
+def train_members(
+    tasks: Sequence[MemberTask],
+    observer_for: Callable[[str], TrainingObserver],
+    trained: Callable[[MemberTask, TrainingCost], None],
+) -> None:
+    """Train every task's member into its workspace, one after another in this process.
+
+    ``trained(task, cost)`` is called as each member is done, so that an interrupted comparison keeps
+    the members it finished.
+    """
     for task in tasks:
         job = member_job(task.context, task.workspace, task.member)
         meter = CostMeter(task.context.runtime.device)
         with meter.measure():
             output = train_member(task.context, task.workspace, job, observer_for(task.label))
         batch = task.context.config.train.optim.batch_size
-        costs.append(meter.cost(output.result.steps, samples_seen(job.manifest.size, batch, output.result.steps)))
-    return costs
+        trained(task, meter.cost(output.result.steps, samples_seen(job.manifest.size, batch, output.result.steps)))
