@@ -104,9 +104,8 @@ def comparison_tables(report: ComparisonReport) -> list[Table]:
     """Accuracy over seeds with the paired differences from the reference, calibration and weight change, cost."""
     from ltsoups.compare.report import ACCURACY, mean_std, paired_row, paired_text
 
-    seeds = len(report.seeds)
     accuracy = Table(
-        title=f"Test accuracy (%), mean ± std over {seeds} seeds; Δ from {report.reference}: paired, "
+        title=f"Test accuracy (%), mean ± std over {report.seeds_text}; Δ from {report.reference}: paired, "
         f"95% bootstrap interval, p"
     )
     accuracy.add_column("method")

@@ -40,7 +40,7 @@ def plot_tradeoff(report: ComparisonReport, out: Path) -> Path:
         axes.annotate(m.method, (many.mean, few.mean), textcoords="offset points", xytext=(5, 4), fontsize=8)
     axes.set_xlabel("many-shot accuracy (%)")
     axes.set_ylabel("few-shot accuracy (%)")
-    axes.set_title(f"Head against tail, {len(report.seeds)} seeds (error bars: 1 std over seeds)")
+    axes.set_title(f"Head against tail, {report.seeds_text} (error bars: 1 std over seeds)")
     axes.grid(alpha=0.3)
     return _save(figure, out)
 

@@ -114,6 +114,10 @@ class ComparisonReport(StrictModel):
     def method(self, name: str) -> MethodSummary:
         return next(summary for summary in self.methods if summary.method == name)
 
+    @property
+    def seeds_text(self) -> str:
+        return f"{len(self.seeds)} seed{'' if len(self.seeds) == 1 else 's'}"
+
 
 def load_results(root: Path, spec: ComparisonSpec) -> dict[str, list[MethodResult]]:
     """Every method's results, in the spec's method and seed order."""
@@ -317,9 +321,8 @@ def paired_row(report: ComparisonReport, method: str, metric: str) -> PairedRow 
 
 def comparison_markdown(report: ComparisonReport) -> str:
     """The README's tables: accuracy with paired differences and cost, then calibration and weight change."""
-    seeds = len(report.seeds)
     head = (
-        f"Test split of {report.dataset} ({report.test_images} images), {seeds} seeds; mean ± std over seeds. "
+        f"Test split of {report.dataset} ({report.test_images} images), {report.seeds_text}; mean ± std over seeds. "
         f"Δ: paired difference from {report.reference} on the same test images, seed-mean, with its 95% "
         f"bootstrap interval ({report.bootstrap.resamples} resamples of test images within each class) and "
         "two-sided p.\n\n"

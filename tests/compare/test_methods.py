@@ -6,7 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from ltsoups.cli.app import app
 from ltsoups.compare.methods import load_methods
 from ltsoups.compare.run import ComparisonRequest, run_comparison
 from ltsoups.config import ConfigError, override_layer
@@ -92,3 +94,12 @@ def test_a_method_that_changes_the_data_is_refused_before_anything_runs(tmp_path
     with pytest.raises(ConfigError, match=r"methods\.other-data: .* changes the data section"):
         run_comparison(request, lambda label: None, lambda text: None)
     assert not (tmp_path / "c").exists()
+
+
+def test_the_cli_refuses_an_unknown_method_before_anything_runs(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["compare", "-m", "lt-soups", "-m", "nope", "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2
+    assert "--method: 'nope' is not allowed: unknown method; known: lt-soups, lt-soups-uniform" in result.output
+    assert not (tmp_path / "c").exists()
+    missing = CliRunner().invoke(app, ["compare", "report", "--out", str(tmp_path / "c")])
+    assert missing.exit_code == 1 and "no comparison at" in missing.output
