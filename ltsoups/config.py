@@ -427,15 +427,21 @@ def validate_config(
     return validate_layers([ConfigLayer(source, raw, user=True)], source, registry)
 
 
-def load_config(
-    path: Path | None, overrides: Sequence[str] = (), registry: PluginRegistry | None = None
-) -> LtSoupsConfig:
-    """params file (if any), then each ``--set`` override in order."""
+def user_layers(path: Path | None, overrides: Sequence[str] = ()) -> tuple[list[ConfigLayer], str]:
+    """The params file (if any), then each ``--set`` override, as layers; and a name for their source."""
     layers = [ConfigLayer(str(path), read_params_file(path), user=True)] if path is not None else []
     layers += [override_layer(text) for text in overrides]
     source = str(path) if path is not None else "defaults"
     if overrides:
         source += " + --set"
+    return layers, source
+
+
+def load_config(
+    path: Path | None, overrides: Sequence[str] = (), registry: PluginRegistry | None = None
+) -> LtSoupsConfig:
+    """params file (if any), then each ``--set`` override in order."""
+    layers, source = user_layers(path, overrides)
     return validate_layers(layers, source, registry)
 
 

@@ -71,5 +71,13 @@ class Workspace:
         return self.root / "eval" / "groups.json"
 
     @property
+    def predictions_dir(self) -> Path:
+        return self.root / "eval" / "predictions"
+
+    def predictions(self, model: str, split: str) -> Path:
+        """The saved logits of one evaluated model (its key: zero_shot, stage1, final, ...) on one split."""
+        return self.predictions_dir / split / f"{model}.safetensors"
+
+    @property
     def tracking_run(self) -> Path:
         return self.root / "tracking" / "parent_run.json"

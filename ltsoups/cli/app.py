@@ -14,8 +14,10 @@ from typing import Annotated
 import typer
 
 from ltsoups.cli.common import ParamsOption, SetOption, cli_config, reports_errors, source_name, workspace_of
+from ltsoups.cli.compare import compare_app
 from ltsoups.cli.embedded_audit import audit_embedded
 from ltsoups.cli.pretrain_embedded import pretrain_embedded
+from ltsoups.stages.evaluate_options import SavedLogits
 
 app = typer.Typer(
     help="LT-Soups: subsampled model soups for long-tailed fine-tuning of CLIP.",
@@ -24,6 +26,7 @@ app = typer.Typer(
 )
 plugins_app = typer.Typer(help="Inspect installed plugins.", no_args_is_help=True)
 app.add_typer(plugins_app, name="plugins")
+app.add_typer(compare_app, name="compare")
 app.command("pretrain-embedded")(pretrain_embedded)
 app.command("audit-embedded")(audit_embedded)
 
@@ -248,17 +251,24 @@ def retrain_head_command(params: ParamsOption = None, set_: SetOption = None) ->
 
 @app.command("evaluate")
 @reports_errors
-def evaluate_command(params: ParamsOption = None, set_: SetOption = None) -> None:
-    """Test accuracy (overall, balanced, many/medium/few) of theta_0, running soups, stage 1 and final."""
+def evaluate_command(
+    save_logits: Annotated[
+        SavedLogits, typer.Option(help="whose test and validation logits to save under eval/predictions/")
+    ] = SavedLogits.FINAL,
+    params: ParamsOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Test accuracy, calibration and weight change of theta_0, running soups, stage 1 and final."""
     from ltsoups.cli.render import console, results_table
     from ltsoups.stages.context import RunContext
     from ltsoups.stages.evaluate import evaluate_all
+    from ltsoups.stages.evaluate_options import EvaluateOptions
     from ltsoups.tracking import pipeline_tracking
 
     config = cli_config(params, set_)
     workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking:
-        evaluation = evaluate_all(RunContext(config), workspace)
+        evaluation = evaluate_all(RunContext(config), workspace, EvaluateOptions(save_logits=save_logits))
         tracking.evaluated(evaluation)
     rows = [(row.name, row.scores.headline()) for row in evaluation.rows]
     console.print(results_table(rows, "LT-Soups results (test split)"))
@@ -268,17 +278,24 @@ def evaluate_command(params: ParamsOption = None, set_: SetOption = None) -> Non
 @reports_errors
 def report(
     plot: Annotated[Path | None, typer.Option(help="also draw per-class and shot-group accuracy to this PNG")] = None,
+    calibration: Annotated[
+        bool, typer.Option("--calibration", help="show calibration (after temperature scaling) and weight change")
+    ] = False,
     params: ParamsOption = None,
     set_: SetOption = None,
 ) -> None:
     """Print the results table of the last evaluate stage (no computation); optionally plot it."""
-    from ltsoups.cli.render import console, results_table
+    from ltsoups.cli.render import analyses_table, console, results_table
     from ltsoups.stages.evaluate import Results
 
     config = cli_config(params, set_)
     workspace = workspace_of(config)
-    rows = [(entry.model, entry.scores) for entry in Results.read(workspace).rows]
-    console.print(results_table(rows, "LT-Soups results (test split)"))
+    entries = Results.read(workspace).rows
+    if calibration:
+        console.print(analyses_table(entries, "Calibration after temperature scaling, and weight change (test split)"))
+    else:
+        rows = [(entry.model, entry.scores) for entry in entries]
+        console.print(results_table(rows, "LT-Soups results (test split)"))
     if plot is not None:
         from ltsoups.plots import plot_results
 

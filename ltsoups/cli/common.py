@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 if TYPE_CHECKING:
-    from ltsoups.config import LtSoupsConfig
+    from ltsoups.config import ConfigLayer, LtSoupsConfig
     from ltsoups.workspace import Workspace
 
 ParamsOption = Annotated[
@@ -53,13 +53,20 @@ def reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def cli_config(params: Path | None, overrides: list[str] | None) -> LtSoupsConfig:
-    """``params`` (else ./params.yaml if present, else the defaults) with the ``--set`` overrides, validated."""
-    from ltsoups.config import load_config
+def cli_layers(params: Path | None, overrides: list[str] | None) -> tuple[list[ConfigLayer], str]:
+    """The params file (./params.yaml when none is named and it exists) and the --set overrides, as layers."""
+    from ltsoups.config import user_layers
 
     if params is None and Path("params.yaml").is_file():
         params = Path("params.yaml")
-    return load_config(params, overrides or [])
+    return user_layers(params, overrides or [])
+
+
+def cli_config(params: Path | None, overrides: list[str] | None) -> LtSoupsConfig:
+    """``params`` (else ./params.yaml if present, else the defaults) with the ``--set`` overrides, validated."""
+    from ltsoups.config import validate_layers
+
+    return validate_layers(*cli_layers(params, overrides))
 
 
 def source_name(params: Path | None) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -10,6 +11,11 @@ from rich.table import Table
 from ltsoups.plan import FactorSummary
 from ltsoups.registry import PluginKind, PluginRegistry
 from ltsoups.training.budget import StepBudget
+
+if TYPE_CHECKING:
+    from ltsoups.compare.methods import Method
+    from ltsoups.compare.report import ComparisonReport
+    from ltsoups.stages.evaluate import ResultEntry
 
 console = Console()
 error_console = Console(stderr=True, soft_wrap=True)
@@ -65,8 +71,8 @@ def plugins_table(registry: PluginRegistry) -> Table:
     return table
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def results_table(rows: Sequence[tuple[str, Mapping[str, float]]], title: str) -> Table:
@@ -78,4 +84,100 @@ def results_table(rows: Sequence[tuple[str, Mapping[str, float]]], title: str) -
         table.add_column(column, justify="right")
     for name, values in rows:
         table.add_row(name, *(_fmt(values.get(column)) for column in columns))
+    return table
+
+
+ANALYSIS_COLUMNS = (
+    ("T", "temperature", 3),
+    ("NLL", "nll", 3),
+    ("ECE %", "ece", 2),
+    ("Brier", "brier", 3),
+    ("NLL many", "nll_many", 3),
+    ("NLL medium", "nll_medium", 3),
+    ("NLL few", "nll_few", 3),
+    ("Brier many", "brier_many", 3),
+    ("Brier medium", "brier_medium", 3),
+    ("Brier few", "brier_few", 3),
+)
+
+
+def analyses_table(entries: Sequence[ResultEntry], title: str) -> Table:
+    """One row per model: temperature, NLL / ECE / Brier (per shot group for NLL and Brier) and ||theta - theta_0||."""
+    table = Table(title=title)
+    table.add_column("model")
+    for header, _, _ in ANALYSIS_COLUMNS:
+        table.add_column(header, justify="right")
+    table.add_column("||Δθ||", justify="right")
+    table.add_column("||Δθ||/||θ0|| %", justify="right")
+    for entry in entries:
+        calibration, change = entry.calibration or {}, entry.weight_change or {}
+        relative = change.get("weight_change_relative")
+        table.add_row(
+            entry.model,
+            *(_fmt(calibration.get(key), digits) for _, key, digits in ANALYSIS_COLUMNS),
+            _fmt(change.get("weight_change"), 3),
+            _fmt(None if relative is None else 100 * relative, 3),
+        )
+    return table
+
+
+def comparison_tables(report: ComparisonReport) -> list[Table]:
+    """Accuracy over seeds with the paired differences from the reference, calibration and weight change, cost."""
+    from ltsoups.compare.report import ACCURACY, mean_std, paired_row, paired_text
+
+    accuracy = Table(
+        title=f"Test accuracy (%), mean ± std over {report.seeds_text}; Δ from {report.reference}: paired, "
+        f"95% bootstrap interval, p"
+    )
+    accuracy.add_column("method")
+    for column in (*ACCURACY, "balanced 95% t-interval", "Δ balanced", "Δ few"):
+        accuracy.add_column(column, justify="right")
+    for m in report.methods:
+        balanced = m.metrics.get("balanced")
+        interval = "-" if balanced is None or balanced.low is None else f"[{balanced.low:.2f}, {balanced.high:.2f}]"
+        accuracy.add_row(
+            m.method,
+            *(mean_std(m.metrics.get(key)) for key in ACCURACY),
+            interval,
+            paired_text(paired_row(report, m.method, "balanced")),
+            paired_text(paired_row(report, m.method, "few")),
+        )
+    analyses = Table(title="Calibration after temperature scaling (mean ± std), and weight change")
+    analyses.add_column("method")
+    for header in ("T", "NLL", "ECE %", "Brier", "NLL few", "Brier few", "||Δθ||/||θ0|| %"):
+        analyses.add_column(header, justify="right")
+    for m in report.methods:
+        relative = m.metrics.get("weight_change_relative")
+        analyses.add_row(
+            m.method,
+            *(
+                mean_std(m.metrics.get(key), 3)
+                for key in ("temperature", "nll", "ece", "brier", "nll_few", "brier_few")
+            ),
+            "-" if relative is None else f"{100 * relative.mean:.3f}",
+        )
+    cost = Table(title="Training cost per run (every training the method needs, shared or not), mean over seeds")
+    cost.add_column("method")
+    for header in ("trainings", "steps", "images seen", "train s", "peak memory MB", "models at inference"):
+        cost.add_column(header, justify="right")
+    for m in report.methods:
+        peak = m.cost.get("peak_memory_bytes")
+        cost.add_row(
+            m.method,
+            *(
+                f"{m.cost[key].mean:,.0f}" if key in m.cost else "-"
+                for key in ("trainings", "steps", "samples", "seconds")
+            ),
+            "-" if peak is None else f"{peak.mean / 2**20:,.0f}",
+            str(m.models_at_inference),
+        )
+    return [accuracy, analyses, cost]
+
+
+def methods_table(methods: Iterable[Method]) -> Table:
+    table = Table(title="Methods of `ltsoups compare` (settings apply over your params, in order)")
+    for column in ("method", "description", "settings"):
+        table.add_column(column)
+    for method in methods:
+        table.add_row(method.name, method.description, "\n".join(method.settings) or "(your params as they are)")
     return table

@@ -67,6 +67,7 @@ def build_embedded_task(
     rho: float = 40.0,
     val_per_class: int = 20,
     test_per_class: int = 128,
+    counts: np.ndarray | None = None,
 ) -> DatasetSplits:
     """The long-tailed train split (exponential profile) and balanced val and test splits.
 
@@ -75,10 +76,11 @@ def build_embedded_task(
     Args:
         seed: the world seed; draws the images and which classes are large (``size_order``). The
             set of classes is fixed.
+        counts: training images per label instead of the exponential profile of n_max and rho.
     """
     triples = class_triples(num_classes)[size_order(seed, num_classes)]
     names = class_names(triples)
-    counts = exponential_counts(num_classes, n_max, rho)
+    counts = exponential_counts(num_classes, n_max, rho) if counts is None else np.asarray(counts)
     if counts.min() < 1:
         raise ValueError(f"n_max={n_max} and rho={rho} leave the last class without samples")
     train_seed, val_seed, test_seed = (int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(3))

@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from ltsoups.contracts import Dataset, PluginParams
 from ltsoups.data import tiny_imagenet
 from ltsoups.data.cifar import (
+    HEAD_FLOOR,
     IMAGES_PER_CLASS,
     CifarSource,
     CifarSplitRule,
@@ -26,7 +27,7 @@ from ltsoups.data.dataset import DatasetSplits
 from ltsoups.data.file_splits import ClassNamesFormat, SplitFiles
 from ltsoups.data.folder import folder_list_counts, load_folder_lists, load_split_folders, split_folder_counts
 from ltsoups.data.listfile import list_file_counts, load_list_files
-from ltsoups.data.profiles import DecayCurve, exponential_counts
+from ltsoups.data.profiles import DecayCurve, exponential_counts, two_axis_counts
 
 # ------------------------------------------------------------------------------------------ embedded
 
@@ -42,6 +43,35 @@ class EmbeddedParams(PluginParams):
     test_per_class: int = Field(
         128, ge=1, description="test images per class (balanced); 128 keeps the balanced accuracy's SE <= 0.7 points"
     )
+    eta: float | None = Field(
+        None,
+        ge=0.01,
+        le=99,
+        description="unset: the exponential profile n_max..n_max/rho; set: the two-axis profile of the paper's "
+        "Figure 2, H = round(K * eta / (1 + eta)) head classes n_max..101 then the others 100..n_max/rho (the "
+        "authors' curve, as cifar100-two-axis); `ltsoups compare --grid` varies it",
+    )
+
+    @model_validator(mode="after")
+    def _profile_exists(self) -> EmbeddedParams:
+        embedded_counts(self)
+        return self
+
+
+def embedded_counts(params: EmbeddedParams) -> np.ndarray:
+    """Training images per label, largest first: the exponential profile, or the two-axis one when eta is set."""
+    if params.eta is None:
+        return exponential_counts(params.num_classes, params.n_max, params.rho)
+    tail_min = params.n_max / params.rho
+    if params.n_max <= HEAD_FLOOR or tail_min >= HEAD_FLOOR:
+        raise ValueError(
+            f"the two-axis profile puts head classes above {HEAD_FLOOR - 1} images and tail classes at or below, "
+            f"so it needs n_max > {HEAD_FLOOR} and n_max / rho < {HEAD_FLOOR}; got {params.n_max} and {tail_min:g}"
+        )
+    counts = two_axis_counts(params.num_classes, params.eta, (params.n_max, HEAD_FLOOR), (HEAD_FLOOR - 1, tail_min))
+    if counts.min() < 1:
+        raise ValueError(f"n_max {params.n_max} with rho {params.rho} leaves the last classes without images")
+    return counts
 
 
 class EmbeddedDataset(Dataset):
@@ -52,8 +82,8 @@ class EmbeddedDataset(Dataset):
     params: EmbeddedParams
 
     def class_counts(self) -> np.ndarray:
-        # The same exponential profile build_embedded_task uses, by label, without rendering any image.
-        return exponential_counts(self.params.num_classes, self.params.n_max, self.params.rho)
+        # The same profile build_embedded_task is given, by label, without rendering any image.
+        return embedded_counts(self.params)
 
     def load(self) -> DatasetSplits:
         from ltsoups.embedded.task import build_embedded_task
@@ -66,6 +96,7 @@ class EmbeddedDataset(Dataset):
             rho=p.rho,
             val_per_class=p.val_per_class,
             test_per_class=p.test_per_class,
+            counts=None if p.eta is None else self.class_counts(),
         )
 
 

@@ -37,6 +37,30 @@ class RunContext:
     registry: PluginRegistry = field(default_factory=installed_registry)
     _checkpoint_loaded: bool = field(default=False, init=False)
 
+    def derive(self, config: LtSoupsConfig) -> RunContext:
+        """A context for ``config`` sharing what this one loads that ``config`` would load the same.
+
+        The dataset is shared when the data sections agree; the backbone and its classifier too when
+        data, backbone, head and runtime agree (loaded here first if they are not yet). Contexts sharing
+        a classifier can no longer build theta_0 from it, as either may load a checkpoint into it: both
+        are then marked as having loaded one.
+        """
+
+        def same(*sections: str) -> bool:
+            return all(getattr(config, name) == getattr(self.config, name) for name in sections)
+
+        derived = RunContext(config, self.registry)
+        shared = ["runtime"] if same("runtime") else []
+        if same("data"):
+            shared += ["dataset", "splits", "train_counts"]
+        if same("data", "backbone", "head", "runtime"):
+            shared += ["backbone", "preprocess", "_classifier", "_trainable"]
+        for name in shared:
+            vars(derived)[name] = getattr(self, name)  # the cached_property's value, computed here if need be
+        if "_classifier" in shared:
+            self._checkpoint_loaded = derived._checkpoint_loaded = True
+        return derived
+
     def plugin(self, choice: PluginChoice) -> Any:
         """The plugin a config section names, with the params the config validated."""
         return self.registry.instantiate(choice)

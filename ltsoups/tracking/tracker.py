@@ -137,8 +137,9 @@ class PipelineTracker:
     # ------------------------------------------------------------------------------------- evaluate
 
     def evaluated(self, evaluation: Evaluation) -> None:
-        """The evaluation run (test scores, per-class table); its headline scores also go on the parent,
-        with the final model's numbers under plain names (balanced, few, ...) for the runs table."""
+        """The evaluation run (test scores, calibration, weight change, per-class table); its headline numbers
+        also go on the parent, with the final model's scores under plain names (balanced, few, ...) for the
+        runs table."""
         workspace = self.workspace
         params = flat_params({"thresholds": self.config.model_dump(mode="json")["data"]["thresholds"]})
         run_id = self._child("evaluate", "evaluation", "evaluate", params)
@@ -153,7 +154,7 @@ class PipelineTracker:
         table = evaluation.per_class()
         columns = {key: [row[key] for row in table] for key in table[0]} if table else {}
         self.session.log_table(run_id, columns, "per_class.json", "per-class table")
-        results = {row.name: row.scores.headline() for row in evaluation.rows}
+        results = {row.name: {**row.scores.headline(), **row.analyses()} for row in evaluation.rows}
         self.session.log_dict(run_id, results, "results.json", "results")
         for path in (workspace.metrics, workspace.groups):
             self._artifact(run_id, path, None, path.name)

@@ -41,8 +41,15 @@ def counts_file(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["plan", "--counts", "COUNTS", "--rounds", "3"], ["validate"], ["plugins", "list"]],
-    ids=["help", "plan --counts", "validate", "plugins list"],
+    [
+        ["--help"],
+        ["plan", "--counts", "COUNTS", "--rounds", "3"],
+        ["validate"],
+        ["plugins", "list"],
+        ["compare", "--help"],
+        ["compare", "methods"],
+    ],
+    ids=["help", "plan --counts", "validate", "plugins list", "compare --help", "compare methods"],
 )
 def test_command_imports_no_heavy_library(args: list[str], counts_file: Path, tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())

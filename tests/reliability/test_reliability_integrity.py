@@ -20,6 +20,8 @@ SOUP = "outputs/soup/soup.safetensors"
 RUNNING = ("outputs/soup/running/upto-f1.safetensors", "outputs/soup/running/upto-f2.safetensors")
 FINAL = "outputs/final/final.safetensors"
 MEMBER_FILES = tuple(f"outputs/members/{m}/weights.safetensors" for m in MEMBERS)
+LOGITS = ("outputs/eval/predictions/test/final.safetensors", "outputs/eval/predictions/val/final.safetensors")
+"""The final model's saved logits: no stage reads them (`ltsoups compare report` verifies them the same way)."""
 
 READS = {
     ("train-member", "f1-r0"): (THETA0,),
@@ -52,14 +54,14 @@ def test_every_checkpoint_a_stage_reads_is_verified_first(
 def test_the_table_names_every_checkpoint_of_a_run(finished_run: Path) -> None:
     on_disk = {str(p.relative_to(finished_run)) for p in finished_run.rglob("*.safetensors")}
     read = {path for paths in READS.values() for path in paths}
-    assert on_disk == read
+    assert on_disk == read | set(LOGITS)
 
 
 def test_every_sidecar_records_hashes_and_the_code_version(finished_run: Path) -> None:
     plan = json.loads((finished_run / "outputs" / "plan" / "plan.json").read_text())
     manifests = {entry["member"]: entry["manifest_sha256"] for entry in plan["members"]}
     checkpoints = sorted(finished_run.rglob("*.safetensors"))
-    assert len(checkpoints) == 1 + len(MEMBERS) + len(RUNNING) + 2
+    assert len(checkpoints) == 1 + len(MEMBERS) + len(RUNNING) + 2 + len(LOGITS)
     theta0 = json.loads(sidecar_path(finished_run / THETA0).read_text())["weights_sha256"]
     for path in checkpoints:
         sidecar = json.loads(sidecar_path(path).read_text())

@@ -163,7 +163,8 @@ def test_every_kind_of_checkpoint_a_run_writes_has_a_case(finished_run: Path) ->
 
     written = {kind(path) for path in finished_run.rglob("*.safetensors")}
     planted = {kind(finished_run / read.file) for read in READS if (finished_run / read.file).is_file()}
-    assert planted == written
+    # Saved logits are read by `ltsoups compare report` only: tests/compare has their case.
+    assert planted == written - {"predictions"}
 
 
 COUNTS = {

@@ -1,0 +1,1 @@
+"""The paper's analyses of trained models (calibration, weight change) and the statistics of a comparison."""

@@ -1,0 +1,108 @@
+"""`ltsoups compare`: methods side by side over seeds, its report and the methods it knows."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ltsoups.cli.common import ParamsOption, SetOption, cli_config, cli_layers, reports_errors
+
+compare_app = typer.Typer(
+    help="Run methods side by side over seeds on the same data and evaluation; report, plot, MLflow.",
+    invoke_without_command=True,
+)
+OutOption = Annotated[Path | None, typer.Option("--out", help="the comparison's folder (default: <workdir>/compare)")]
+MethodsFileOption = Annotated[
+    Path | None, typer.Option("--methods-file", help="a methods file of your own, over the shipped one")
+]
+ResamplesOption = Annotated[int, typer.Option(help="paired bootstrap resamples of the test images")]
+
+
+@compare_app.callback()
+@reports_errors
+def compare(
+    ctx: typer.Context,
+    method: Annotated[
+        list[str] | None, typer.Option("--method", "-m", help="a method to run (repeatable; default: all)")
+    ] = None,
+    methods_file: MethodsFileOption = None,
+    seeds: Annotated[int, typer.Option(help="S: seeds seed, seed + 1, ..., seed + S - 1 of your params")] = 3,
+    reference: Annotated[str, typer.Option(help="the method every other is compared with, paired")] = "lt-soups",
+    resamples: ResamplesOption = 10_000,
+    grid: Annotated[
+        bool, typer.Option("--grid", help="one comparison per --eta of the dataset's two-axis profile")
+    ] = False,
+    eta: Annotated[
+        list[float] | None,
+        typer.Option(help="with --grid: head-to-tail ratios (repeatable; default 19, 3, 1, 1/3, 1/19)"),
+    ] = None,
+    out: OutOption = None,
+    params: ParamsOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Run every chosen method at S seeds (members, theta_0 and logits shared where identical), then report.
+
+    Writes <out>/runs/<method>/seed-<s>/ (a workdir each, logits included), <out>/report/ (summary.json,
+    metrics.json, summary.csv, paired.csv, comparison.md, tradeoff.png, groups.png) and one MLflow parent
+    run with a child per method x seed. `ltsoups compare report` prints it again; `ltsoups compare methods`
+    lists the methods.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from ltsoups.cli.progress import ProgressObserver, make_progress
+    from ltsoups.cli.render import comparison_tables, console
+    from ltsoups.compare.suite import PAPER_ETAS, CompareSettings, compare_grid
+    from ltsoups.compare.suite import compare as compare_methods
+
+    settings = CompareSettings(tuple(method or ()) or None, methods_file, seeds, reference, resamples)
+    settings.chosen()  # an unknown method fails before anything runs
+    layers, source = cli_layers(params, set_)
+    root = out or Path(cli_config(params, set_).workdir) / "compare"
+    with make_progress() as progress:
+        observer_for = functools.partial(ProgressObserver, progress)
+        if grid:
+            points, files = compare_grid(layers, source, root, settings, eta or PAPER_ETAS, observer_for, console.log)
+            for value, report in points:
+                console.rule(f"eta {value:.4g}")
+                for table in comparison_tables(report):
+                    console.print(table)
+        else:
+            outcome = compare_methods(layers, source, root, settings, observer_for, console.log)
+            files = outcome.files
+            for table in comparison_tables(outcome.report):
+                console.print(table)
+    for path in files:
+        console.print(f"wrote {path}")
+
+
+@compare_app.command("report")
+@reports_errors
+def compare_report(
+    resamples: ResamplesOption = 10_000,
+    out: OutOption = None,
+    params: ParamsOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Recompute the report of a comparison from its saved logits; print it and rewrite its files and plots."""
+    from ltsoups.cli.render import comparison_tables, console
+    from ltsoups.compare.suite import CompareSettings, write_outputs
+
+    root = out or Path(cli_config(params, set_).workdir) / "compare"
+    outcome = write_outputs(root, CompareSettings(resamples=resamples))
+    for table in comparison_tables(outcome.report):
+        console.print(table)
+    for path in outcome.files:
+        console.print(f"wrote {path}")
+
+
+@compare_app.command("methods")
+@reports_errors
+def compare_methods_list(methods_file: MethodsFileOption = None) -> None:
+    """The methods `ltsoups compare` knows: name, what it is, and its settings over your params."""
+    from ltsoups.cli.render import console, methods_table
+    from ltsoups.compare.methods import load_methods
+
+    console.print(methods_table(load_methods(methods_file).values()))

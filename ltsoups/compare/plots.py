@@ -1,0 +1,97 @@
+"""Figures of a comparison: the head/tail trade-off, shot-group bars, and accuracy against eta on a grid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from ltsoups.compare.report import ComparisonReport, Summary
+from ltsoups.io.atomic import atomic_path
+
+GROUPS = ("many", "medium", "few", "balanced")
+
+
+def _spread(summary: Summary) -> float:
+    return summary.std or 0.0
+
+
+def _save(figure: Figure, out: Path) -> Path:
+    figure.tight_layout()
+    with atomic_path(out) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
+    plt.close(figure)
+    return out
+
+
+def plot_tradeoff(report: ComparisonReport, out: Path) -> Path:
+    """Many-shot against few-shot test accuracy per method, error bars one std over seeds."""
+    figure, axes = plt.subplots(figsize=(7.5, 6))
+    for m in report.methods:
+        many, few = m.metrics.get("many"), m.metrics.get("few")
+        if many is None or few is None:
+            continue
+        axes.errorbar(many.mean, few.mean, xerr=_spread(many), yerr=_spread(few), fmt="o", capsize=3, label=m.method)
+        axes.annotate(m.method, (many.mean, few.mean), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    axes.set_xlabel("many-shot accuracy (%)")
+    axes.set_ylabel("few-shot accuracy (%)")
+    axes.set_title(f"Head against tail, {report.seeds_text} (error bars: 1 std over seeds)")
+    axes.grid(alpha=0.3)
+    return _save(figure, out)
+
+
+def plot_groups(report: ComparisonReport, out: Path) -> Path:
+    """Grouped bars: per shot group (and balanced), one bar per method, error bars one std over seeds."""
+    figure, axes = plt.subplots(figsize=(max(8, 1.2 * len(report.methods) + 4), 5))
+    groups = [g for g in GROUPS if any(g in m.metrics for m in report.methods)]
+    width = 0.8 / max(len(report.methods), 1)
+    for index, m in enumerate(report.methods):
+        summaries = [m.metrics.get(g) for g in groups]
+        axes.bar(
+            [g + index * width for g in range(len(groups))],
+            [0.0 if s is None else s.mean for s in summaries],
+            width=width,
+            yerr=[0.0 if s is None else _spread(s) for s in summaries],
+            capsize=2,
+            label=m.method,
+        )
+    axes.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups)
+    axes.set_ylabel("test accuracy (%), mean over seeds")
+    axes.set_title("Accuracy per shot group (error bars: 1 std over seeds)")
+    axes.legend(fontsize=7, ncol=2)
+    return _save(figure, out)
+
+
+def plot_grid(points: Sequence[tuple[float, ComparisonReport]], out: Path) -> Path:
+    """Balanced, many- and few-shot accuracy against eta (log scale), one line per method."""
+    figure, panels = plt.subplots(1, 3, figsize=(16, 4.8), sharey=True)
+    methods = list(dict.fromkeys(m.method for _, report in points for m in report.methods))
+    for panel, metric in zip(panels, ("balanced", "many", "few"), strict=True):
+        for method in methods:
+            line = [
+                (eta, s)
+                for eta, report in sorted(points)
+                for m in report.methods
+                if m.method == method and (s := m.metrics.get(metric)) is not None
+            ]
+            if line:
+                panel.errorbar(
+                    [eta for eta, _ in line],
+                    [s.mean for _, s in line],
+                    yerr=[_spread(s) for _, s in line],
+                    marker="o",
+                    capsize=2,
+                    label=method,
+                )
+        panel.set_xscale("log")
+        panel.set_xlabel("eta = head classes / tail classes (log scale)")
+        panel.set_title(f"{metric} accuracy")
+        panel.grid(alpha=0.3)
+    panels[0].set_ylabel("test accuracy (%), mean over seeds")
+    panels[-1].legend(fontsize=7)
+    return _save(figure, out)

@@ -1,0 +1,147 @@
+"""`ltsoups compare` as a library call: choose methods and seeds, run them, write the report, its plots and
+MLflow runs; and the two-axis grid, one comparison per eta value."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ltsoups.analysis.statistics import BOOTSTRAP_SEED, RESAMPLES
+from ltsoups.compare.methods import REFERENCE, Method, load_methods
+from ltsoups.compare.report import (
+    ComparisonReport,
+    Summary,
+    build_report,
+    report_dir,
+    write_report,
+)
+from ltsoups.compare.run import ComparisonRequest, run_comparison
+from ltsoups.config import ConfigError, ConfigIssue, ConfigLayer, override_layer, validate_layers
+from ltsoups.io.atomic import write_json_atomic
+from ltsoups.schema import StrictModel
+from ltsoups.tracking.comparison import comparison_tracking
+from ltsoups.training.loop import TrainingObserver
+
+ETA_KEY = "data.dataset.params.eta"
+PAPER_ETAS = tuple(f / (100 - f) for f in (95, 75, 50, 25, 5))
+"""The paper's span, eta 19 down to 0.05, as head percentages 95, 75, 50, 25 and 5 of the classes."""
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    methods: tuple[str, ...] | None = None
+    """None: every method of the methods files, in their order"""
+    methods_file: Path | None = None
+    seeds: int = 3
+    reference: str = REFERENCE
+    resamples: int = RESAMPLES
+    bootstrap_seed: int = BOOTSTRAP_SEED
+
+    def chosen(self) -> list[Method]:
+        known = load_methods(self.methods_file)
+        names = list(self.methods) if self.methods else list(known)
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            issues = [ConfigIssue("--method", name, f"unknown method; known: {', '.join(known)}") for name in unknown]
+            raise ConfigError(issues, "ltsoups compare")
+        if self.seeds < 1:
+            raise ConfigError([ConfigIssue("--seeds", self.seeds, "at least one seed")], "ltsoups compare")
+        return [known[name] for name in names]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    report: ComparisonReport
+    files: list[Path]
+
+
+def compare(
+    base: Sequence[ConfigLayer],
+    source: str,
+    root: Path,
+    settings: CompareSettings,
+    observer_for: Callable[[str], TrainingObserver],
+    say: Callable[[str], None],
+    label: str = "",
+) -> Outcome:
+    """Run the chosen methods at seeds base seed .. base seed + S - 1 and write the report into ``root``."""
+    methods = settings.chosen()
+    config = validate_layers(base, source)
+    seeds = [config.seed + i for i in range(settings.seeds)]
+    described = {
+        "methods": ", ".join(m.name for m in methods),
+        "seeds": ", ".join(map(str, seeds)),
+        "reference": settings.reference,
+        "folder": str(root),
+    }
+    with comparison_tracking(config, described, label) as tracker:
+        request = ComparisonRequest(root, base, source, methods, seeds, settings.reference)
+        run_comparison(request, observer_for, say, tracker)
+        outcome = write_outputs(root, settings)
+        tracker.report_written(outcome.report, outcome.files)
+    return outcome
+
+
+def write_outputs(root: Path, settings: CompareSettings) -> Outcome:
+    """The report of the comparison at ``root`` from its saved logits: files and plots under root/report."""
+    from ltsoups.compare.plots import plot_groups, plot_tradeoff
+
+    report = build_report(root, settings.resamples, settings.bootstrap_seed)
+    files = write_report(report, root)
+    files.append(plot_tradeoff(report, report_dir(root) / "tradeoff.png"))
+    files.append(plot_groups(report, report_dir(root) / "groups.png"))
+    return Outcome(report, files)
+
+
+# -------------------------------------------------------------------------------------------- grid
+
+
+class GridPoint(StrictModel):
+    eta: float
+    folder: str
+    metrics: dict[str, dict[str, Summary]]
+    """method -> balanced / many / few over seeds"""
+
+
+def eta_folder(eta: float) -> str:
+    return f"eta-{eta:.4g}"
+
+
+def compare_grid(
+    base: Sequence[ConfigLayer],
+    source: str,
+    root: Path,
+    settings: CompareSettings,
+    etas: Sequence[float],
+    observer_for: Callable[[str], TrainingObserver],
+    say: Callable[[str], None],
+) -> tuple[list[tuple[float, ComparisonReport]], list[Path]]:
+    """One comparison per eta of the dataset's two-axis profile (``data.dataset.params.eta``), then a plot of
+    accuracy against eta per method."""
+    from ltsoups.compare.plots import plot_grid
+
+    if not etas or any(not math.isfinite(eta) or eta <= 0 for eta in etas):
+        raise ConfigError([ConfigIssue("--eta", list(etas), "give positive eta values")], "ltsoups compare --grid")
+    points = []
+    for eta in etas:
+        say(f"eta {eta:.4g}")
+        layers = [*base, override_layer(f"{ETA_KEY}={eta!r}")]
+        outcome = compare(
+            layers, f"{source} + --eta {eta:.4g}", root / eta_folder(eta), settings, observer_for, say, f"eta {eta:.4g}"
+        )
+        points.append((eta, outcome.report))
+    summary = [
+        GridPoint(
+            eta=eta,
+            folder=eta_folder(eta),
+            metrics={
+                m.method: {k: m.metrics[k] for k in ("balanced", "many", "few") if k in m.metrics}
+                for m in report.methods
+            },
+        ).model_dump(mode="json")
+        for eta, report in points
+    ]
+    write_json_atomic(root / "grid.json", summary)
+    return points, [root / "grid.json", plot_grid(points, root / "grid.png")]

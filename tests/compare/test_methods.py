@@ -1,0 +1,105 @@
+"""The methods file: the shipped baselines as configs over the user's params, and a user's own methods."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ltsoups.cli.app import app
+from ltsoups.compare.methods import load_methods
+from ltsoups.compare.run import ComparisonRequest, run_comparison
+from ltsoups.config import ConfigError, override_layer
+
+SHIPPED = (
+    "lt-soups", "lt-soups-uniform", "full-ft", "full-ft+cr", "crt", "model-soups", "soups-rho",
+    "linear-probe", "zero-shot", "lift-adaptformer", "lift-lora", "ensemble",
+)  # fmt: skip
+BASE = [override_layer("plan.sampler.params.rounds=3"), override_layer("merge.merger.params.lambda=0.5")]
+
+
+def configs(methods_file: Path | None = None) -> dict:
+    methods = load_methods(methods_file)
+    return {name: method.config(BASE, "test", 7, Path("/tmp/run")) for name, method in methods.items()}
+
+
+def test_the_shipped_methods_are_the_papers_baselines_as_configured_today() -> None:
+    assert tuple(load_methods()) == SHIPPED
+    c = configs()
+    assert all(config.seed == 7 and config.workdir == "/tmp/run" and config.members is None for config in c.values())
+    assert c["lt-soups"].plan.sampler.params.rounds == 3  # the user's params, as they are
+    assert c["lt-soups-uniform"].merge.merger.name == "uniform"
+    assert c["lt-soups-uniform"].plan == c["lt-soups"].plan and c["lt-soups-uniform"].train == c["lt-soups"].train
+    for name, cr in (("full-ft", False), ("full-ft+cr", True), ("crt", True), ("model-soups", False)):
+        assert c[name].plan.sampler.name == "full-data" and c[name].retrain_head.enabled is cr, name
+        assert c[name].merge.merger.name == "uniform", name
+    assert c["full-ft"].plan.sampler.params.replicas == 1 and c["model-soups"].plan.sampler.params.replicas == 2
+    assert c["crt"].train.loss.name == "cross-entropy" and c["full-ft"].train.loss.name == "logit-adjusted"
+    assert c["soups-rho"].plan.sampler.name == "fixed-ratio" and c["soups-rho"].plan.sampler.params.ratio == 8
+    assert c["linear-probe"].plan.sampler.name == "zero-shot" and c["linear-probe"].retrain_head.enabled
+    assert not c["zero-shot"].retrain_head.enabled
+    assert c["lift-adaptformer"].backbone.params.peft.value == "adaptformer"
+    assert c["lift-lora"].backbone.params.peft.value == "lora" and not c["lift-lora"].retrain_head.enabled
+    assert load_methods()["ensemble"].ensemble_of == "lt-soups" and c["ensemble"] == c["lt-soups"]
+
+
+def test_a_users_file_adds_methods_and_replaces_shipped_ones(tmp_path: Path) -> None:
+    path = tmp_path / "methods.yaml"
+    path.write_text(
+        "methods:\n"
+        "  soups-rho-16: {description: Soups-rho at 16, extends: soups-rho, set: [plan.sampler.params.ratio=16]}\n"
+        "  zero-shot: {description: two prompts, params: {head: {templates: ['a {}.', 'a photo of a {}.']}}}\n"
+    )
+    methods = load_methods(path)
+    assert list(methods)[-1] == "soups-rho-16"
+    c = configs(path)
+    assert c["soups-rho-16"].plan.sampler.params.ratio == 16 and c["soups-rho-16"].merge.merger.name == "uniform"
+    assert c["zero-shot"].head.templates == ("a {}.", "a photo of a {}.")
+    assert c["zero-shot"].retrain_head.enabled  # the shipped zero-shot's settings are replaced, not merged
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("a: {description: x, extends: nowhere}", "methods.a.extends: 'nowhere' is not allowed: no such method"),
+        ("a: {description: x, extends: b}\n  b: {description: y, extends: a}", "a cycle: a -> b -> a"),
+        ("a: {description: x, ensemble_of: lt-soups, set: [seed=1]}", "ensemble_of takes the members"),
+        ("a: {description: x, sett: [seed=1]}", "methods.a.sett"),
+        ("a: {description: x, ensemble_of: ensemble}", "an ensemble has no members"),
+    ],
+)
+def test_a_bad_methods_file_names_the_method_and_the_problem(tmp_path: Path, entry: str, message: str) -> None:
+    path = tmp_path / "methods.yaml"
+    path.write_text(f"methods:\n  {entry}\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_methods(path)
+
+
+def test_a_bad_override_names_the_method(tmp_path: Path) -> None:
+    path = tmp_path / "methods.yaml"
+    path.write_text("methods:\n  broken: {description: x, set: ['merge.merger.params.lambda=1.5']}\n")
+    with pytest.raises(ConfigError, match=r"method broken(.|\n)*merge.merger.params.lambda: 1.5 is not allowed"):
+        load_methods(path)["broken"].config(BASE, "params.yaml", 0, tmp_path)
+
+
+def test_a_method_that_changes_the_data_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    path = tmp_path / "methods.yaml"
+    path.write_text("methods:\n  other-data: {description: x, set: [data.dataset.params.rho=10]}\n")
+    methods = load_methods(path)
+    request = ComparisonRequest(
+        tmp_path / "c", BASE, "test", [methods["lt-soups"], methods["other-data"]], [0], "lt-soups"
+    )
+    with pytest.raises(ConfigError, match=r"methods\.other-data: .* changes the data section"):
+        run_comparison(request, lambda label: None, lambda text: None)
+    assert not (tmp_path / "c").exists()
+
+
+def test_the_cli_refuses_an_unknown_method_before_anything_runs(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["compare", "-m", "lt-soups", "-m", "nope", "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2
+    assert "--method: 'nope' is not allowed: unknown method; known: lt-soups, lt-soups-uniform" in result.output
+    assert not (tmp_path / "c").exists()
+    missing = CliRunner().invoke(app, ["compare", "report", "--out", str(tmp_path / "c")])
+    assert missing.exit_code == 1 and "no comparison at" in missing.output
