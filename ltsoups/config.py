@@ -145,6 +145,18 @@ class TrackingConfig(StrictModel):
     enabled: bool = Field(True, description="log runs to MLflow")
 
 
+class CompareConfig(StrictModel):
+    """`ltsoups compare`'s protocol: how many runs of every method, and what changes from one run to the next."""
+
+    seeds: int = Field(3, ge=1, description="S: runs at seed, seed + 1, ..., seed + S - 1 (the --seeds default)")
+    vary_with_seed: tuple[str, ...] = Field(
+        (),
+        description="other integer keys that move with `seed`: run i sets each to its value + i, e.g. "
+        "data.dataset.params.seed for a new embedded world (which classes are large) per run; every method of "
+        "one run still sees the same data",
+    )
+
+
 class LtSoupsConfig(StrictModel):
     """Everything a run depends on, grouped by pipeline stage."""
 
@@ -167,6 +179,7 @@ class LtSoupsConfig(StrictModel):
     merge: MergeConfig = MergeConfig()
     retrain_head: RetrainHeadConfig = RetrainHeadConfig()
     tracking: TrackingConfig = TrackingConfig()
+    compare: CompareConfig = CompareConfig()
     workdir: str = Field("outputs", min_length=1, description="where stage outputs are written")
     members: tuple[str, ...] | None = Field(
         None,

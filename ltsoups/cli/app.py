@@ -13,7 +13,15 @@ from typing import Annotated
 
 import typer
 
-from ltsoups.cli.common import ParamsOption, SetOption, cli_config, reports_errors, source_name, workspace_of
+from ltsoups.cli.common import (
+    ParamsOption,
+    SetOption,
+    cli_config,
+    cli_layers,
+    reports_errors,
+    source_name,
+    workspace_of,
+)
 from ltsoups.cli.compare import compare_app
 from ltsoups.cli.embedded_audit import audit_embedded
 from ltsoups.cli.pretrain_embedded import pretrain_embedded
@@ -304,15 +312,34 @@ def report(
 
 @app.command()
 @reports_errors
-def run(params: ParamsOption = None, set_: SetOption = None) -> None:
-    """Run the whole method: prepare, theta_0, every member, merge, retrain-head, evaluate."""
+def run(
+    method: Annotated[
+        str | None,
+        typer.Option(help="a method of `ltsoups compare methods` (e.g. full-ft), applied over the params file"),
+    ] = None,
+    methods_file: Annotated[Path | None, typer.Option(help="with --method: a methods file of your own")] = None,
+    params: ParamsOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Run the whole method: prepare, theta_0, every member, merge, retrain-head, evaluate.
+
+    With --method, a baseline instead: its settings come after the params file and before --set.
+    """
     from ltsoups.cli.progress import ProgressObserver, make_progress
     from ltsoups.cli.render import console, results_table
+    from ltsoups.config import override_layer, validate_layers
     from ltsoups.stages.context import RunContext
     from ltsoups.stages.pipeline import run_pipeline
     from ltsoups.tracking import pipeline_tracking
 
-    config = cli_config(params, set_)
+    if method is None:
+        config = cli_config(params, set_)
+    else:
+        from ltsoups.compare.methods import trained_method
+
+        layers, source = cli_layers(params, [])
+        layers += [*trained_method(method, methods_file).layers, *(override_layer(text) for text in set_ or [])]
+        config = validate_layers(layers, f"{source} + method {method}" + (" + --set" if set_ else ""))
     workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
         observer_for = functools.partial(ProgressObserver, progress)

@@ -29,7 +29,10 @@ def compare(
         list[str] | None, typer.Option("--method", "-m", help="a method to run (repeatable; default: all)")
     ] = None,
     methods_file: MethodsFileOption = None,
-    seeds: Annotated[int, typer.Option(help="S: seeds seed, seed + 1, ..., seed + S - 1 of your params")] = 3,
+    seeds: Annotated[
+        int | None,
+        typer.Option(help="S: seeds seed, seed + 1, ..., seed + S - 1 of your params (default: compare.seeds)"),
+    ] = None,
     reference: Annotated[str, typer.Option(help="the method every other is compared with, paired")] = "lt-soups",
     resamples: ResamplesOption = 10_000,
     grid: Annotated[

@@ -66,16 +66,16 @@ class Method:
         self,
         base: Sequence[ConfigLayer],
         source: str,
-        seed: int,
+        run: ConfigLayer,
         workdir: Path,
         registry: PluginRegistry | None = None,
     ) -> LtSoupsConfig:
-        """The method's config for one seed and workdir, over the user's ``base`` layers.
+        """The method's config for one run (``run_layer``) and workdir, over the user's ``base`` layers.
 
         ``members`` is cleared: params.yaml's list of DVC member stages belongs to its own plan.
         """
-        run = ConfigLayer(f"compare: seed {seed}", {"seed": seed, "workdir": str(workdir), "members": None}, True)
-        return validate_layers([*base, *self.layers, run], f"{source} + method {self.name}", registry)
+        place = ConfigLayer(f"{run.source}: workdir", {"workdir": str(workdir), "members": None}, True)
+        return validate_layers([*base, *self.layers, run, place], f"{source} + method {self.name}", registry)
 
 
 def load_methods(user_file: Path | None = None) -> dict[str, Method]:
@@ -84,6 +84,18 @@ def load_methods(user_file: Path | None = None) -> dict[str, Method]:
     if user_file is not None:
         definitions.update(_read(user_file))
     return {name: _resolve(name, definitions, ()) for name in definitions}
+
+
+def trained_method(name: str, user_file: Path | None = None) -> Method:
+    """The method ``name``, to run alone: an ensemble has no training of its own, so it is refused."""
+    methods = load_methods(user_file)
+    if name not in methods:
+        raise ConfigError([ConfigIssue("--method", name, f"unknown method; known: {', '.join(methods)}")], "CLI")
+    method = methods[name]
+    if method.ensemble_of is not None:
+        message = f"an ensemble of the {method.ensemble_of} members is not a pipeline: use `ltsoups compare`"
+        raise ConfigError([ConfigIssue("--method", name, message)], "CLI")
+    return method
 
 
 def _read(path: Path) -> dict[str, MethodDefinition]:

@@ -6,9 +6,10 @@ Phases, so that all the member training of a comparison is one call (``train_mem
 2. the members no store entry holds yet, each trained once, then linked into every workdir using it;
 3. per run: merge, retrain-head and evaluate (theta_0, stage 1 and the final model, logits cached by
    weights), or for an ensemble the mean of its members' logits; a ``MethodResult`` per run.
-Seeds: a run's config ``seed`` (subsets, data order, augmentation, init) is the comparison's seed; the
-dataset's own params, its seed included, are the user's for every run, so every method and seed is
-scored on the same test images.
+Seeds: a run's config ``seed`` (subsets, data order, augmentation, init) is the comparison's seed, and
+the keys of ``compare.vary_with_seed`` move with it (the embedded default moves its world seed, so
+that which classes are large changes from run to run). Every method of one run is scored on the same
+test images with the same evaluation; the paired differences pair methods within each run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -83,8 +84,31 @@ class ComparisonHooks(Protocol):
     def run_finished(self, run: MethodSeed, result: MethodResult) -> None: ...
 
 
+SHARED_SECTIONS = ("data", "evaluation")
+"""What every method of one run shares: the same test images, scored the same way."""
+
+
 def run_dir(root: Path, method: str, seed: int) -> Path:
     return root / "runs" / method / f"seed-{seed}"
+
+
+def run_layer(base: LtSoupsConfig, seed: int) -> ConfigLayer:
+    """The settings of the run at ``seed``: the seed, and each key of ``compare.vary_with_seed`` moved as far."""
+    offset, dumped = seed - base.seed, base.model_dump(mode="json")
+    tree: dict[str, Any] = {"seed": seed}
+    for key in base.compare.vary_with_seed:
+        *path, leaf = key.split(".")
+        node: Any = dumped
+        for part in [*path, leaf]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, int) or isinstance(node, bool):
+            issue = ConfigIssue("compare.vary_with_seed", key, f"not an integer setting of the config (it is {node!r})")
+            raise ConfigError([issue], "ltsoups compare")
+        nested = tree
+        for part in path:
+            nested = nested.setdefault(part, {})
+        nested[leaf] = node + offset
+    return ConfigLayer(f"compare: seed {seed}", tree, user=True)
 
 
 def run_comparison(
@@ -98,19 +122,19 @@ def run_comparison(
     started = time.perf_counter()
     registry = registry or installed_registry()
     base = validate_layers(request.base, request.source, registry)
-    runs = [
-        MethodSeed(
-            method,
-            seed,
-            method.config(request.base, request.source, seed, run_dir(request.root, method.name, seed), registry),
-        )
-        for method in request.methods
-        for seed in request.seeds
-    ]
+    layers = {seed: run_layer(base, seed) for seed in request.seeds}
+    shared = {seed: validate_layers([*request.base, layers[seed]], request.source, registry) for seed in request.seeds}
+    runs = []
+    for method in request.methods:
+        for seed in request.seeds:
+            folder = run_dir(request.root, method.name, seed)
+            config = method.config(request.base, request.source, layers[seed], folder, registry)
+            runs.append(MethodSeed(method, seed, config))
     for run in runs:
-        if run.config.data != base.data:
-            issue = ConfigIssue(f"methods.{run.method.name}", run.method.settings, "changes the data section")
-            raise ConfigError([issue], "a comparison scores every method on the same data")
+        for section in SHARED_SECTIONS:
+            if getattr(run.config, section) != getattr(shared[run.seed], section):
+                issue = ConfigIssue(f"methods.{run.method.name}", run.method.settings, f"changes the {section} section")
+                raise ConfigError([issue], "a comparison scores every method of a run on the same data, the same way")
     store = ArtifactStore(request.root / "store")
     contexts = _Contexts(store, registry)
     needs = _prepare_runs(runs, contexts, store)

@@ -34,7 +34,8 @@ class CompareSettings:
     methods: tuple[str, ...] | None = None
     """None: every method of the methods files, in their order"""
     methods_file: Path | None = None
-    seeds: int = 3
+    seeds: int | None = None
+    """None: the config's compare.seeds"""
     reference: str = REFERENCE
     resamples: int = RESAMPLES
     bootstrap_seed: int = BOOTSTRAP_SEED
@@ -46,7 +47,7 @@ class CompareSettings:
         if unknown:
             issues = [ConfigIssue("--method", name, f"unknown method; known: {', '.join(known)}") for name in unknown]
             raise ConfigError(issues, "ltsoups compare")
-        if self.seeds < 1:
+        if self.seeds is not None and self.seeds < 1:
             raise ConfigError([ConfigIssue("--seeds", self.seeds, "at least one seed")], "ltsoups compare")
         return [known[name] for name in names]
 
@@ -69,7 +70,7 @@ def compare(
     """Run the chosen methods at seeds base seed .. base seed + S - 1 and write the report into ``root``."""
     methods = settings.chosen()
     config = validate_layers(base, source)
-    seeds = [config.seed + i for i in range(settings.seeds)]
+    seeds = [config.seed + i for i in range(settings.seeds or config.compare.seeds)]
     described = {
         "methods": ", ".join(m.name for m in methods),
         "seeds": ", ".join(map(str, seeds)),

@@ -20,8 +20,8 @@ from ltsoups.workspace import Workspace
 
 
 def pipeline_config(config: LtSoupsConfig) -> dict:
-    """Everything that shapes the results (all but the tracking section)."""
-    return {key: value for key, value in config.model_dump(mode="json").items() if key != "tracking"}
+    """Everything that shapes a pipeline's results (all but where it is tracked and how it is compared)."""
+    return {key: value for key, value in config.model_dump(mode="json").items() if key not in ("tracking", "compare")}
 
 
 def common_tags(config: LtSoupsConfig) -> dict[str, str]:

@@ -109,3 +109,14 @@ def test_plan_from_a_dataset_needs_only_its_counts(tmp_path: Path) -> None:
     rows = json.loads(result.output)
     assert next(r for r in rows if r["factor"] == 32)["share"] == 67.26
     assert not (tmp_path / "data").exists()
+
+
+def test_run_with_a_method_runs_that_baseline_over_the_params(tiny_params: Path) -> None:
+    outputs = tiny_params.parent / "outputs"
+    invoke("run", "--method", "zero-shot", "--params", str(tiny_params), "--set", "head.scale=20")
+    plan = json.loads((outputs / "plan" / "plan.json").read_text())
+    assert plan["members"] == [] and plan["sampler"]["name"] == "zero-shot"
+    rows = [row["model"] for row in json.loads((outputs / "eval" / "results.json").read_text())["rows"]]
+    assert rows == ["theta0 (zero-shot)", "stage 1 (soup)"]  # zero-shot: no CR
+    theta0 = open_checkpoint(outputs / "theta0" / "theta0.safetensors", "theta0").sidecar
+    assert theta0["head_scale"] == 20  # --set comes after the method's settings

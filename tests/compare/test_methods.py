@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from ltsoups.cli.app import app
 from ltsoups.compare.methods import load_methods
 from ltsoups.compare.run import ComparisonRequest, run_comparison
-from ltsoups.config import ConfigError, override_layer
+from ltsoups.config import ConfigError, ConfigLayer, override_layer
 
 SHIPPED = (
     "lt-soups", "lt-soups-uniform", "full-ft", "full-ft+cr", "crt", "model-soups", "soups-rho",
@@ -22,7 +22,8 @@ BASE = [override_layer("plan.sampler.params.rounds=3"), override_layer("merge.me
 
 def configs(methods_file: Path | None = None) -> dict:
     methods = load_methods(methods_file)
-    return {name: method.config(BASE, "test", 7, Path("/tmp/run")) for name, method in methods.items()}
+    run = ConfigLayer("compare: seed 7", {"seed": 7}, user=True)
+    return {name: method.config(BASE, "test", run, Path("/tmp/run")) for name, method in methods.items()}
 
 
 def test_the_shipped_methods_are_the_papers_baselines_as_configured_today() -> None:
@@ -81,7 +82,7 @@ def test_a_bad_override_names_the_method(tmp_path: Path) -> None:
     path = tmp_path / "methods.yaml"
     path.write_text("methods:\n  broken: {description: x, set: ['merge.merger.params.lambda=1.5']}\n")
     with pytest.raises(ConfigError, match=r"method broken(.|\n)*merge.merger.params.lambda: 1.5 is not allowed"):
-        load_methods(path)["broken"].config(BASE, "params.yaml", 0, tmp_path)
+        load_methods(path)["broken"].config(BASE, "params.yaml", ConfigLayer("seed 0", {"seed": 0}, True), tmp_path)
 
 
 def test_a_method_that_changes_the_data_is_refused_before_anything_runs(tmp_path: Path) -> None:
@@ -103,3 +104,24 @@ def test_the_cli_refuses_an_unknown_method_before_anything_runs(tmp_path: Path) 
     assert not (tmp_path / "c").exists()
     missing = CliRunner().invoke(app, ["compare", "report", "--out", str(tmp_path / "c")])
     assert missing.exit_code == 1 and "no comparison at" in missing.output
+
+
+def test_keys_that_vary_with_the_seed_move_with_it() -> None:
+    from ltsoups.compare.run import run_layer
+    from ltsoups.config import validate_layers
+
+    layers = [
+        override_layer("seed=2"),
+        override_layer("data.dataset.params.seed=5"),
+        override_layer("compare.vary_with_seed=[data.dataset.params.seed]"),
+    ]
+    run = validate_layers([*layers, run_layer(validate_layers(layers, "test"), 4)], "test")
+    assert (run.seed, run.data.dataset.params.seed) == (4, 7)
+
+
+def test_only_an_integer_setting_can_vary_with_the_seed() -> None:
+    from ltsoups.compare.run import run_layer
+    from ltsoups.config import load_config
+
+    with pytest.raises(ConfigError, match=r"compare.vary_with_seed: 'data.dataset.params.rho' is not allowed"):
+        run_layer(load_config(None, ["compare.vary_with_seed=[data.dataset.params.rho]"]), 1)
