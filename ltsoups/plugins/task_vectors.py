@@ -1,0 +1,169 @@
+"""Built-in per-tensor mergers on task vectors (tau_k = theta_k - theta_0): TIES and DARE.
+
+Each computes one tensor of the merge from the same tensor of theta_0 and of every member, in float64.
+Used across all members, or as the within-factor step of ``recursive`` (on one factor's replicas).
+torch is imported inside methods: naming and validating a merger must not load it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator, Sequence
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from ltsoups.contracts import FactorTensors, PerTensorMerger, PluginParams
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _members(groups: Sequence[FactorTensors]) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """(factor, position within its factor, tensor) of every member."""
+    for group in groups:
+        for position, tensor in enumerate(group.members):
+            yield group.factor, position, tensor
+
+
+def _task_vector(member: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    return member.to(torch.float64, copy=True).sub_(base)  # a copy even of float64 inputs: they stay as given
+
+
+def magnitude_threshold(delta: torch.Tensor, density: float) -> float:
+    """The magnitude of the ceil(density * n)-th largest entry: keeping |delta| >= it keeps the top-k% (ties too)."""
+    magnitudes = delta.abs().flatten()
+    keep = math.ceil(density * magnitudes.numel())
+    if keep >= magnitudes.numel():
+        return 0.0
+    return float(magnitudes.kthvalue(magnitudes.numel() - keep + 1).values)
+
+
+def elected_disjoint_mean(deltas: Iterator[torch.Tensor], mass: torch.Tensor) -> torch.Tensor:
+    """TIES' disjoint merge: per entry, the mean of the deltas whose sign is the elected sign(mass) (zeros excluded).
+
+    ``deltas`` are fresh tensors (they are modified).
+    """
+    import torch
+
+    elected = mass.sign()
+    total = torch.zeros_like(mass)
+    count = torch.zeros_like(mass)
+    for delta in deltas:
+        agrees = (delta.sign() == elected) & (delta != 0)
+        total.add_(delta.mul_(agrees))
+        count.add_(agrees)
+    return total.div_(count.clamp_(min=1))
+
+
+# ----------------------------------------------------------------------------------------------- TIES
+
+
+class TiesParams(PluginParams):
+    density: float = Field(
+        0.2, gt=0.0, le=1.0, description="k: the share of each task vector's entries kept, by magnitude (paper: 0.2)"
+    )
+    scale: float = Field(1.0, description="lambda in theta_0 + lambda * tau_merged (paper: 1)")
+
+
+class TiesMerger(PerTensorMerger):
+    """TIES-Merging (Yadav et al., NeurIPS 2023, "Resolving interference when merging models").
+
+    Per tensor: trim each task vector to its top-k% magnitudes (the rest set to 0), elect each entry's
+    sign as the sign of the trimmed vectors' sum (total mass), average the trimmed entries that agree
+    with it (disjoint mean), and add lambda times that to theta_0. The paper trims over the whole model;
+    like mergekit, this trims each tensor on its own (a streaming merge sees one tensor at a time).
+    """
+
+    Params = TiesParams
+    description = "TIES: trim to top-k% magnitudes, elect signs by mass, disjoint mean (Yadav et al. 2023)"
+    params: TiesParams
+
+    def merge_tensor(self, name: str, base: torch.Tensor, groups: Sequence[FactorTensors]) -> torch.Tensor:
+        import torch
+
+        base64 = base.to(torch.float64)
+        members = [tensor for _, _, tensor in _members(groups)]
+        thresholds = [magnitude_threshold(_task_vector(m, base64), self.params.density) for m in members]
+
+        def trimmed() -> Iterator[torch.Tensor]:  # recomputed, not kept: memory stays one tensor per input
+            for member, threshold in zip(members, thresholds, strict=True):
+                delta = _task_vector(member, base64)
+                yield delta.mul_(delta.abs() >= threshold)
+
+        mass = torch.zeros_like(base64)
+        for delta in trimmed():
+            mass.add_(delta)
+        return elected_disjoint_mean(trimmed(), mass).mul_(self.params.scale).add_(base64)
+
+
+# ----------------------------------------------------------------------------------------------- DARE
+
+
+class DareCombine(str, Enum):
+    MEAN = "mean"
+    SUM = "sum"
+    TIES = "ties"
+
+
+class DareParams(PluginParams):
+    drop: float = Field(0.9, ge=0.0, lt=1.0, description="p: each task-vector entry is dropped with probability p")
+    seed: int = Field(0, ge=0, description="the drop masks' seed (with the tensor's name and the member's place)")
+    scale: float = Field(1.0, description="s in theta_0 + s * combined rescaled task vectors")
+    combine: DareCombine = Field(
+        DareCombine.MEAN,
+        description="how the rescaled task vectors combine: 'mean' or 'sum' (task arithmetic), or 'ties' "
+        "(TIES' sign election and disjoint mean, no trim: DARE-TIES)",
+    )
+
+
+class DareMerger(PerTensorMerger):
+    """DARE (Yu et al., ICML 2024, "Language models are Super Mario"): drop each task-vector entry with
+    probability p and rescale the rest by 1/(1 - p), then merge by task arithmetic or TIES' sign election.
+
+    The masks come from a generator seeded by (seed, tensor name, factor, position in the factor), so
+    the same seed gives the same soup, and a member's mask is the same in every running soup.
+    """
+
+    Params = DareParams
+    description = "DARE: drop task-vector entries with prob. p, rescale by 1/(1-p), then combine (Yu et al. 2024)"
+    params: DareParams
+
+    def merge_tensor(self, name: str, base: torch.Tensor, groups: Sequence[FactorTensors]) -> torch.Tensor:
+        import torch
+
+        base64 = base.to(torch.float64)
+        members = list(_members(groups))
+        combine = self.params.combine
+        if combine is DareCombine.TIES:
+            mass = torch.zeros_like(base64)
+            for delta in self._rescaled(name, base64, members):
+                mass.add_(delta)
+            merged = elected_disjoint_mean(self._rescaled(name, base64, members), mass)
+        else:
+            merged = torch.zeros_like(base64)
+            weight = 1.0 / len(members) if combine is DareCombine.MEAN else 1.0
+            for delta in self._rescaled(name, base64, members):
+                merged.add_(delta, alpha=weight)
+        return merged.mul_(self.params.scale).add_(base64)
+
+    def _rescaled(
+        self, name: str, base: torch.Tensor, members: Sequence[tuple[int, int, torch.Tensor]]
+    ) -> Iterator[torch.Tensor]:
+        drop = self.params.drop
+        for factor, position, member in members:
+            kept = drop_mask(base.shape, drop, self.params.seed, name, factor, position)
+            yield _task_vector(member, base).mul_(kept).div_(1.0 - drop)
+
+
+def drop_mask(shape: torch.Size, drop: float, seed: int, name: str, factor: int, position: int) -> torch.Tensor:
+    """DARE's keep mask of one member's tensor: True with probability 1 - drop, from its own seeded generator."""
+    import torch
+
+    key = hashlib.sha256(f"{seed}/{name}/{factor}/{position}".encode()).digest()
+    generator = torch.Generator().manual_seed(int.from_bytes(key[:8], "little") >> 1)
+    return torch.rand(shape, generator=generator) >= drop
