@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from ltsoups.plan import FactorSummary
 from ltsoups.registry import PluginKind, PluginRegistry
+
+if TYPE_CHECKING:
+    from ltsoups.merge_search import SoupSearch
 
 console = Console()
 error_console = Console(stderr=True, soft_wrap=True)
@@ -57,4 +61,22 @@ def results_table(rows: Sequence[tuple[str, Mapping[str, float]]], title: str) -
         table.add_column(column, justify="right")
     for name, values in rows:
         table.add_row(name, *(_fmt(values.get(column)) for column in columns))
+    return table
+
+
+def search_table(search: SoupSearch) -> Table:
+    """Validation score of every soup of the grid: rows N, columns lambda; the chosen one bold."""
+    lambdas = sorted({point.lam for point in search.points})
+    table = Table(title=f"Soup search: validation {search.metric.value} accuracy (%)")
+    table.add_column("N (up to factor)")
+    for lam in lambdas:
+        table.add_column(f"λ {lam:g}", justify="right")
+    for n in sorted({point.n for point in search.points}):
+        points = {point.lam: point for point in search.points if point.n == n}
+        cells = []
+        for lam in lambdas:
+            point = points[lam]
+            text = f"{search.score(point):.2f}"
+            cells.append(f"[bold green]{text}[/bold green]" if point == search.chosen else text)
+        table.add_row(f"{n} ({points[lambdas[0]].upto_factor})", *cells)
     return table
