@@ -174,7 +174,7 @@ def test_a_streamed_soup_is_a_verified_checkpoint(tmp_path: Path, soup_inputs) -
         8,
         "x",
     )
-    assert [entry["path"] for entry in checkpoint.sidecar["inputs"]][0] == str(theta0)
+    assert checkpoint.sidecar["inputs"][0]["path"] == str(theta0)
 
 
 @pytest.mark.parametrize(
@@ -214,9 +214,9 @@ def test_an_interrupted_multi_output_merge_writes_none_of_its_outputs(tmp_path: 
                 raise OSError("disk full")
             super().write(name, tensor)
 
-    with pytest.raises(OSError, match="disk full"):
-        with MergeInputs.open([p for weights in sums for p, _ in weights]) as inputs, ExitStack() as stack:
-            writers = [stack.enter_context(CheckpointWriter(targets[0], inputs.layout, "soup"))]
-            writers.append(stack.enter_context(Failing(targets[1], inputs.layout, "soup")))
-            inputs.weighted_sums(sums, writers)
+    paths = [p for weights in sums for p, _ in weights]
+    with pytest.raises(OSError, match="disk full"), MergeInputs.open(paths) as inputs, ExitStack() as stack:
+        writers = [stack.enter_context(CheckpointWriter(targets[0], inputs.layout, "soup"))]
+        writers.append(stack.enter_context(Failing(targets[1], inputs.layout, "soup")))
+        inputs.weighted_sums(sums, writers)
     assert list((tmp_path / "out").iterdir()) == []

@@ -150,7 +150,8 @@ def test_ties_inside_each_factor_and_recursive_lambda_across_factors(task_inputs
     merger = RecursiveMerger(RecursiveParams.model_validate({"lambda": 0.5, "within": within}))
     assert merger.as_weighted_sum(theta0, groups) is None  # per tensor: the engine calls merge_tensor
     # Factor 1, TIES of tau_1 and tau_2: mass [2, -3, 5, 0, -2, 2] -> [4, -1.5, 2.5, 0, -3, 1].
-    # Factor 2 holds tau_3 alone: TIES returns it. Theta_1 = 0.5 theta_0 + 0.5 mean_1; Theta_2 = 0.5 Theta_1 + 0.5 mean_2.
+    # Factor 2 holds tau_3 alone: TIES returns it.
+    # Theta_1 = 0.5 theta_0 + 0.5 mean_1; Theta_2 = 0.5 Theta_1 + 0.5 mean_2.
     mean_1 = [4.0, -1.5, 2.5, 0.0, -3.0, 1.0]
     theta_1 = [0.5 * v for v in mean_1]
     theta_2 = [0.5 * a + 0.5 * b for a, b in zip(theta_1, TAUS[2], strict=True)]
