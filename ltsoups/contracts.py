@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # only for annotations: naming and validating plugins must no
     from torch import nn
 
     from ltsoups.data.dataset import DatasetSplits
-    from ltsoups.evaluation import Scores
 
 
 class PluginParams(StrictModel):
@@ -188,19 +187,11 @@ class LinearMerger(PerTensorMerger):
 
 
 class ValidationMetric(str, Enum):
-    """Which validation accuracy a merge that chooses on validation maximises."""
+    """Which validation accuracy (percent) a merge that chooses on validation maximises."""
 
     BALANCED = "balanced"
     FEW = "few"
     OVERALL = "overall"
-
-    def of(self, scores: Scores) -> float:
-        value = scores.headline().get(self.value)
-        if value is None:
-            raise ValueError(
-                f"no {self.value} accuracy to choose by: the validation split has no {self.value}-shot class"
-            )
-        return value
 
 
 @dataclass(frozen=True)
@@ -214,8 +205,8 @@ class Selection:
 class SoupScorer(Protocol):
     """Scores soups on the validation split; the only data a merger is given (never the test split)."""
 
-    def score(self, weights: Sequence[tuple[Path, float]]) -> Scores:
-        """The validation scores of the weighted sum of these checkpoints (merged in memory, not written)."""
+    def score(self, weights: Sequence[tuple[Path, float]], metric: ValidationMetric) -> float:
+        """The validation accuracy ``metric`` of the weighted sum of these checkpoints (merged in memory)."""
         ...
 
 

@@ -29,6 +29,16 @@ StateScorer = Callable[[Mapping[str, torch.Tensor]], Scores]
 """Validation scores of a model's tensors (a soup held in memory)."""
 
 
+def accuracy(scores: Scores, metric: ValidationMetric) -> float:
+    """The ``metric`` accuracy of ``scores``; a clear error when the split has no class of that group."""
+    value = scores.headline().get(metric.value)
+    if value is None:
+        raise ValueError(
+            f"no {metric.value} accuracy to choose by: the validation split has no {metric.value}-shot class"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class GridPoint:
     """One soup of the grid: lambda (the merger's convention), the factors merged, its validation scores."""
@@ -60,7 +70,7 @@ class SoupSearch:
     chosen: GridPoint
 
     def score(self, point: GridPoint) -> float:
-        return self.metric.of(point.val)
+        return accuracy(point.val, self.metric)
 
     def at(self, lam: float) -> list[GridPoint]:
         """The running soups of one lambda, in factor order."""
@@ -80,7 +90,7 @@ def choose(points: Sequence[GridPoint], metric: ValidationMetric) -> GridPoint:
     ordered = sorted(points, key=lambda p: (p.n, p.lam))
     best = ordered[0]
     for point in ordered[1:]:
-        if metric.of(point.val) > metric.of(best.val):
+        if accuracy(point.val, metric) > accuracy(best.val, metric):
             best = point
     return best
 

@@ -239,13 +239,13 @@ class GreedySoupMerger(SelectingMerger):
     def select(self, theta0: Path, groups: Sequence[FactorGroup], scorer: SoupScorer) -> Selection:
         metric = self.params.metric
         members = [(group.factor, member) for group in groups for member in group.members]
-        alone = {member: metric.of(scorer.score([(member, 1.0)])) for _, member in members}
+        alone = {member: scorer.score([(member, 1.0)], metric) for _, member in members}
         ranked = sorted(members, key=lambda item: -alone[item[1]])  # stable: ties keep plan order
         kept = [ranked[0][1]]
         best = alone[kept[0]]
         tried: list[dict[str, Any]] = []
         for _, candidate in ranked[1:]:
-            score = metric.of(scorer.score(_uniform([*kept, candidate])))
+            score = scorer.score(_uniform([*kept, candidate]), metric)
             tried.append({"member": str(candidate), "soup_score": score, "kept": score > best})
             if score > best:
                 kept, best = [*kept, candidate], score

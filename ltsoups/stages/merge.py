@@ -13,10 +13,10 @@ from typing import Any
 import torch
 
 from ltsoups.checkpoint import Checkpoint, CheckpointWriter, save_checkpoint
-from ltsoups.contracts import FactorGroup, Merger, PerTensorMerger, SelectingMerger, Weights
+from ltsoups.contracts import FactorGroup, Merger, PerTensorMerger, SelectingMerger, ValidationMetric, Weights
 from ltsoups.evaluation import Scores, evaluate
 from ltsoups.io.atomic import write_json_atomic
-from ltsoups.merge_search import SoupSearch, running_soups, search_grid
+from ltsoups.merge_search import SoupSearch, accuracy, running_soups, search_grid
 from ltsoups.merging import MergeInputs, TensorCollector
 from ltsoups.plan import Plan
 from ltsoups.plugins.mergers import RecursiveMerger
@@ -56,7 +56,10 @@ class ValidationScorer:
         self.context, self.fold_lora = context, fold_lora
         self._cache: dict[tuple[tuple[Path, float], ...], Scores] = {}
 
-    def score(self, weights: Sequence[tuple[Path, float]]) -> Scores:
+    def score(self, weights: Sequence[tuple[Path, float]], metric: ValidationMetric) -> float:
+        return accuracy(self.scores(weights), metric)
+
+    def scores(self, weights: Sequence[tuple[Path, float]]) -> Scores:
         key = tuple(weights)
         if key not in self._cache:
             collector = TensorCollector()

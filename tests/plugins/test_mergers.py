@@ -10,8 +10,7 @@ import torch
 
 from ltsoups.checkpoint import save_checkpoint
 from ltsoups.config import ConfigError, validate_config
-from ltsoups.contracts import FactorGroup
-from ltsoups.evaluation import Scores
+from ltsoups.contracts import FactorGroup, ValidationMetric
 from ltsoups.merging import MergeInputs, TensorCollector
 from ltsoups.plugins.mergers import GreedySoupMerger, GreedySoupParams, RecursiveMerger
 from ltsoups.plugins.task_vectors import TiesMerger
@@ -61,23 +60,18 @@ def test_a_bad_within_factor_step_names_its_field(within: dict, location: str, m
 # ---------------------------------------------------------------------------------------- greedy soup
 
 
-def scores(balanced: float) -> Scores:
-    return Scores(overall=balanced, balanced=balanced, many=None, medium=None, few=None, per_class=[])
-
-
 class DistanceScorer:
     """A validation stand-in with a known optimum: a soup scores -|w - target| (the soup merged for real)."""
 
     def __init__(self, target: float) -> None:
         self.target = target
-        self.asked: list[list[float]] = []
 
-    def score(self, weights: Sequence[tuple[Path, float]]) -> Scores:
+    def score(self, weights: Sequence[tuple[Path, float]], metric: ValidationMetric) -> float:
+        assert metric is ValidationMetric.BALANCED
         collector = TensorCollector()
         with MergeInputs.open([path for path, _ in weights]) as inputs:
             inputs.weighted_sums([list(weights)], [collector])
-        self.asked.append([w for _, w in weights])
-        return scores(-abs(collector.tensors["w"].item() - self.target))
+        return -abs(collector.tensors["w"].item() - self.target)
 
 
 @pytest.fixture

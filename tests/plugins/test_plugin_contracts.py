@@ -26,8 +26,8 @@ from ltsoups.contracts import (
     PluginParams,
     SelectingMerger,
     SubsetDraw,
+    ValidationMetric,
 )
-from ltsoups.evaluation import Scores
 from ltsoups.registry import PluginKind, installed_registry
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
@@ -282,10 +282,9 @@ def test_a_weighted_sum_computed_per_tensor_is_that_sum(
 class SeededScorer:
     """Scores from a fixed random draw per soup: enough to check what a selecting merger returns."""
 
-    def score(self, weights: Sequence[tuple[Path, float]]) -> Scores:
+    def score(self, weights: Sequence[tuple[Path, float]], metric: ValidationMetric) -> float:
         key = sum(hash(str(path)) % 1000 * weight for path, weight in weights)
-        value = float(np.random.default_rng(int(key * 1000) % 2**32).uniform(0, 100))
-        return Scores(overall=value, balanced=value, many=value, medium=value, few=value, per_class=[value])
+        return float(np.random.default_rng(int(key * 1000) % 2**32).uniform(0, 100))
 
 
 @every_plugin_of(PluginKind.MERGER)
