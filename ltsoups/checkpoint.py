@@ -85,16 +85,23 @@ class CheckpointWriter:
 
     def write(self, name: str, tensor: torch.Tensor) -> None:
         """The next tensor of ``order``, in the shape and dtype of the layout."""
+        self._open().write(name, tensor)
+
+    def write_part(self, name: str, part: torch.Tensor) -> None:
+        """The next elements of the tensor being written, flattened (see `SafetensorsWriter.write_part`)."""
+        self._open().write_part(name, part)
+
+    def _open(self) -> SafetensorsWriter:
         if self._writer is None:
-            raise RuntimeError(f"{self.path}: write() outside the CheckpointWriter's with block")
-        self._writer.write(name, tensor)
+            raise RuntimeError(f"{self.path}: written to outside the CheckpointWriter's with block")
+        return self._writer
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc_type is not None:
             self._stack.__exit__(exc_type, exc, tb)
             return
         with self._stack:  # closes the file, then atomic_path fsyncs and renames it
-            weights_sha256 = self._writer.finish()
+            weights_sha256 = self._open().finish()
         entries = self.layout.entries.values()
         sidecar = {
             "kind": self._kind,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import torch
 
+from ltsoups import merging
 from ltsoups.checkpoint import CheckpointWriter, open_checkpoint, save_checkpoint
 from ltsoups.contracts import FactorGroup, Weights
 from ltsoups.io.safetensors import CheckpointError, TensorFileReader, load_tensors
@@ -89,10 +91,15 @@ def test_recursive_weights_are_the_paper_formula_unchanged(soup_inputs) -> None:
         assert recursive(**{"lambda": lam, "weights": weights}).as_weighted_sum(theta0, groups) == expected
 
 
+@pytest.mark.parametrize("chunk", [merging.CHUNK_ELEMENTS, 100, 7])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
-def test_weighted_sums_are_the_float64_sum_in_weight_order_bit_for_bit(tmp_path: Path, dtype: torch.dtype) -> None:
-    """Each running soup, written in one pass beside the others, is the same bits as the engine has always
-    computed: every input widened to float64 and added in the order of the weights, then stored."""
+def test_weighted_sums_are_the_float64_sum_in_weight_order_bit_for_bit(
+    tmp_path: Path, dtype: torch.dtype, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each running soup, written in one pass beside the others and a slice at a time, is the same bits as
+    the engine has always computed: every whole input widened to float64 and added in the order of the
+    weights, then stored (the default merge's soups do not change)."""
+    monkeypatch.setattr(merging, "CHUNK_ELEMENTS", chunk)
     generator = torch.Generator().manual_seed(3)
     paths = []
     for index in range(7):
@@ -112,18 +119,19 @@ def test_weighted_sums_are_the_float64_sum_in_weight_order_bit_for_bit(tmp_path:
 
 def test_running_soups_read_each_input_tensor_once(tmp_path: Path, soup_inputs, monkeypatch) -> None:
     theta0, groups = soup_inputs
-    reads: list[tuple[str, str]] = []
-    read = TensorFileReader.read
+    read: dict[tuple[str, str], int] = defaultdict(int)  # elements read of each tensor of each file
+    read_range = TensorFileReader.read_range
 
-    def counted(self: TensorFileReader, name: str, scratch: torch.Tensor | None = None) -> torch.Tensor:
-        reads.append((self.path.name, name))
-        return read(self, name, scratch)
+    def counted(self: TensorFileReader, name: str, start: int, count: int, scratch: torch.Tensor) -> torch.Tensor:
+        read[self.path.name, name] += count
+        return read_range(self, name, start, count, scratch)
 
-    monkeypatch.setattr(TensorFileReader, "read", counted)
+    monkeypatch.setattr(TensorFileReader, "read_range", counted)
+    monkeypatch.setattr(merging, "CHUNK_ELEMENTS", 4)  # slices smaller than the tensors
     sums = [recursive().as_weighted_sum(theta0, groups[:k]) for k in (1, 2)]
     write_prefixes(sums, tmp_path)
-    reads = [read for read in reads if not read[0].startswith("prefix")]  # not the outputs read back
-    assert sorted(reads) == sorted({(path.name, name) for weights in sums for path, _ in weights for name in "wb"})
+    inputs = {path.name for weights in sums for path, _ in weights}
+    assert read == {(file, name): size for file in inputs for name, size in (("w", 6), ("b", 2))}
 
 
 def test_uniform_soup(tmp_path: Path, soup_inputs) -> None:
@@ -209,10 +217,10 @@ def test_an_interrupted_multi_output_merge_writes_none_of_its_outputs(tmp_path: 
     targets = [tmp_path / "out" / f"p{k}.safetensors" for k in (1, 2)]
 
     class Failing(CheckpointWriter):
-        def write(self, name: str, tensor: torch.Tensor) -> None:
+        def write_part(self, name: str, part: torch.Tensor) -> None:
             if name == "w":
                 raise OSError("disk full")
-            super().write(name, tensor)
+            super().write_part(name, part)
 
     paths = [p for weights in sums for p, _ in weights]
     with pytest.raises(OSError, match="disk full"), MergeInputs.open(paths) as inputs, ExitStack() as stack:

@@ -43,8 +43,8 @@ def lora_soup_inputs(tmp_path: Path) -> tuple[Path, list[FactorGroup]]:
 
 
 def merged(weights: list[tuple[Path, float]], fold: bool) -> dict[str, torch.Tensor]:
-    collector = TensorCollector()
     with MergeInputs.open([path for path, _ in weights], fold) as inputs:
+        collector = TensorCollector(inputs.layout)
         inputs.weighted_sums([weights], [collector])
     return collector.tensors
 

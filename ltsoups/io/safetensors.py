@@ -258,6 +258,22 @@ class TensorFileReader:
             raise CheckpointError(f"{self.path}: tensor {_SHORT.repr(name)} is truncated")
         return buffer.view(DTYPES[entry.dtype]).reshape(entry.shape)
 
+    def read_range(self, name: str, start: int, count: int, scratch: torch.Tensor) -> torch.Tensor:
+        """Elements ``start`` to ``start + count`` of tensor ``name`` (flattened), as a view into ``scratch``.
+
+        A merge reads every input a slice at a time, so the slices of all its inputs fit in the CPU cache.
+        """
+        entry = self._header.entries[name]
+        dtype = DTYPES[entry.dtype]
+        begin, nbytes = start * dtype.itemsize, count * dtype.itemsize
+        if start < 0 or count < 0 or begin + nbytes > entry.nbytes:
+            raise ValueError(f"{self.path}: elements {start}..{start + count} are outside tensor {_SHORT.repr(name)}")
+        buffer = scratch[:nbytes]
+        self._handle.seek(self._header.data_start + entry.begin + begin)
+        if nbytes and self._handle.readinto(memoryview(buffer.numpy())) != nbytes:
+            raise CheckpointError(f"{self.path}: tensor {_SHORT.repr(name)} is truncated")
+        return buffer.view(dtype)
+
     def close(self) -> None:
         self._handle.close()
 
@@ -308,23 +324,36 @@ class SafetensorsWriter:
         self._digest = hashlib.sha256()
         self._put(struct.pack("<Q", len(encoded)))
         self._put(encoded)
-        self._next = 0
+        self._next, self._written = 0, 0
 
     def write(self, name: str, tensor: torch.Tensor) -> None:
-        """The next tensor of ``order``, with the shape and dtype the layout gave it."""
+        """The next tensor of ``order``, whole, with the shape and dtype the layout gave it."""
+        shape = self._layout.entries[name][0] if name in self._layout.entries else None
+        if shape is not None and tuple(tensor.shape) != shape:
+            raise ValueError(f"tensor {name!r}: shape {list(tensor.shape)} does not fit its layout's {list(shape)}")
+        if self._written:
+            raise ValueError(f"tensor {name!r} is already being written in parts")
+        self.write_part(name, tensor.reshape(-1))
+
+    def write_part(self, name: str, part: torch.Tensor) -> None:
+        """The next elements of the tensor being written (flattened, in order); the tensor is done when full."""
         if self._next >= len(self.order) or self.order[self._next] != name:
             expected = self.order[self._next] if self._next < len(self.order) else "nothing more"
             raise ValueError(f"safetensors writer: got tensor {name!r}, expected {expected!r}")
         shape, code = self._layout.entries[name]
-        if tuple(tensor.shape) != shape or tensor.dtype != DTYPES[code]:
+        dtype = DTYPES[code]
+        total = math.prod(shape)
+        if part.dtype != dtype or self._written + part.numel() > total:
             raise ValueError(
-                f"tensor {name!r}: {tensor.dtype} of shape {list(tensor.shape)} does not fit its layout "
-                f"({code} of shape {list(shape)})"
+                f"tensor {name!r}: {part.numel()} more {part.dtype} elements do not fit its layout "
+                f"({code}, {total} elements, {self._written} written)"
             )
-        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        flat = part.detach().cpu().contiguous().reshape(-1)
         if flat.numel():
             self._put(memoryview(flat.view(torch.uint8).numpy()))
-        self._next += 1
+        self._written += flat.numel()
+        if self._written == total:
+            self._next, self._written = self._next + 1, 0
 
     def finish(self) -> str:
         """The sha256 of the file written; raises if a tensor of the layout was never written."""

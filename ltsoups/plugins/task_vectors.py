@@ -36,11 +36,14 @@ def _task_vector(member: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
 
 def magnitude_threshold(delta: torch.Tensor, density: float) -> float:
     """The magnitude of the ceil(density * n)-th largest entry: keeping |delta| >= it keeps the top-k% (ties too)."""
-    magnitudes = delta.abs().flatten()
-    keep = math.ceil(density * magnitudes.numel())
-    if keep >= magnitudes.numel():
+    import numpy as np
+
+    magnitudes = delta.abs().flatten().numpy()
+    keep = math.ceil(density * magnitudes.size)
+    if keep >= magnitudes.size:
         return 0.0
-    return float(magnitudes.kthvalue(magnitudes.numel() - keep + 1).values)
+    # numpy's introselect finds it in linear time, several times faster than torch.kthvalue on CPU.
+    return float(np.partition(magnitudes, magnitudes.size - keep)[magnitudes.size - keep])
 
 
 def elected_disjoint_mean(deltas: Iterator[torch.Tensor], mass: torch.Tensor) -> torch.Tensor:

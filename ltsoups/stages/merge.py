@@ -62,8 +62,8 @@ class ValidationScorer:
     def scores(self, weights: Sequence[tuple[Path, float]]) -> Scores:
         key = tuple(weights)
         if key not in self._cache:
-            collector = TensorCollector()
             with MergeInputs.open([path for path, _ in weights], self.fold_lora) as inputs:
+                collector = TensorCollector(inputs.layout)
                 inputs.weighted_sums([list(weights)], [collector])
             self._cache[key] = self.score_state(collector.tensors, "a soup merged in memory")
         return self._cache[key]

@@ -68,8 +68,8 @@ class DistanceScorer:
 
     def score(self, weights: Sequence[tuple[Path, float]], metric: ValidationMetric) -> float:
         assert metric is ValidationMetric.BALANCED
-        collector = TensorCollector()
         with MergeInputs.open([path for path, _ in weights]) as inputs:
+            collector = TensorCollector(inputs.layout)
             inputs.weighted_sums([list(weights)], [collector])
         return -abs(collector.tensors["w"].item() - self.target)
 
