@@ -126,15 +126,18 @@ class RecursiveMerger(PerTensorMerger):
 
     def as_weighted_sum(self, theta0: Path, groups: Sequence[FactorGroup]) -> Weights | None:
         keep = self.keep_previous
-        weights: dict[Path, float] = {theta0: 1.0}
+        weights: Weights = [(theta0, 1.0)]
         for group in sorted(groups, key=lambda g: g.factor):
             step = self._factor_weights(theta0, group, 1.0 - keep)
             if step is None:
                 return None
-            weights = {path: w * keep for path, w in weights.items()}
-            for path, w in step:  # a within step may weigh theta_0 too: one weight per checkpoint
-                weights[path] = weights.get(path, 0.0) + w
-        return list(weights.items())
+            weights = [(path, w * keep) for path, w in weights]
+            for path, w in step:
+                if path == theta0:  # a within step may weigh theta_0 too: it keeps one weight, first
+                    weights[0] = (theta0, weights[0][1] + w)
+                else:
+                    weights.append((path, w))
+        return weights
 
     def _factor_weights(self, theta0: Path, group: FactorGroup, share: float) -> Weights | None:
         """``share`` times mean_k as weights on checkpoints; None when the within step is not linear."""
