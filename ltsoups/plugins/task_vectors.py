@@ -34,30 +34,29 @@ def _task_vector(member: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     return member.to(torch.float64, copy=True).sub_(base)  # a copy even of float64 inputs: they stay as given
 
 
-def magnitude_threshold(delta: torch.Tensor, density: float) -> float:
-    """The magnitude of the ceil(density * n)-th largest entry: keeping |delta| >= it keeps the top-k% (ties too)."""
+def magnitude_threshold(magnitudes: torch.Tensor, density: float) -> float:
+    """The ceil(density * n)-th largest of ``magnitudes``: keeping entries >= it keeps the top-k% (ties too)."""
     import numpy as np
 
-    magnitudes = delta.abs().flatten().numpy()
-    keep = math.ceil(density * magnitudes.size)
-    if keep >= magnitudes.size:
+    flat = magnitudes.flatten().numpy()
+    keep = math.ceil(density * flat.size)
+    if keep >= flat.size:
         return 0.0
     # numpy's introselect finds it in linear time, several times faster than torch.kthvalue on CPU.
-    return float(np.partition(magnitudes, magnitudes.size - keep)[magnitudes.size - keep])
+    return float(np.partition(flat, flat.size - keep)[flat.size - keep])
 
 
-def elected_disjoint_mean(deltas: Iterator[torch.Tensor], mass: torch.Tensor) -> torch.Tensor:
-    """TIES' disjoint merge: per entry, the mean of the deltas whose sign is the elected sign(mass) (zeros excluded).
+def disjoint_mean(deltas: Iterator[torch.Tensor], elected: torch.Tensor) -> torch.Tensor:
+    """TIES' disjoint merge: per entry, the mean of the deltas whose sign is the ``elected`` one (zeros excluded).
 
     ``deltas`` are fresh tensors (they are modified).
     """
     import torch
 
-    elected = mass.sign()
-    total = torch.zeros_like(mass)
-    count = torch.zeros_like(mass)
+    total = torch.zeros_like(elected)
+    count = torch.zeros_like(elected)
     for delta in deltas:
-        agrees = (delta.sign() == elected) & (delta != 0)
+        agrees = delta.mul(elected).gt_(0)  # 1.0 where delta has the elected sign (so is not zero), else 0.0
         total.add_(delta.mul_(agrees))
         count.add_(agrees)
     return total.div_(count.clamp_(min=1))
@@ -91,17 +90,20 @@ class TiesMerger(PerTensorMerger):
 
         base64 = base.to(torch.float64)
         members = [tensor for _, _, tensor in _members(groups)]
-        thresholds = [magnitude_threshold(_task_vector(m, base64), self.params.density) for m in members]
+        mass = torch.zeros_like(base64)
+        thresholds = []
+        for member in members:  # trim, and add up the trimmed task vectors: the mass that elects the signs
+            delta = _task_vector(member, base64)
+            magnitudes = delta.abs()
+            thresholds.append(magnitude_threshold(magnitudes, self.params.density))
+            mass.add_(delta.mul_(magnitudes.ge_(thresholds[-1])))
 
         def trimmed() -> Iterator[torch.Tensor]:  # recomputed, not kept: memory stays one tensor per input
             for member, threshold in zip(members, thresholds, strict=True):
                 delta = _task_vector(member, base64)
-                yield delta.mul_(delta.abs() >= threshold)
+                yield delta.mul_(delta.abs().ge_(threshold))
 
-        mass = torch.zeros_like(base64)
-        for delta in trimmed():
-            mass.add_(delta)
-        return elected_disjoint_mean(trimmed(), mass).mul_(self.params.scale).add_(base64)
+        return disjoint_mean(trimmed(), mass.sign_()).mul_(self.params.scale).add_(base64)
 
 
 # ----------------------------------------------------------------------------------------------- DARE
@@ -146,7 +148,7 @@ class DareMerger(PerTensorMerger):
             mass = torch.zeros_like(base64)
             for delta in self._rescaled(name, base64, members):
                 mass.add_(delta)
-            merged = elected_disjoint_mean(self._rescaled(name, base64, members), mass)
+            merged = disjoint_mean(self._rescaled(name, base64, members), mass.sign_())
         else:
             merged = torch.zeros_like(base64)
             weight = 1.0 / len(members) if combine is DareCombine.MEAN else 1.0
