@@ -13,11 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ltsoups.contracts import ValidationMetric
 from ltsoups.data.stats import ShotThresholds
-from ltsoups.plugin_specs import BackboneSpec, DatasetSpec, LossSpec, MergerSpec, PluginSpec, SamplerSpec
+from ltsoups.plugin_specs import (
+    BackboneSpec,
+    DatasetSpec,
+    LossSpec,
+    MergerSpec,
+    PluginSpec,
+    SamplerSpec,
+    registry_from,
+)
 from ltsoups.provenance import hash_json
 from ltsoups.registry import PluginKind, PluginRegistry, installed_registry
 from ltsoups.runtime import RuntimeSettings
@@ -97,6 +105,17 @@ class MergeConfig(StrictModel):
     search: SearchSettings = Field(
         SearchSettings(), description="choose lambda and N on the validation split (`ltsoups merge --search`)"
     )
+
+    @model_validator(mode="after")
+    def _search_has_a_lambda(self, info: ValidationInfo) -> MergeConfig:
+        if self.search.enabled:
+            merger = registry_from(info).entry(PluginKind.MERGER, self.merger.name).load()
+            if not callable(getattr(merger, "with_lambda", None)):
+                raise ValueError(
+                    f"merge.search.enabled: true searches the recursive merger's lambda and N, but "
+                    f"merge.merger.name is {self.merger.name!r}; use recursive (any within-factor step), or no search"
+                )
+        return self
 
 
 class RetrainHeadConfig(LoopSettings):

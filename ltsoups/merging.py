@@ -72,7 +72,11 @@ class TensorSource:
         self.reader = TensorFileReader(path)
         names = self.reader.names()
         self._inputs = fold_inputs(names) if fold and is_lora_state(names) else {name: (name,) for name in names}
-        self._main = {target: self._main_input(target, sources) for target, sources in self._inputs.items()}
+        try:
+            self._main = {target: self._main_input(target, sources) for target, sources in self._inputs.items()}
+        except CheckpointError:
+            self.reader.close()
+            raise
         self.layout = TensorLayout({target: self.reader.layout(self._main[target]) for target in sorted(self._inputs)})
         self._folded: tuple[str, torch.Tensor] | None = None
 

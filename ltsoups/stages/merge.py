@@ -20,6 +20,7 @@ from ltsoups.merge_search import SoupSearch, accuracy, running_soups, search_gri
 from ltsoups.merging import MergeInputs, TensorCollector
 from ltsoups.plan import Plan
 from ltsoups.plugins.mergers import RecursiveMerger
+from ltsoups.registry import PluginError
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.inputs import verified_members, verified_theta0
 from ltsoups.stages.sections import MERGE_SECTIONS
@@ -39,10 +40,6 @@ class MergeOutput:
 
     running: list[RunningSoup]
     search: SoupSearch | None = None
-
-    @property
-    def soup(self) -> RunningSoup:
-        return self.running[-1]
 
 
 class ValidationScorer:
@@ -141,7 +138,7 @@ def _merge(
             record["selection"] = selection.record
         return _write_sums([s.weights for s in selections], targets, extra, scorer.fold_lora, provenance)
     if not isinstance(merger, PerTensorMerger):
-        raise TypeError(f"{type(merger).__name__} is neither a per-tensor (linear) nor a selecting merger")
+        raise PluginError(f"{type(merger).__name__} derives from Merger but from none of its three kinds")
     sums = [merger.as_weighted_sum(theta0, prefix) for prefix in prefixes]
     if all(weights is not None for weights in sums):
         return _write_sums([w for w in sums if w is not None], targets, extra, scorer.fold_lora, provenance)
@@ -187,11 +184,8 @@ def _search(
     """Choose lambda and N on validation, then write the running soups of the chosen lambda and the chosen soup."""
     config = context.config
     settings = config.merge.search
-    if not isinstance(merger, RecursiveMerger):
-        raise ValueError(
-            f"merge.search.enabled: true searches the recursive merger's lambda and N, "
-            f"but merge.merger.name is {config.merge.merger.name!r}; use recursive, or disable the search"
-        )
+    if not isinstance(merger, RecursiveMerger):  # the config's validation says so first
+        raise PluginError(f"merge.search needs the recursive merger, not {config.merge.merger.name!r}")
     if not groups:
         raise ValueError("merge.search.enabled: true, but the plan has no members to merge (zero-shot sampler)")
     workspace.soup.parent.mkdir(parents=True, exist_ok=True)

@@ -107,3 +107,26 @@ def test_greedy_soup_keeps_only_strict_improvements(members: list[FactorGroup], 
         tmp_path / "theta0.safetensors", members, DistanceScorer(6.0)
     )
     assert selection.weights == [(members[0].members[0], 1.0)]
+
+
+# ------------------------------------------------------------------------------------------- search
+
+
+def test_the_search_is_configured_with_the_recursive_merger_and_a_grid_of_lambdas() -> None:
+    search = validate_config({}).merge.search
+    assert (search.enabled, search.lambdas, search.metric.value) == (
+        False,
+        tuple(k / 10 for k in range(1, 10)),
+        "balanced",
+    )
+    config = {"merge": {"merger": {"name": "uniform"}, "search": {"enabled": True}}}
+    with pytest.raises(
+        ConfigError, match=r"searches the recursive merger's lambda and N, but merge\.merger\.name is 'uniform'"
+    ):
+        validate_config(config)
+    for lambdas, message in (
+        ([0.5, 1.5], r"every lambda must lie in \[0, 1\], got \[1.5\]"),
+        ([0.3, 0.3], "each lambda once"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            validate_config({"merge": {"search": {"lambdas": lambdas}}})
