@@ -28,6 +28,17 @@ def _members(groups: Sequence[FactorTensors]) -> Iterator[tuple[int, int, torch.
             yield group.factor, position, tensor
 
 
+_SLICE = 1 << 16
+"""Entries per slice of the per-entry steps: every member's slice in float64 stays in the CPU cache."""
+
+
+def _total(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    total = tensors[0].clone()
+    for tensor in tensors[1:]:
+        total.add_(tensor)
+    return total
+
+
 def _task_vector(member: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     import torch
 
@@ -88,22 +99,35 @@ class TiesMerger(PerTensorMerger):
     def merge_tensor(self, name: str, base: torch.Tensor, groups: Sequence[FactorTensors]) -> torch.Tensor:
         import torch
 
-        base64 = base.to(torch.float64)
-        members = [tensor for _, _, tensor in _members(groups)]
-        mass = torch.zeros_like(base64)
-        thresholds = []
-        for member in members:  # trim, and add up the trimmed task vectors: the mass that elects the signs
-            delta = _task_vector(member, base64)
-            magnitudes = delta.abs()
-            thresholds.append(magnitude_threshold(magnitudes, self.params.density))
-            mass.add_(delta.mul_(magnitudes.ge_(thresholds[-1])))
-
-        def trimmed() -> Iterator[torch.Tensor]:  # recomputed, not kept: memory stays one tensor per input
+        members = [tensor.reshape(-1) for _, _, tensor in _members(groups)]
+        flat_base = base.reshape(-1)
+        thresholds = [
+            magnitude_threshold(self._magnitudes(member, flat_base), self.params.density) for member in members
+        ]
+        merged = torch.empty(flat_base.shape, dtype=torch.float64)
+        # Trimming, electing and averaging are per entry: done a slice at a time, every member's trimmed
+        # slice held at once, so no full-size temporary beyond the output.
+        for start in range(0, flat_base.numel(), _SLICE):
+            base_slice = flat_base[start : start + _SLICE].to(torch.float64)
+            trimmed = []
             for member, threshold in zip(members, thresholds, strict=True):
-                delta = _task_vector(member, base64)
-                yield delta.mul_(delta.abs().ge_(threshold))
+                delta = _task_vector(member[start : start + _SLICE], base_slice)
+                trimmed.append(delta.mul_(delta.abs().ge_(threshold)))
+            mass = _total(trimmed)
+            mean = disjoint_mean(iter(trimmed), mass.sign_())
+            merged[start : start + _SLICE] = mean.mul_(self.params.scale).add_(base_slice)
+        return merged.view(base.shape)
 
-        return disjoint_mean(trimmed(), mass.sign_()).mul_(self.params.scale).add_(base64)
+    @staticmethod
+    def _magnitudes(member: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """|theta_k - theta_0| of a whole tensor, computed a slice at a time into one float64 buffer."""
+        import torch
+
+        magnitudes = torch.empty(base.shape, dtype=torch.float64)
+        for start in range(0, base.numel(), _SLICE):
+            part = base[start : start + _SLICE].to(torch.float64)
+            magnitudes[start : start + _SLICE] = _task_vector(member[start : start + _SLICE], part).abs_()
+        return magnitudes
 
 
 # ----------------------------------------------------------------------------------------------- DARE
