@@ -165,28 +165,28 @@ class DareMerger(PerTensorMerger):
     def merge_tensor(self, name: str, base: torch.Tensor, groups: Sequence[FactorTensors]) -> torch.Tensor:
         import torch
 
-        base64 = base.to(torch.float64)
+        drop, combine = self.params.drop, self.params.combine
         members = list(_members(groups))
-        combine = self.params.combine
-        if combine is DareCombine.TIES:
-            mass = torch.zeros_like(base64)
-            for delta in self._rescaled(name, base64, members):
-                mass.add_(delta)
-            merged = disjoint_mean(self._rescaled(name, base64, members), mass.sign_())
-        else:
-            merged = torch.zeros_like(base64)
-            weight = 1.0 / len(members) if combine is DareCombine.MEAN else 1.0
-            for delta in self._rescaled(name, base64, members):
-                merged.add_(delta, alpha=weight)
-        return merged.mul_(self.params.scale).add_(base64)
-
-    def _rescaled(
-        self, name: str, base: torch.Tensor, members: Sequence[tuple[int, int, torch.Tensor]]
-    ) -> Iterator[torch.Tensor]:
-        drop = self.params.drop
-        for factor, position, member in members:
-            kept = drop_mask(base.shape, drop, self.params.seed, name, factor, position)
-            yield _task_vector(member, base).mul_(kept).div_(1.0 - drop)
+        masks = [drop_mask(base.shape, drop, self.params.seed, name, f, p).reshape(-1) for f, p, _ in members]
+        flat_base = base.reshape(-1)
+        merged = torch.empty(flat_base.shape, dtype=torch.float64)
+        weight = 1.0 / len(members) if combine is DareCombine.MEAN else 1.0
+        for start in range(0, flat_base.numel(), _SLICE):  # per entry from here: a slice at a time
+            base_slice = flat_base[start : start + _SLICE].to(torch.float64)
+            rescaled = [
+                _task_vector(member.reshape(-1)[start : start + _SLICE], base_slice)
+                .mul_(mask[start : start + _SLICE])
+                .div_(1.0 - drop)
+                for (_, _, member), mask in zip(members, masks, strict=True)
+            ]
+            if combine is DareCombine.TIES:
+                combined = disjoint_mean(iter(rescaled), _total(rescaled).sign_())
+            else:
+                combined = torch.zeros_like(base_slice)
+                for delta in rescaled:
+                    combined.add_(delta, alpha=weight)
+            merged[start : start + _SLICE] = combined.mul_(self.params.scale).add_(base_slice)
+        return merged.view(base.shape)
 
 
 def drop_mask(shape: torch.Size, drop: float, seed: int, name: str, factor: int, position: int) -> torch.Tensor:
