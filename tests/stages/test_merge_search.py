@@ -67,7 +67,8 @@ def test_merge_search_chooses_on_validation_and_reads_the_test_split_only_after(
     for member in ("f1-r0", "f1-r1", "f2-r0", "f2-r1", "f4-r0", "f4-r1"):
         invoke("train-member", member, *p)
 
-    output = invoke("merge", "--search", *p)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    output = invoke("merge", "--search", *p, "--set", "tracking.enabled=true", "--set", f"tracking.uri={store}")
     assert test_reads == []  # the merge, search included, never reads the test split
     assert "Soup search: validation balanced accuracy" in output
     search = json.loads(search_file.read_text())
@@ -83,6 +84,20 @@ def test_merge_search_chooses_on_validation_and_reads_the_test_split_only_after(
     for factor in (1, 2):  # the running soups are those of the chosen lambda
         running = open_checkpoint(outputs / "soup" / "running" / f"upto-f{factor}.safetensors", "soup")
         assert running.sidecar["search"]["chosen"]["lambda"] == best["lambda"]
+
+    # The grid in MLflow: one series per N over lambda (step: lambda in thousandths), the table and the figure.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("ltsoups").experiment_id])
+    (searched,) = [run for run in runs if run.info.run_name == "soup search"]
+    for n in range(3):
+        history = client.get_metric_history(searched.info.run_id, f"search_val_balanced_N{n}")
+        assert sorted(point.step for point in history) == list(range(100, 1000, 100))
+    artifacts = {item.path for item in client.list_artifacts(searched.info.run_id, "search")}
+    assert artifacts == {"search/search.json", "search/search.png"}
+    (parent,) = [run for run in runs if run.data.tags.get("kind") == "pipeline"]
+    assert parent.data.metrics["search_lambda"] == best["lambda"] and parent.data.metrics["search_N"] == best["N"]
 
     # The soup written is the soup scored: its validation accuracy is the grid's.
     context = RunContext(load_config(params, SEARCHED[1:]))
