@@ -149,8 +149,8 @@ class PerTensorMerger(Merger):
     def as_weighted_sum(self, theta0: Path, groups: Sequence[FactorGroup]) -> Weights | None:
         """The merge as weights on checkpoints when it is a weighted sum, else None.
 
-        When it is one, the engine streams it reading one input at a time (memory: one tensor, not one
-        per input) and sums in float64 in the order given.
+        When it is one, the engine streams it through every input a slice at a time (memory: a few MiB,
+        not one tensor per input) and sums in float64 in the order given.
         """
         return None
 
@@ -182,7 +182,7 @@ class LinearMerger(PerTensorMerger):
             tensors.update(zip(standing_in.members, group.members, strict=True))
         total = base.new_zeros(base.shape, dtype=torch.float64)
         for path, weight in self.coefficients(theta0, placeholders):
-            total.add_(tensors[path], alpha=weight)
+            total.add_(tensors[path].to(torch.float64), alpha=weight)
         return total
 
 

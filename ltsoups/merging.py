@@ -1,11 +1,11 @@
 """The streaming merge engine: each output tensor is computed from the same tensor of every input, one
 tensor at a time, and written as soon as it is computed.
 
-Memory: a weighted sum (a `LinearMerger`, or any merger with ``as_weighted_sum``) holds one tensor of
-one input at a time; a per-tensor merge holds one tensor of every input. Outputs are streamed to their
-files, never held whole, so a merge costs a few tensors of memory however many members there are.
-Several outputs (the running soup after each factor) are computed in the same pass: every input tensor
-is read once for all of them.
+Memory: a weighted sum (a `LinearMerger`, or any merger with ``as_weighted_sum``) goes through every
+input a slice at a time (a few MiB of buffers in all); a per-tensor merge holds one tensor of every
+input. Outputs are streamed to their files, never held whole, so memory does not grow with the number
+of members for weighted sums, and by one tensor per member for per-tensor merges. Several outputs (the
+running soup after each factor) are computed in the same pass: every input tensor is read once for all.
 """
 
 from __future__ import annotations
