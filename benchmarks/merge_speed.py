@@ -188,15 +188,18 @@ def main() -> None:
             f"largest tensor {100 * largest / model_bytes:.1f}% of it; {args.threads} thread(s), "
             f"{'cold' if args.cold else 'warm'} page cache"
         )
-        header = f"{'method':>8} {'members':>8} {'read s':>8} {'merge s':>8} {'time/read':>10} {'resident/model':>15} {'anon/model':>11}"
+        columns = ("method", "members", "read s", "merge s", "time/read", "resident/model", "anon/model")
+        widths = (8, 8, 8, 8, 10, 15, 11)
+        header = " ".join(f"{column:>{width}}" for column, width in zip(columns, widths, strict=True))
         print(header)
         for method in args.methods:
             for count in args.members:
                 inputs = paths[: count + 1]
                 m = measure(method, inputs, Path(tmp) / "soup.safetensors", args.cold, args.threads)
+                ratios = (m["merge_s"] / m["read_s"], m["rss"] / model_bytes, m["anon"] / model_bytes)
                 print(
-                    f"{method:>8} {count:>8} {m['read_s']:>8.2f} {m['merge_s']:>8.2f} {m['merge_s'] / m['read_s']:>10.2f} "
-                    f"{m['rss'] / model_bytes:>15.2f} {m['anon'] / model_bytes:>11.2f}"
+                    f"{method:>8} {count:>8} {m['read_s']:>8.2f} {m['merge_s']:>8.2f} "
+                    f"{ratios[0]:>10.2f} {ratios[1]:>15.2f} {ratios[2]:>11.2f}"
                 )
 
 
