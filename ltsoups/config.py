@@ -11,69 +11,27 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ltsoups.contracts import PluginParams
+from ltsoups.contracts import ValidationMetric
 from ltsoups.data.stats import ShotThresholds
+from ltsoups.plugin_specs import (
+    BackboneSpec,
+    DatasetSpec,
+    LossSpec,
+    MergerSpec,
+    PluginSpec,
+    SamplerSpec,
+    registry_from,
+)
 from ltsoups.provenance import hash_json
 from ltsoups.registry import PluginKind, PluginRegistry, installed_registry
 from ltsoups.runtime import RuntimeSettings
 from ltsoups.schema import StrictModel
 from ltsoups.training.settings import AugmentSettings, EvaluationSettings, LoopSettings, Selection
-
-
-def _registry(info: ValidationInfo) -> PluginRegistry:
-    context = info.context or {}
-    return context.get("registry") or installed_registry()
-
-
-class PluginSpec(StrictModel):
-    """A plugin by name, with the parameters its own Params model accepts (held validated)."""
-
-    kind: ClassVar[PluginKind]
-
-    name: str = Field(min_length=1, description="a registered plugin name (see `ltsoups plugins list`)")
-    params: SerializeAsAny[PluginParams] = Field(
-        default_factory=dict, validate_default=True, description="validated by the plugin's Params model"
-    )
-
-    @field_validator("name")
-    @classmethod
-    def _installed(cls, name: str, info: ValidationInfo) -> str:
-        _registry(info).entry(cls.kind, name)  # an unknown name raises, listing what is installed
-        return name
-
-    @field_validator("params", mode="before")
-    @classmethod
-    def _plugin_params(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, PluginParams):
-            return value
-        if "name" not in info.data:
-            return PluginParams()  # the name's own error is reported; params cannot be checked without it
-        return _registry(info).params_model(cls.kind, info.data["name"]).model_validate(value or {})
-
-
-class DatasetSpec(PluginSpec):
-    kind = PluginKind.DATASET
-
-
-class BackboneSpec(PluginSpec):
-    kind = PluginKind.BACKBONE
-
-
-class SamplerSpec(PluginSpec):
-    kind = PluginKind.SAMPLER
-
-
-class LossSpec(PluginSpec):
-    kind = PluginKind.LOSS
-
-
-class MergerSpec(PluginSpec):
-    kind = PluginKind.MERGER
 
 
 class DataConfig(StrictModel):
@@ -108,11 +66,57 @@ class TrainConfig(LoopSettings):
     augment: AugmentSettings = AugmentSettings()
 
 
+DEFAULT_LAMBDAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+class SearchSettings(StrictModel):
+    """A grid over the recursive merger's lambda and N (every prefix of factors), scored on validation."""
+
+    enabled: bool = Field(False, description="search instead of using merge.merger.params.lambda and every factor")
+    lambdas: tuple[float, ...] = Field(
+        DEFAULT_LAMBDAS,
+        min_length=1,
+        description="the lambda values tried, in the merger's own convention (merge.merger.params.weights)",
+    )
+    metric: ValidationMetric = Field(
+        ValidationMetric.BALANCED, description="the validation accuracy maximised: balanced, few or overall"
+    )
+
+    @field_validator("lambdas")
+    @classmethod
+    def _unit_interval(cls, lambdas: tuple[float, ...]) -> tuple[float, ...]:
+        outside = [lam for lam in lambdas if not 0.0 <= lam <= 1.0]
+        if outside:
+            raise ValueError(f"every lambda must lie in [0, 1], got {outside}")
+        if len(set(lambdas)) != len(lambdas):
+            raise ValueError("each lambda once")
+        return tuple(sorted(lambdas))
+
+
 class MergeConfig(StrictModel):
     merger: MergerSpec = Field(
         default_factory=lambda: MergerSpec(name="recursive", params={"lambda": 0.7, "weights": "previous"}),
         description="how members become one model; recursive: Theta_k = lambda*Theta_(k-1) + (1-lambda)*mean_k",
     )
+    fold_lora: bool = Field(
+        True,
+        description="add each LoRA member's update (A B)^T / r to the weight it adapts before merging, as the "
+        "authors do (the soup is a plain encoder checkpoint); false: average A, B and the weights separately",
+    )
+    search: SearchSettings = Field(
+        SearchSettings(), description="choose lambda and N on the validation split (`ltsoups merge --search`)"
+    )
+
+    @model_validator(mode="after")
+    def _search_has_a_lambda(self, info: ValidationInfo) -> MergeConfig:
+        if self.search.enabled:
+            merger = registry_from(info).entry(PluginKind.MERGER, self.merger.name).load()
+            if not callable(getattr(merger, "with_lambda", None)):
+                raise ValueError(
+                    f"merge.search.enabled: true searches the recursive merger's lambda and N, but "
+                    f"merge.merger.name is {self.merger.name!r}; use recursive (any within-factor step), or no search"
+                )
+        return self
 
 
 class HeadInit(str, Enum):

@@ -10,8 +10,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -97,12 +98,124 @@ class FactorGroup:
     members: tuple[Path, ...]
 
 
+@dataclass(frozen=True)
+class FactorTensors:
+    """One tensor (the same name) of every member trained at one imbalance factor, in member order."""
+
+    factor: int
+    members: tuple[torch.Tensor, ...]
+
+
+Weights = list[tuple[Path, float]]
+"""A linear merge: the weight of each checkpoint, in the order the sum adds them."""
+
+
 class Merger(Plugin):
-    """A merge expressed as weights on checkpoints; the streaming engine does the arithmetic."""
+    """How θ_0 and the members become one model. Derive from one of the three kinds below:
+
+    - `LinearMerger`: the merge is a weighted sum of checkpoints; give the weights (``coefficients``).
+    - `PerTensorMerger`: each tensor of the merge is a function of the same tensor of θ_0 and of every
+      member (``merge_tensor``): task vectors, TIES, DARE, ...
+    - `SelectingMerger`: the merge chooses its ingredients on the validation split (``select``).
+
+    The streaming engine (`ltsoups.merging`) does all reading and writing, one tensor at a time.
+    """
+
+
+class PerTensorMerger(Merger):
+    """Computes each tensor of the merged model from the same tensor of θ_0 and of every member.
+
+    The engine reads one tensor of every input at a time, so memory is about one tensor per input
+    whatever the method. Floating tensors only: integer buffers are copied from θ_0.
+    """
 
     @abstractmethod
-    def coefficients(self, theta0: Path, groups: Sequence[FactorGroup]) -> list[tuple[Path, float]]:
-        """Weight of each checkpoint in the merged model; groups come in ascending factor order."""
+    def merge_tensor(self, name: str, base: torch.Tensor, groups: Sequence[FactorTensors]) -> torch.Tensor:
+        """The merged tensor ``name`` from θ_0's (``base``) and the members' (``groups``, ascending factors).
+
+        Inputs are in the checkpoints' dtype and must not be modified; compute in float64 and return a
+        floating tensor of ``base``'s shape (the engine stores it in the checkpoints' dtype). Same
+        inputs, same bits: seed any randomness from the params, ``name`` and the member's position.
+        """
+
+    def merge_prefixes(self, name: str, base: torch.Tensor, groups: Sequence[FactorTensors]) -> list[torch.Tensor]:
+        """The merge of ``groups[:k]`` for k = 1..len(groups) (the running soups, one pass over the inputs).
+
+        Override when prefixes share work (the recursive merge builds each from the previous one);
+        the result must equal ``merge_tensor`` on each prefix.
+        """
+        return [self.merge_tensor(name, base, groups[:k]) for k in range(1, len(groups) + 1)]
+
+    def as_weighted_sum(self, theta0: Path, groups: Sequence[FactorGroup]) -> Weights | None:
+        """The merge as weights on checkpoints when it is a weighted sum, else None.
+
+        When it is one, the engine streams it through every input a slice at a time (memory: a few MiB,
+        not one tensor per input) and sums in float64 in the order given.
+        """
+        return None
+
+
+class LinearMerger(PerTensorMerger):
+    """A merge that is a weighted sum of checkpoints: implement ``coefficients`` only."""
+
+    @abstractmethod
+    def coefficients(self, theta0: Path, groups: Sequence[FactorGroup]) -> Weights:
+        """Weight of each checkpoint in the merged model; groups come in ascending factor order.
+
+        Arithmetic on the layout only: no checkpoint is opened (the paths may not even exist).
+        """
+
+    def as_weighted_sum(self, theta0: Path, groups: Sequence[FactorGroup]) -> Weights:
+        return self.coefficients(theta0, groups)
+
+    def merge_tensor(self, name: str, base: torch.Tensor, groups: Sequence[FactorTensors]) -> torch.Tensor:
+        """The weighted sum of the tensors, in the order of ``coefficients`` (what the engine computes)."""
+        import torch
+
+        theta0 = Path("<theta0>")
+        placeholders = [
+            FactorGroup(group.factor, tuple(Path(f"<f{group.factor}-{i}>") for i in range(len(group.members))))
+            for group in groups
+        ]
+        tensors = {theta0: base}
+        for group, standing_in in zip(groups, placeholders, strict=True):
+            tensors.update(zip(standing_in.members, group.members, strict=True))
+        total = base.new_zeros(base.shape, dtype=torch.float64)
+        for path, weight in self.coefficients(theta0, placeholders):
+            total.add_(tensors[path].to(torch.float64), alpha=weight)
+        return total
+
+
+class ValidationMetric(str, Enum):
+    """Which validation accuracy (percent) a merge that chooses on validation maximises."""
+
+    BALANCED = "balanced"
+    FEW = "few"
+    OVERALL = "overall"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a selecting merger chose: the soup as weights, and a JSON-able record of why (for the sidecar)."""
+
+    weights: Weights
+    record: dict[str, Any]
+
+
+class SoupScorer(Protocol):
+    """Scores soups on the validation split; the only data a merger is given (never the test split)."""
+
+    def score(self, weights: Sequence[tuple[Path, float]], metric: ValidationMetric) -> float:
+        """The validation accuracy ``metric`` of the weighted sum of these checkpoints (merged in memory)."""
+        ...
+
+
+class SelectingMerger(Merger):
+    """A merge that chooses on the validation split (a greedy soup); the merge stage hands it a scorer."""
+
+    @abstractmethod
+    def select(self, theta0: Path, groups: Sequence[FactorGroup], scorer: SoupScorer) -> Selection:
+        """The chosen soup of these members; the same scores give the same choice."""
 
 
 # --------------------------------------------------------------------------------------- backbones

@@ -43,6 +43,15 @@ class Workspace:
         return self.root / "soup" / "running" / f"upto-f{factor}.safetensors"
 
     @property
+    def soup_search(self) -> Path:
+        """The lambda x N grid of `merge --search`, scored on validation, and what it chose."""
+        return self.root / "soup" / "search.json"
+
+    @property
+    def soup_search_plot(self) -> Path:
+        return self.root / "soup" / "search.png"
+
+    @property
     def soup_metrics(self) -> Path:
         return self.root / "soup" / "val_metrics.json"
 

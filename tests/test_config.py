@@ -13,7 +13,7 @@ def test_defaults_are_the_paper_settings() -> None:
     assert (train.optim.lr, train.optim.batch_size, train.schedule.final_lr_fraction) == (3e-4, 128, 0.1)
     assert (train.ema.decay, train.ema.init.value, train.selection.mode.value) == (0.99, "theta0", "final")
     assert (train.schedule.warmup_min_steps, train.schedule.warmup_fraction) == (100, 0.01)
-    assert config.merge.merger.params.model_dump(mode="json") == {"lambda": 0.7, "weights": "previous"}
+    assert config.merge.merger.params.model_dump(mode="json") == {"lambda": 0.7, "weights": "previous", "within": None}
     assert config.plan.sampler.params.model_dump() == {"rounds": 5, "replicas": 2, "shared_subset": False}
     assert config.head.scale == 30.0
 

@@ -6,7 +6,7 @@ from ltsoups.registry import PluginEntry, PluginError, PluginKind, PluginRegistr
 BUILT_INS = {
     PluginKind.SAMPLER: {"progressive", "full-data", "fixed-ratio", "zero-shot"},
     PluginKind.LOSS: {"logit-adjusted", "cross-entropy", "class-balanced"},
-    PluginKind.MERGER: {"uniform", "recursive"},
+    PluginKind.MERGER: {"uniform", "recursive", "task-arithmetic", "ties", "dare", "greedy"},
     PluginKind.BACKBONE: {"open-clip", "timm"},
     PluginKind.DATASET: {
         "embedded",
@@ -28,8 +28,8 @@ def test_every_built_in_is_discovered_through_entry_points(kind: PluginKind) -> 
 
 
 def test_unknown_name_lists_what_is_installed() -> None:
-    with pytest.raises(PluginError, match=r"unknown merger 'ties'; installed: .*recursive.*uniform"):
-        PluginRegistry.installed().entry(PluginKind.MERGER, "ties")
+    with pytest.raises(PluginError, match=r"unknown merger 'tie'; installed: .*recursive.*ties.*uniform"):
+        PluginRegistry.installed().entry(PluginKind.MERGER, "tie")
 
 
 def test_duplicate_names_from_two_distributions_are_an_error() -> None:

@@ -215,25 +215,45 @@ def train_member_command(
 
 @app.command()
 @reports_errors
-def merge(params: ParamsOption = None, set_: SetOption = None) -> None:
-    """Merge members: uniform within a factor, then Theta_k = lambda*Theta_(k-1) + (1-lambda)*mean_k.
+def merge(
+    search: Annotated[
+        bool,
+        typer.Option(
+            "--search",
+            help="choose lambda and N on the validation split (same as --set merge.search.enabled=true; "
+            "the later stages need the same setting: put it in params.yaml)",
+        ),
+    ] = False,
+    params: ParamsOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Merge members: by default uniform within a factor, then Theta_k = lambda*Theta_(k-1) + (1-lambda)*mean_k.
 
     Convention: lambda weights the PREVIOUS merge (the paper's Eq. 5), starting from Theta_0 = theta_0 and
     folding factors in ascending order. Code that puts lambda on the new model (the authors' trainer.py)
-    corresponds to lambda' = 1 - lambda here, or to `merge.merger.params.weights=new`.
-    Streams tensor by tensor: memory stays about one model whatever the number of members.
+    corresponds to lambda' = 1 - lambda here, or to `merge.merger.params.weights=new`. Other mergers:
+    `ltsoups plugins list` (task-arithmetic, ties, dare, greedy, ...). Streams tensor by tensor: memory
+    stays a few tensors whatever the number of members.
     """
-    from ltsoups.cli.render import console, results_table
+    from ltsoups.cli.render import console, results_table, search_table
     from ltsoups.stages.context import RunContext
     from ltsoups.stages.merge import merge_members
     from ltsoups.tracking import pipeline_tracking
 
-    config = cli_config(params, set_)
+    config = cli_config(params, [*(set_ or []), *(["merge.search.enabled=true"] if search else [])])
     workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking:
-        running = merge_members(RunContext(config), workspace)
-        tracking.soups_merged(running)
-    rows = [(f"soup up to factor {soup.factor}", soup.val.headline()) for soup in running]
+        merged = merge_members(RunContext(config), workspace)
+        tracking.soups_merged(merged)
+    if merged.search is not None:
+        chosen = merged.search.chosen
+        console.print(search_table(merged.search))
+        console.print(
+            f"chosen on validation: lambda {chosen.lam:g}, N {chosen.n} (factors up to {chosen.upto_factor}); "
+            f"grid in {workspace.soup_search}, figure in {workspace.soup_search_plot}",
+            highlight=False,
+        )
+    rows = [(f"soup up to factor {soup.factor}", soup.val.headline()) for soup in merged.running]
     console.print(results_table(rows, "Running soups (val)"))
 
 

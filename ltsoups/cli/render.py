@@ -15,6 +15,7 @@ from ltsoups.training.budget import StepBudget
 if TYPE_CHECKING:
     from ltsoups.compare.methods import Method
     from ltsoups.compare.report import ComparisonReport
+    from ltsoups.merge_search import SoupSearch
     from ltsoups.stages.evaluate import ResultEntry
 
 console = Console()
@@ -180,4 +181,22 @@ def methods_table(methods: Iterable[Method]) -> Table:
         table.add_column(column)
     for method in methods:
         table.add_row(method.name, method.description, "\n".join(method.settings) or "(your params as they are)")
+    return table
+
+
+def search_table(search: SoupSearch) -> Table:
+    """Validation score of every soup of the grid: rows N, columns lambda; the chosen one bold."""
+    lambdas = sorted({point.lam for point in search.points})
+    table = Table(title=f"Soup search: validation {search.metric.value} accuracy (%)")
+    table.add_column("N (up to factor)")
+    for lam in lambdas:
+        table.add_column(f"λ {lam:g}", justify="right")
+    for n in sorted({point.n for point in search.points}):
+        points = {point.lam: point for point in search.points if point.n == n}
+        cells = []
+        for lam in lambdas:
+            point = points[lam]
+            text = f"{search.score(point):.2f}"
+            cells.append(f"[bold green]{text}[/bold green]" if point == search.chosen else text)
+        table.add_row(f"{n} ({points[lambdas[0]].upto_factor})", *cells)
     return table

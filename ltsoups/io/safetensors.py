@@ -8,7 +8,9 @@ like safetensors are refused before they are parsed.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import reprlib
 import struct
@@ -256,6 +258,22 @@ class TensorFileReader:
             raise CheckpointError(f"{self.path}: tensor {_SHORT.repr(name)} is truncated")
         return buffer.view(DTYPES[entry.dtype]).reshape(entry.shape)
 
+    def read_range(self, name: str, start: int, count: int, scratch: torch.Tensor) -> torch.Tensor:
+        """Elements ``start`` to ``start + count`` of tensor ``name`` (flattened), as a view into ``scratch``.
+
+        A merge reads every input a slice at a time, so the slices of all its inputs fit in the CPU cache.
+        """
+        entry = self._header.entries[name]
+        dtype = DTYPES[entry.dtype]
+        begin, nbytes = start * dtype.itemsize, count * dtype.itemsize
+        if start < 0 or count < 0 or begin + nbytes > entry.nbytes:
+            raise ValueError(f"{self.path}: elements {start}..{start + count} are outside tensor {_SHORT.repr(name)}")
+        buffer = scratch[:nbytes]
+        self._handle.seek(self._header.data_start + entry.begin + begin)
+        if nbytes and self._handle.readinto(memoryview(buffer.numpy())) != nbytes:
+            raise CheckpointError(f"{self.path}: tensor {_SHORT.repr(name)} is truncated")
+        return buffer.view(dtype)
+
     def close(self) -> None:
         self._handle.close()
 
@@ -266,31 +284,86 @@ class TensorFileReader:
         self.close()
 
 
-def write_safetensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
-    """Write the safetensors format one tensor at a time, so no second copy of the model is built."""
-    codes = {dtype: code for code, dtype in DTYPES.items()}
-    header: dict[str, Any] = {}
-    offset = 0
-    for name in sorted(tensors):
-        tensor = tensors[name]
-        if tensor.dtype not in codes:
-            raise CheckpointError(f"tensor {name!r}: dtype {tensor.dtype} cannot be saved")
-        size = tensor.numel() * tensor.element_size()
-        header[name] = {
-            "dtype": codes[tensor.dtype],
-            "shape": list(tensor.shape),
-            "data_offsets": [offset, offset + size],
-        }
-        offset += size
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)  # the data section starts 8-byte aligned, as the format asks
+def write_safetensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> str:
+    """Write the safetensors format one tensor at a time, so no second copy of the model is built; its sha256."""
+    layout = TensorLayout({name: (tuple(t.shape), dtype_code(name, t.dtype)) for name, t in tensors.items()})
     with open(path, "wb") as handle:
-        handle.write(struct.pack("<Q", len(encoded)))
-        handle.write(encoded)
-        for name in sorted(tensors):
-            flat = tensors[name].contiguous().reshape(-1)
-            if flat.numel():
-                handle.write(memoryview(flat.view(torch.uint8).numpy()))
+        writer = SafetensorsWriter(handle, layout)
+        for name in writer.order:
+            writer.write(name, tensors[name])
+        return writer.finish()
+
+
+def dtype_code(name: str, dtype: torch.dtype) -> str:
+    """The format's name of ``dtype`` (``F32``, ...); a CheckpointError naming the tensor if it has none."""
+    code = _CODES.get(dtype)
+    if code is None:
+        raise CheckpointError(f"tensor {name!r}: dtype {dtype} cannot be saved")
+    return code
+
+
+_CODES = {dtype: code for code, dtype in DTYPES.items()}
+
+
+class SafetensorsWriter:
+    """Streams a safetensors file whose layout is known up front: the header first, then each tensor in
+    ``order`` (sorted names), so a merge can write its output while it computes it. Hashes what it writes."""
+
+    def __init__(self, handle: IO[bytes], layout: TensorLayout) -> None:
+        self._handle, self._layout = handle, layout
+        self.order = sorted(layout.entries)
+        header: dict[str, Any] = {}
+        offset = 0
+        for name in self.order:
+            shape, code = layout.entries[name]
+            size = math.prod(shape) * DTYPES[code].itemsize
+            header[name] = {"dtype": code, "shape": list(shape), "data_offsets": [offset, offset + size]}
+            offset += size
+        encoded = json.dumps(header, separators=(",", ":")).encode()
+        encoded += b" " * (-len(encoded) % 8)  # the data section starts 8-byte aligned, as the format asks
+        self._digest = hashlib.sha256()
+        self._put(struct.pack("<Q", len(encoded)))
+        self._put(encoded)
+        self._next, self._written = 0, 0
+
+    def write(self, name: str, tensor: torch.Tensor) -> None:
+        """The next tensor of ``order``, whole, with the shape and dtype the layout gave it."""
+        shape = self._layout.entries[name][0] if name in self._layout.entries else None
+        if shape is not None and tuple(tensor.shape) != shape:
+            raise ValueError(f"tensor {name!r}: shape {list(tensor.shape)} does not fit its layout's {list(shape)}")
+        if self._written:
+            raise ValueError(f"tensor {name!r} is already being written in parts")
+        self.write_part(name, tensor.reshape(-1))
+
+    def write_part(self, name: str, part: torch.Tensor) -> None:
+        """The next elements of the tensor being written (flattened, in order); the tensor is done when full."""
+        if self._next >= len(self.order) or self.order[self._next] != name:
+            expected = self.order[self._next] if self._next < len(self.order) else "nothing more"
+            raise ValueError(f"safetensors writer: got tensor {name!r}, expected {expected!r}")
+        shape, code = self._layout.entries[name]
+        dtype = DTYPES[code]
+        total = math.prod(shape)
+        if part.dtype != dtype or self._written + part.numel() > total:
+            raise ValueError(
+                f"tensor {name!r}: {part.numel()} more {part.dtype} elements do not fit its layout "
+                f"({code}, {total} elements, {self._written} written)"
+            )
+        flat = part.detach().cpu().contiguous().reshape(-1)
+        if flat.numel():
+            self._put(memoryview(flat.view(torch.uint8).numpy()))
+        self._written += flat.numel()
+        if self._written == total:
+            self._next, self._written = self._next + 1, 0
+
+    def finish(self) -> str:
+        """The sha256 of the file written; raises if a tensor of the layout was never written."""
+        if self._next != len(self.order):
+            raise ValueError(f"safetensors writer: tensor {self.order[self._next]!r} was never written")
+        return self._digest.hexdigest()
+
+    def _put(self, data: bytes | memoryview) -> None:
+        self._handle.write(data)
+        self._digest.update(data)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import logging
 import math
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -244,3 +244,46 @@ def _checked_delta(
             f"of shape {tuple(weight_shape)}"
         )
     return low_rank_delta(a, b)
+
+
+def is_lora_state(names: Iterable[str]) -> bool:
+    """Whether a state dict with these keys holds parametrised (LoRA) weights, which `fold_lora` folds."""
+    return any(_PARAMETRISED.fullmatch(name) for name in names)
+
+
+def fold_inputs(names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """For each tensor of the folded state, the tensors of the unfolded one it is computed from.
+
+    A weight LoRA adapts comes from its ``original`` and its LoRA factors (``fold_lora`` of those gives
+    it), any other tensor from itself; so a merge can fold one weight at a time.
+    """
+    inputs: dict[str, list[str]] = defaultdict(list)
+    for name in names:
+        match = _PARAMETRISED.fullmatch(name)
+        inputs[name if match is None else f"{match['owner']}.{match['name']}"].append(name)
+    return {target: tuple(sources) for target, sources in inputs.items()}
+
+
+def unfold_lora(folded: Mapping[str, torch.Tensor], template: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A folded state in the layout of a LoRA model (``template``: its state dict).
+
+    Each folded weight becomes its parametrisation's ``original`` and every LoRA factor is zero, so the
+    model's adapted weight W + (A B)^T / r is the folded weight, value for value (a -0.0 reads as +0.0).
+    This is how a soup of folded LoRA members is evaluated and retrained in the run's LoRA classifier.
+    """
+    state: dict[str, torch.Tensor] = {}
+    used: set[str] = set()
+    for key, like in template.items():
+        match = _PARAMETRISED.fullmatch(key)
+        if match is not None and match["part"] != "original":
+            state[key] = torch.zeros_like(like)
+            continue
+        source = key if match is None else f"{match['owner']}.{match['name']}"
+        if source not in folded:
+            raise ValueError(f"the folded state has no {source!r}, which the LoRA model needs (as {key})")
+        state[key] = folded[source]
+        used.add(source)
+    extra = sorted(set(folded) - used)
+    if extra:
+        raise ValueError(f"the folded state has tensors the LoRA model does not: {', '.join(extra[:5])}")
+    return state

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -17,6 +17,7 @@ from ltsoups.config import LtSoupsConfig
 from ltsoups.contracts import Dataset, LoadedBackbone
 from ltsoups.data.dataset import DatasetSplits, LabelledImages
 from ltsoups.model import CosineHead, LongTailClassifier, prompt_embeddings
+from ltsoups.peft.adapters import is_lora_state, unfold_lora
 from ltsoups.registry import PluginChoice, PluginRegistry, installed_registry
 from ltsoups.runtime import Runtime
 from ltsoups.training.batches import ImageSamples
@@ -117,12 +118,26 @@ class RunContext:
 
     def classifier_from(self, checkpoint: Checkpoint) -> LongTailClassifier:
         """The run's classifier holding the weights of a member, soup or final checkpoint, ready to train."""
+        return self.classifier_with(checkpoint.load(), str(checkpoint.path))
+
+    def classifier_with(self, state: Mapping[str, torch.Tensor], source: str) -> LongTailClassifier:
+        """The run's classifier holding ``state`` (a checkpoint's tensors, or a soup merged in memory).
+
+        A soup of LoRA members merged folded (plain encoder weights) goes into the LoRA classifier
+        as its weights' ``original`` with zero LoRA factors: the adapted weights are the folded ones.
+        """
         model = self._classifier
         trainable = self._trainable
+        template = model.state_dict()
+        if is_lora_state(template) and not is_lora_state(state):
+            try:
+                state = unfold_lora(state, template)
+            except ValueError as err:
+                raise CheckpointError(f"{source} does not fit the configured LoRA backbone: {err}") from err
         try:
-            model.load_state_dict(checkpoint.load(), strict=True)
+            model.load_state_dict(state, strict=True)
         except RuntimeError as err:
-            raise CheckpointError(f"{checkpoint.path} does not fit the configured backbone: {err}") from err
+            raise CheckpointError(f"{source} does not fit the configured backbone: {err}") from err
         self._checkpoint_loaded = True
         for name, param in model.named_parameters():
             param.requires_grad_(trainable[name])

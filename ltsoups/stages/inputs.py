@@ -48,7 +48,15 @@ def verified_members(config: LtSoupsConfig, workspace: Workspace, plan: Plan) ->
 def verified_soup(config: LtSoupsConfig, workspace: Workspace) -> Checkpoint:
     soup = open_checkpoint(workspace.soup, expect_kind="soup")
     if soup.sidecar.get("config_sha256") != config.section_hash(*MERGE_SECTIONS):
-        raise CheckpointError(f"{soup.path} was merged with another config (members, plan or merger); rerun merge")
+        searched, searching = "search" in soup.sidecar, config.merge.search.enabled
+        hint = ""
+        if searched and not searching:
+            hint = " (it was chosen by `merge --search`: set merge.search.enabled: true, as its merge did)"
+        elif searching and not searched:
+            hint = " (merge.search.enabled is true, but it was merged without a search)"
+        raise CheckpointError(
+            f"{soup.path} was merged with another config (members, plan or merger){hint}; rerun merge"
+        )
     return soup
 
 

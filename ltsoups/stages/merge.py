@@ -1,15 +1,26 @@
-"""Stage `merge`: members -> soup, streaming, plus the running soup after each factor."""
+"""Stage `merge`: members -> soup, streaming, plus the running soup after each factor; or a search of
+lambda and N on the validation split (``merge.search``)."""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from ltsoups.checkpoint import Checkpoint
-from ltsoups.contracts import Merger
+import torch
+
+from ltsoups.checkpoint import Checkpoint, CheckpointWriter, save_checkpoint
+from ltsoups.contracts import FactorGroup, Merger, PerTensorMerger, SelectingMerger, ValidationMetric, Weights
 from ltsoups.evaluation import Scores, evaluate
 from ltsoups.io.atomic import write_json_atomic
-from ltsoups.merging import check_layouts, merge_weighted
+from ltsoups.merge_search import SoupSearch, accuracy, running_soups, search_grid
+from ltsoups.merging import MergeInputs, TensorCollector
 from ltsoups.plan import Plan
+from ltsoups.plugins.mergers import RecursiveMerger
+from ltsoups.registry import PluginError
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.inputs import verified_members, verified_theta0
 from ltsoups.stages.sections import MERGE_SECTIONS
@@ -23,33 +34,194 @@ class RunningSoup:
     val: Scores
 
 
-def merge_members(context: RunContext, workspace: Workspace) -> list[RunningSoup]:
-    """The final soup and one running soup per factor prefix, each scored on the validation split."""
+@dataclass(frozen=True)
+class MergeOutput:
+    """The running soups written (the last one is the soup, `workspace.soup`), and the search if there was one."""
+
+    running: list[RunningSoup]
+    search: SoupSearch | None = None
+
+
+class ValidationScorer:
+    """Scores soups on the run's validation split, in the run's classifier; never sees the test split.
+
+    Soups of weights are merged in memory with the same engine as the soups written, so a written soup
+    scores what it scored here. Scores are cached: a greedy soup asks for the same ones repeatedly.
+    """
+
+    def __init__(self, context: RunContext, fold_lora: bool) -> None:
+        self.context, self.fold_lora = context, fold_lora
+        self._cache: dict[tuple[tuple[Path, float], ...], Scores] = {}
+
+    def score(self, weights: Sequence[tuple[Path, float]], metric: ValidationMetric) -> float:
+        return accuracy(self.scores(weights), metric)
+
+    def scores(self, weights: Sequence[tuple[Path, float]]) -> Scores:
+        key = tuple(weights)
+        if key not in self._cache:
+            with MergeInputs.open([path for path, _ in weights], self.fold_lora) as inputs:
+                collector = TensorCollector(inputs.layout)
+                inputs.weighted_sums([list(weights)], [collector])
+            self._cache[key] = self.score_state(collector.tensors, "a soup merged in memory")
+        return self._cache[key]
+
+    def score_state(self, state: Mapping[str, torch.Tensor], source: str = "a soup held in memory") -> Scores:
+        return self._evaluate(self.context.classifier_with(state, source))
+
+    def score_checkpoint(self, checkpoint: Checkpoint) -> Scores:
+        return self._evaluate(self.context.classifier_from(checkpoint))
+
+    def _evaluate(self, model: torch.nn.Module) -> Scores:
+        context = self.context
+        splits, thresholds = context.splits, context.config.data.thresholds
+        return evaluate(model, splits.val, context.preprocess, context.runtime, context.train_counts, thresholds)
+
+
+def merge_members(context: RunContext, workspace: Workspace) -> MergeOutput:
+    """The soup and one running soup per factor prefix, each scored on the validation split.
+
+    With ``merge.search.enabled``, lambda and N are chosen on validation first (see ``ltsoups.merge_search``).
+    """
     config = context.config
     theta0 = verified_theta0(config, workspace)
     groups = verified_members(config, workspace, Plan.read(workspace.plan))
-    # Every input must fit before the first running soup is written: a failed merge writes nothing.
-    check_layouts([theta0.path, *(path for group in groups for path in group.members)])
     spec = config.merge.merger
     merger: Merger = context.plugin(spec)
+    # Every input must fit before anything is chosen or written: a failed merge writes nothing.
+    with MergeInputs.open([theta0.path, *(m for g in groups for m in g.members)], config.merge.fold_lora):
+        pass
+    scorer = ValidationScorer(context, config.merge.fold_lora)
     provenance = {
         "config_sha256": config.section_hash(*MERGE_SECTIONS),
         "merger": spec.model_dump(mode="json", by_alias=True),
+        "fold_lora": config.merge.fold_lora,
     }
-    running = []
+    if config.merge.search.enabled:
+        output = _search(context, workspace, merger, theta0.path, groups, scorer, provenance)
+    else:
+        for stale in (workspace.soup_search, workspace.soup_search_plot):
+            stale.unlink(missing_ok=True)
+        checkpoints = _merge(merger, theta0.path, groups, _targets(workspace, groups), scorer, provenance)
+        factors = [group.factor for group in groups] or [0]
+        output = MergeOutput(
+            [RunningSoup(f, c, scorer.score_checkpoint(c)) for f, c in zip(factors, checkpoints, strict=True)]
+        )
+    metrics: dict[str, Any] = {f"f{soup.factor}": soup.val.headline() for soup in output.running}
+    if output.search is not None:
+        metrics["search"] = output.search.as_json()["chosen"]
+    write_json_atomic(workspace.soup_metrics, metrics)
+    return output
+
+
+def _targets(workspace: Workspace, groups: Sequence[FactorGroup]) -> list[Path]:
+    """Where the merge of each factor prefix goes: running soups, and the soup for all of them."""
+    return [workspace.running_soup(group.factor) for group in groups[:-1]] + [workspace.soup]
+
+
+def _merge(
+    merger: Merger,
+    theta0: Path,
+    groups: Sequence[FactorGroup],
+    targets: Sequence[Path],
+    scorer: ValidationScorer,
+    provenance: dict[str, Any],
+) -> list[Checkpoint]:
+    """Write the merge of each prefix of ``groups`` to its target, in one pass over the inputs when it can."""
+    members = [member for group in groups for member in group.members]
     if not groups:  # a plan without members (zero-shot sampler): the soup is theta_0
-        checkpoint = merge_weighted([(theta0.path, 1.0)], workspace.soup, upto_factor=None, **provenance)
-        running.append(RunningSoup(0, checkpoint, _val_scores(context, checkpoint)))
-    for k in range(1, len(groups) + 1):
-        coefficients = merger.coefficients(theta0.path, groups[:k])
-        target = workspace.soup if k == len(groups) else workspace.running_soup(groups[k - 1].factor)
-        checkpoint = merge_weighted(coefficients, target, upto_factor=groups[k - 1].factor, **provenance)
-        running.append(RunningSoup(groups[k - 1].factor, checkpoint, _val_scores(context, checkpoint)))
-    write_json_atomic(workspace.soup_metrics, {f"f{r.factor}": r.val.headline() for r in running})
-    return running
+        return _write_sums([[(theta0, 1.0)]], targets, [{"upto_factor": None}], scorer.fold_lora, provenance)
+    prefixes = [groups[:k] for k in range(1, len(groups) + 1)]
+    extra = [{"upto_factor": prefix[-1].factor} for prefix in prefixes]
+    if isinstance(merger, SelectingMerger):
+        selections = [merger.select(theta0, prefix, scorer) for prefix in prefixes]
+        for record, selection in zip(extra, selections, strict=True):
+            record["selection"] = selection.record
+        return _write_sums([s.weights for s in selections], targets, extra, scorer.fold_lora, provenance)
+    if not isinstance(merger, PerTensorMerger):
+        raise PluginError(f"{type(merger).__name__} derives from Merger but from none of its three kinds")
+    sums = [merger.as_weighted_sum(theta0, prefix) for prefix in prefixes]
+    if all(weights is not None for weights in sums):
+        return _write_sums([w for w in sums if w is not None], targets, extra, scorer.fold_lora, provenance)
+    with MergeInputs.open([theta0, *members], scorer.fold_lora) as inputs, ExitStack() as stack:
+        writers = []
+        for target, prefix, record in zip(targets, prefixes, extra, strict=True):
+            inputs_record = [{"path": str(theta0), "role": "theta0"}] + [
+                {"path": str(member), "factor": group.factor} for group in prefix for member in group.members
+            ]
+            writer = CheckpointWriter(target, inputs.layout, "soup", inputs=inputs_record, **record, **provenance)
+            writers.append(stack.enter_context(writer))
+        inputs.per_tensor(merger, theta0, groups, writers)
+    return [writer.checkpoint for writer in writers]
 
 
-def _val_scores(context: RunContext, checkpoint: Checkpoint) -> Scores:
-    model = context.classifier_from(checkpoint)
-    splits, thresholds = context.splits, context.config.data.thresholds
-    return evaluate(model, splits.val, context.preprocess, context.runtime, context.train_counts, thresholds)
+def _write_sums(
+    sums: Sequence[Weights],
+    targets: Sequence[Path],
+    extra: Sequence[dict[str, Any]],
+    fold_lora: bool,
+    provenance: dict[str, Any],
+) -> list[Checkpoint]:
+    paths = [path for weights in sums for path, _ in weights]
+    with MergeInputs.open(paths, fold_lora) as inputs, ExitStack() as stack:
+        writers = []
+        for weights, target, record in zip(sums, targets, extra, strict=True):
+            inputs_record = [{"path": str(path), "weight": weight} for path, weight in weights]
+            writer = CheckpointWriter(target, inputs.layout, "soup", inputs=inputs_record, **record, **provenance)
+            writers.append(stack.enter_context(writer))
+        inputs.weighted_sums(sums, writers)
+    return [writer.checkpoint for writer in writers]
+
+
+def _search(
+    context: RunContext,
+    workspace: Workspace,
+    merger: Merger,
+    theta0: Path,
+    groups: Sequence[FactorGroup],
+    scorer: ValidationScorer,
+    provenance: dict[str, Any],
+) -> MergeOutput:
+    """Choose lambda and N on validation, then write the running soups of the chosen lambda and the chosen soup."""
+    config = context.config
+    settings = config.merge.search
+    if not isinstance(merger, RecursiveMerger):  # the config's validation says so first
+        raise PluginError(f"merge.search needs the recursive merger, not {config.merge.merger.name!r}")
+    if not groups:
+        raise ValueError("merge.search.enabled: true, but the plan has no members to merge (zero-shot sampler)")
+    workspace.soup.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".search-", dir=workspace.soup.parent) as folder:
+        search, factors = search_grid(
+            merger,
+            theta0,
+            groups,
+            settings.lambdas,
+            settings.metric,
+            scorer.score_state,
+            Path(folder),
+            config.merge.fold_lora,
+        )
+        # The grid is recorded before any soup is written: what was chosen, and from what.
+        write_json_atomic(workspace.soup_search, search.as_json())
+        chosen = search.chosen
+        record = {"search": {"chosen": chosen.as_json(), "metric": search.metric.value, "grid": "search.json"}}
+        written: list[RunningSoup] = []
+        with MergeInputs.open([theta0], config.merge.fold_lora) as inputs:
+            soups = running_soups(merger.with_lambda(chosen.lam), inputs.sources[theta0], factors)
+            for point, soup in zip(search.at(chosen.lam), soups, strict=True):
+                merged = [{"path": str(m), "factor": g.factor} for g in groups[: point.n + 1] for m in g.members]
+                extra = {
+                    "inputs": [{"path": str(theta0), "role": "theta0"}, *merged],
+                    "upto_factor": point.upto_factor,
+                    **record,
+                    **provenance,
+                }
+                targets = [workspace.running_soup(point.upto_factor)] if point.n < len(groups) - 1 else []
+                targets += [workspace.soup] if point.n == chosen.n else []
+                for target in targets:
+                    written.append(
+                        RunningSoup(point.upto_factor, save_checkpoint(target, soup, "soup", **extra), point.val)
+                    )
+    from ltsoups.search_plot import plot_search
+
+    plot_search(search, workspace.soup_search_plot)
+    return MergeOutput(written, search)

@@ -10,7 +10,7 @@ from ltsoups.plan import PlanFiles
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.evaluate import Evaluation, evaluate_all
 from ltsoups.stages.member import MemberJob, MemberOutput, member_job, train_member
-from ltsoups.stages.merge import RunningSoup, merge_members
+from ltsoups.stages.merge import MergeOutput, merge_members
 from ltsoups.stages.prepare import prepare
 from ltsoups.stages.retrain_head import HeadOutput, retrain_head
 from ltsoups.stages.theta0 import build_theta0
@@ -29,7 +29,7 @@ class PipelineHooks(Protocol):
 
     def member_trained(self, output: MemberOutput) -> None: ...
 
-    def soups_merged(self, running: list[RunningSoup]) -> None: ...
+    def soups_merged(self, merged: MergeOutput) -> None: ...
 
     def start_head(self) -> TrainingObserver: ...
 
@@ -51,7 +51,7 @@ class NoHooks:
     def member_trained(self, output: MemberOutput) -> None:
         pass
 
-    def soups_merged(self, running: list[RunningSoup]) -> None:
+    def soups_merged(self, merged: MergeOutput) -> None:
         pass
 
     def start_head(self) -> TrainingObserver:

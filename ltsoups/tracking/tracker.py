@@ -22,10 +22,11 @@ from ltsoups.training.resume import ResumeState
 from ltsoups.workspace import Workspace
 
 if TYPE_CHECKING:
+    from ltsoups.merge_search import SoupSearch
     from ltsoups.plan import PlanFiles
     from ltsoups.stages.evaluate import Evaluation
     from ltsoups.stages.member import MemberJob, MemberOutput
-    from ltsoups.stages.merge import RunningSoup
+    from ltsoups.stages.merge import MergeOutput
     from ltsoups.stages.retrain_head import HeadOutput
 
 # Beside a training's resume state: the MLflow run that training logs to, continued when it resumes.
@@ -101,10 +102,11 @@ class PipelineTracker:
 
     # ---------------------------------------------------------------------------------------- merge
 
-    def soups_merged(self, running: list[RunningSoup]) -> None:
-        """One run per running soup (theta_0 folded with factors up to f), with its validation scores."""
+    def soups_merged(self, merged: MergeOutput) -> None:
+        """One run per running soup (theta_0 folded with factors up to f), with its validation scores;
+        and, after `merge --search`, a run with the whole lambda x N grid."""
         merger = flat_params({"merge": self.config.model_dump(mode="json")["merge"]})
-        for index, soup in enumerate(running, start=1):
+        for index, soup in enumerate(merged.running, start=1):
             name = f"soup upto-f{soup.factor}"
             params = {"upto_factor": str(soup.factor), "factors_merged": str(index), **merger}
             run_id = self._child(name, "soup", "merge", params)
@@ -117,6 +119,38 @@ class PipelineTracker:
             if self.parent_id is not None:
                 curve = {f"soup_{key}": value for key, value in scores.items()}
                 self.session.log_values(self.parent_id, curve, "running soup curve", index)
+        if merged.search is not None:
+            self._search_logged(merged.search, merger)
+
+    def _search_logged(self, search: SoupSearch, merger: dict[str, str]) -> None:
+        """The grid as metrics (one series per N, the step is lambda in thousandths), a table, the figure,
+        search.json; the choice also on the parent run."""
+        run_id = self._child("soup search", "search", "merge", {"metric": search.metric.value, **merger})
+        chosen = {
+            "search_lambda": search.chosen.lam,
+            "search_N": search.chosen.n,
+            "search_val": search.score(search.chosen),
+        }
+        if run_id is None:
+            return
+        for point in search.points:
+            value = {f"search_val_{search.metric.value}_N{point.n}": search.score(point)}
+            self.session.log_values(run_id, value, "search grid", round(point.lam * 1000))
+        self.session.log_values(run_id, chosen, "search choice")
+        rows = [point.as_json() for point in search.points]
+        columns = {
+            "lambda": [row["lambda"] for row in rows],
+            "keep_previous": [row["keep_previous"] for row in rows],
+            "N": [row["N"] for row in rows],
+            "upto_factor": [row["upto_factor"] for row in rows],
+            **{f"val_{key}": [row["val"].get(key) for row in rows] for key in rows[0]["val"]},
+        }
+        self.session.log_table(run_id, columns, "search_grid.json", "search grid table")
+        for path in (self.workspace.soup_search, self.workspace.soup_search_plot):
+            self._artifact(run_id, path, "search", path.name)
+        end_run(self.session, run_id)
+        if self.parent_id is not None:
+            self.session.log_values(self.parent_id, chosen, "search choice")
 
     # ------------------------------------------------------------------------------------------- CR
 

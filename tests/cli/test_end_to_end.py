@@ -76,8 +76,9 @@ def test_same_seed_gives_bit_identical_members(tiny_params: Path, tmp_path: Path
             "plan.sampler.params.rounds: -1 is not allowed: Input should be greater than or equal to 0",
         ),
         (
-            ["merge.merger.name=ties"],
-            "merge.merger.name: 'ties' is not allowed: unknown merger 'ties'; installed: recursive, uniform",
+            ["merge.merger.name=tie"],
+            "merge.merger.name: 'tie' is not allowed: unknown merger 'tie'; installed: dare, greedy, recursive, "
+            "task-arithmetic, ties, uniform",
         ),
     ],
 )

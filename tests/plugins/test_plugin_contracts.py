@@ -6,8 +6,9 @@ tested the moment it is installed; a kind without a behavioural check here shows
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
@@ -17,7 +18,16 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel
 
-from ltsoups.contracts import FactorGroup, Plugin, PluginParams, SubsetDraw
+from ltsoups.contracts import (
+    FactorGroup,
+    FactorTensors,
+    PerTensorMerger,
+    Plugin,
+    PluginParams,
+    SelectingMerger,
+    SubsetDraw,
+    ValidationMetric,
+)
 from ltsoups.registry import PluginKind, installed_registry
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
@@ -182,26 +192,115 @@ MERGE_LAYOUTS = {
 }
 
 
+def merger_inputs(layout: list[tuple[int, int]], folder: Path) -> tuple[Path, list[FactorGroup]]:
+    """Paths that are never opened: a merger's weights are arithmetic on the layout."""
+    theta0 = folder / "theta0.safetensors"
+    groups = [
+        FactorGroup(factor, tuple(folder / f"f{factor}-r{r}.safetensors" for r in range(replicas)))
+        for factor, replicas in layout
+    ]
+    return theta0, groups
+
+
+def tensor_inputs(layout: list[tuple[int, int]], seed: int = 0) -> tuple[torch.Tensor, list[FactorTensors]]:
+    generator = torch.Generator().manual_seed(seed)
+    base = torch.randn(6, 5, generator=generator)
+    groups = [
+        FactorTensors(factor, tuple(base + torch.randn(6, 5, generator=generator) for _ in range(replicas)))
+        for factor, replicas in layout
+    ]
+    return base, groups
+
+
 @every_plugin_of(PluginKind.MERGER)
 @pytest.mark.parametrize("layout", MERGE_LAYOUTS.values(), ids=MERGE_LAYOUTS.keys())
-def test_linear_merger_weights_are_a_convex_combination(
+def test_a_weighted_sum_is_an_affine_combination_of_the_inputs(
     name: str, layout: list[tuple[int, int]], tmp_path: Path
 ) -> None:
     merger = create_with_defaults(PluginKind.MERGER, name)
-    if not callable(getattr(merger, "coefficients", None)):
-        pytest.skip(f"merger {name!r} is not linear (no coefficients)")
-    absent = tmp_path / "absent"  # coefficients are arithmetic on the layout: no checkpoint is opened
-    theta0 = absent / "theta0.safetensors"
-    groups = [
-        FactorGroup(factor, tuple(absent / f"f{factor}-r{r}.safetensors" for r in range(replicas)))
-        for factor, replicas in layout
-    ]
-    weights = merger.coefficients(theta0, groups)
+    if not isinstance(merger, PerTensorMerger):
+        pytest.skip(f"merger {name!r} chooses on validation (its weights come from select)")
+    absent = tmp_path / "absent"
+    theta0, groups = merger_inputs(layout, absent)
+    weights = merger.as_weighted_sum(theta0, groups)
+    if weights is None:
+        pytest.skip(f"merger {name!r} is not a weighted sum")
     assert {path for path, _ in weights} <= {theta0, *(m for g in groups for m in g.members)}
-    assert all(w >= 0 for _, w in weights)
-    assert math.fsum(w for _, w in weights) == pytest.approx(1.0, abs=1e-12)
-    assert merger.coefficients(theta0, groups) == weights
+    assert math.fsum(w for _, w in weights) == pytest.approx(1.0, abs=1e-12)  # a model merged with itself is itself
+    assert merger.as_weighted_sum(theta0, groups) == weights
     assert not absent.exists()
+
+
+@every_plugin_of(PluginKind.MERGER)
+@pytest.mark.parametrize("layout", MERGE_LAYOUTS.values(), ids=MERGE_LAYOUTS.keys())
+def test_a_per_tensor_merge_is_a_pure_function_of_its_tensors(name: str, layout: list[tuple[int, int]]) -> None:
+    merger = create_with_defaults(PluginKind.MERGER, name)
+    if not isinstance(merger, PerTensorMerger):
+        pytest.skip(f"merger {name!r} chooses on validation, not tensor by tensor")
+    base, groups = tensor_inputs(layout)
+    copies = [base.clone(), *(t.clone() for g in groups for t in g.members)]
+    merged = merger.merge_tensor("block.weight", base, groups)
+    assert merged.shape == base.shape and merged.is_floating_point() and torch.isfinite(merged).all()
+    inputs = [base, *(t for g in groups for t in g.members)]
+    assert all(torch.equal(a, b) for a, b in zip(inputs, copies, strict=True)), "inputs must not be modified"
+    assert torch.equal(merger.merge_tensor("block.weight", base, tensor_inputs(layout)[1]), merged)  # same bits
+    prefixes = merger.merge_prefixes("block.weight", base, groups)
+    assert len(prefixes) == len(groups)
+    for k, prefix in enumerate(prefixes, start=1):
+        assert torch.equal(prefix, merger.merge_tensor("block.weight", base, groups[:k]))
+
+
+@every_plugin_of(PluginKind.MERGER)
+@pytest.mark.parametrize("layout", MERGE_LAYOUTS.values(), ids=MERGE_LAYOUTS.keys())
+def test_members_equal_to_theta0_merge_to_theta0(name: str, layout: list[tuple[int, int]]) -> None:
+    merger = create_with_defaults(PluginKind.MERGER, name)
+    if not isinstance(merger, PerTensorMerger):
+        pytest.skip(f"merger {name!r} chooses on validation, not tensor by tensor")
+    base, _ = tensor_inputs(layout)
+    groups = [FactorTensors(factor, tuple(base.clone() for _ in range(replicas))) for factor, replicas in layout]
+    torch.testing.assert_close(merger.merge_tensor("w", base, groups).to(base.dtype), base)
+
+
+@every_plugin_of(PluginKind.MERGER)
+@pytest.mark.parametrize("layout", MERGE_LAYOUTS.values(), ids=MERGE_LAYOUTS.keys())
+def test_a_weighted_sum_computed_per_tensor_is_that_sum(
+    name: str, layout: list[tuple[int, int]], tmp_path: Path
+) -> None:
+    merger = create_with_defaults(PluginKind.MERGER, name)
+    theta0, paths = merger_inputs(layout, tmp_path / "absent")
+    weights = merger.as_weighted_sum(theta0, paths) if isinstance(merger, PerTensorMerger) else None
+    if weights is None:
+        pytest.skip(f"merger {name!r} is not a weighted sum")
+    base, groups = tensor_inputs(layout)
+    tensor_of = {theta0: base} | {
+        p: t for pg, g in zip(paths, groups, strict=True) for p, t in zip(pg.members, g.members, strict=True)
+    }
+    expected = sum(w * tensor_of[path].double() for path, w in weights)
+    torch.testing.assert_close(merger.merge_tensor("w", base, groups), expected)
+
+
+class SeededScorer:
+    """Scores from a fixed random draw per soup: enough to check what a selecting merger returns."""
+
+    def score(self, weights: Sequence[tuple[Path, float]], metric: ValidationMetric) -> float:
+        key = sum(hash(str(path)) % 1000 * weight for path, weight in weights)
+        return float(np.random.default_rng(int(key * 1000) % 2**32).uniform(0, 100))
+
+
+@every_plugin_of(PluginKind.MERGER)
+@pytest.mark.parametrize("layout", MERGE_LAYOUTS.values(), ids=MERGE_LAYOUTS.keys())
+def test_a_selection_is_a_soup_of_members_with_a_json_record(
+    name: str, layout: list[tuple[int, int]], tmp_path: Path
+) -> None:
+    merger = create_with_defaults(PluginKind.MERGER, name)
+    if not isinstance(merger, SelectingMerger):
+        pytest.skip(f"merger {name!r} does not choose on validation")
+    theta0, groups = merger_inputs(layout, tmp_path / "absent")
+    selection = merger.select(theta0, groups, SeededScorer())
+    assert selection.weights and {p for p, _ in selection.weights} <= {theta0, *(m for g in groups for m in g.members)}
+    assert math.fsum(w for _, w in selection.weights) == pytest.approx(1.0, abs=1e-12)
+    json.dumps(selection.record)
+    assert merger.select(theta0, groups, SeededScorer()) == selection
 
 
 # ---------------------------------------------------------------------------------------- samplers

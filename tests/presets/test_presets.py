@@ -31,7 +31,7 @@ def test_preset_gives_the_published_setting(name: str) -> None:
     assert config.data.dataset.name == dataset
     assert config.plan.sampler.params.rounds == rounds
     assert config.plan.sampler.params.replicas == 2
-    assert config.merge.merger.params.model_dump(mode="json") == {"lambda": lam, "weights": "previous"}
+    assert config.merge.merger.params.model_dump(mode="json") == {"lambda": lam, "weights": "previous", "within": None}
     assert config.backbone.params.model == "ViT-B-16" and config.backbone.params.pretrained == "openai"
     for stage in (config.train, config.retrain_head):
         assert (stage.optim.lr, stage.optim.batch_size, stage.schedule.epochs) == (3e-4, 128, 10)
