@@ -71,7 +71,7 @@ def predict(model: nn.Module, split: LabelledImages, preprocess: Preprocess, run
     model.eval()
     loader = runtime.loader(EvaluationSamples(split, preprocess), batch_size=BATCH_SIZE, shuffle=False)
     with runtime.inference():
-        outputs = [model(images.to(runtime.device, non_blocking=True)).float().cpu() for images, _ in loader]
+        outputs = [model(runtime.place(images)).float().cpu() for images, _ in loader]
     return torch.cat(outputs).numpy()
 
 

@@ -38,6 +38,13 @@ SetOption = Annotated[
     typer.Option("--set", "-s", help="override a param, e.g. --set merge.merger.params.lambda=0.5 (repeatable)"),
 ]
 
+RunnerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--runner", help="how the members train: local, ray, ... (`ltsoups plugins list`); default: the config's"
+    ),
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -50,6 +57,7 @@ def reports_errors(command: F) -> F:
 
         from ltsoups.cli.render import error_console
         from ltsoups.config import ConfigError
+        from ltsoups.runners.task import MemberFailed
         from ltsoups.training.errors import TrainingDiverged
 
         try:
@@ -57,7 +65,7 @@ def reports_errors(command: F) -> F:
         except ConfigError as err:
             error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
             raise typer.Exit(2) from err
-        except (TrainingDiverged, ValueError, FileNotFoundError, OSError) as err:
+        except (TrainingDiverged, MemberFailed, ValueError, FileNotFoundError, OSError) as err:
             # ValueError covers PluginError, CheckpointError, PlanError and the data loaders' errors.
             error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
             raise typer.Exit(1) from err
@@ -75,6 +83,11 @@ def _config(params: Path | None, overrides: list[str] | None) -> LtSoupsConfig:
     if params is None and Path("params.yaml").is_file():
         params = Path("params.yaml")
     return load_config(params, overrides or [])
+
+
+def _with_runner(overrides: list[str] | None, runner: str | None) -> list[str]:
+    """``--runner NAME`` as the override ``runner.name=NAME`` (the params you wrote for the runner stay)."""
+    return [*(overrides or []), *([f"runner.name={runner}"] if runner is not None else [])]
 
 
 def _source(params: Path | None) -> str:
@@ -234,6 +247,53 @@ def train_member_command(
     console.print(f"wrote {output.checkpoint.path} ({output.result.steps} steps)")
 
 
+@app.command("train-members")
+@reports_errors
+def train_members_command(
+    members: Annotated[
+        list[str] | None, typer.Argument(help="member ids, e.g. f4-r1 (default: every member of the plan)")
+    ] = None,
+    runner: RunnerOption = None,
+    dvc: Annotated[
+        bool, typer.Option("--dvc/--no-dvc", help="record the members in dvc.lock, so `dvc repro` keeps them")
+    ] = True,
+    params: ParamsOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Train every member not yet trained from its current manifest, config and theta_0, in parallel on the
+    runner's workers; then record them in dvc.lock (in a DVC project) so that `dvc repro` does not train them."""
+    from ltsoups.cli.dvc_lock import record_members
+    from ltsoups.cli.progress import MemberBoard, make_member_board
+    from ltsoups.cli.render import console
+    from ltsoups.runners.batch import train_members
+    from ltsoups.runners.task import MemberFailed
+    from ltsoups.stages.context import RunContext
+    from ltsoups.tracking import pipeline_tracking
+
+    config = _config(params, _with_runner(set_, runner))
+    workspace = _workspace(config)
+    context = RunContext(config)
+    chosen = context.plugin(config.runner)  # a runner that cannot work here (no Ray) fails before any work
+    try:
+        with pipeline_tracking(config, workspace) as tracking, make_member_board() as progress:
+            board = MemberBoard(progress)
+            done = train_members(context, workspace, members, chosen, board, tracking.member_tracking())
+    except MemberFailed as failed:
+        if dvc:
+            _report_dvc(record_members(failed.finished, config))
+        raise
+    console.print(f"trained {len(done.trained)} member(s); {len(done.up_to_date)} already up to date")
+    if dvc:
+        _report_dvc(record_members([*(o.job.member for o in done.trained), *done.up_to_date], config))
+
+
+def _report_dvc(line: str | None) -> None:
+    from ltsoups.cli.render import console
+
+    if line is not None:
+        console.print(line, markup=False)
+
+
 @app.command()
 @reports_errors
 def merge(params: ParamsOption = None, set_: SetOption = None) -> None:
@@ -319,19 +379,22 @@ def report(
 
 @app.command()
 @reports_errors
-def run(params: ParamsOption = None, set_: SetOption = None) -> None:
-    """Run the whole method: prepare, theta_0, every member, merge, retrain-head, evaluate."""
-    from ltsoups.cli.progress import ProgressObserver, make_progress
+def run(runner: RunnerOption = None, params: ParamsOption = None, set_: SetOption = None) -> None:
+    """Run the whole method: prepare, theta_0, the members (through the runner; those already trained from
+    their current inputs are kept), merge, retrain-head, evaluate."""
+    from ltsoups.cli.progress import MemberBoard, ProgressObserver, make_member_board
     from ltsoups.cli.render import console, results_table
     from ltsoups.stages.context import RunContext
     from ltsoups.stages.pipeline import run_pipeline
     from ltsoups.tracking import pipeline_tracking
 
-    config = _config(params, set_)
+    config = _config(params, _with_runner(set_, runner))
     workspace = _workspace(config)
-    with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
+    context = RunContext(config)
+    chosen = context.plugin(config.runner)
+    with pipeline_tracking(config, workspace) as tracking, make_member_board() as progress:
         observer_for = functools.partial(ProgressObserver, progress)
-        evaluation = run_pipeline(RunContext(config), workspace, observer_for, tracking)
+        evaluation = run_pipeline(context, workspace, observer_for, tracking, chosen, MemberBoard(progress))
     rows = [(row.name, row.scores.headline()) for row in evaluation.rows]
     console.print(results_table(rows, "LT-Soups results (test split)"))
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
-from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams
+from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams, TextTower
 from ltsoups.peft import PeftMethod
 
 if TYPE_CHECKING:
@@ -72,11 +72,11 @@ class OpenClipBackbone(Backbone):
 
     def load(self, num_classes: int) -> LoadedBackbone:
         import open_clip
-        import torch
 
         from ltsoups.embedded import register_model_config
         from ltsoups.io.safetensors import CheckpointError, load_tensors
         from ltsoups.peft.adapters import apply_peft
+        from ltsoups.plugins.open_clip_text import OpenClipTextEncoder
 
         register_model_config()
         weights = self._local_weights()
@@ -93,13 +93,9 @@ class OpenClipBackbone(Backbone):
                 raise CheckpointError(f"{weights}: not weights of open_clip model {self.params.model!r}: {mismatch}")
             model.load_state_dict(tensors, strict=True)
         model.eval()
-        tokenizer = open_clip.get_tokenizer(self.params.model)
-
-        @torch.no_grad()
-        def embed_text(prompts: Sequence[str]) -> torch.Tensor:
-            return model.encode_text(tokenizer(list(prompts)), normalize=True)
-
         visual = model.visual
+        model.visual = None  # the image tower is the classifier's from now on; the text tower moves on its own
+        text = TextTower(OpenClipTextEncoder(model), open_clip.get_tokenizer(self.params.model))
         apply_peft(visual, self.params.peft, num_classes, self.params.peft_rank)
         size = visual.image_size
         return LoadedBackbone(
@@ -108,7 +104,7 @@ class OpenClipBackbone(Backbone):
             image_size=int(size[0] if isinstance(size, tuple | list) else size),
             mean=tuple(getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN),
             std=tuple(getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD),
-            text_embedder=embed_text,
+            text_tower=text,
         )
 
     def _local_weights(self) -> Path | None:

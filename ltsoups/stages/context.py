@@ -68,7 +68,7 @@ class RunContext:
     def _classifier(self) -> LongTailClassifier:
         backbone = self.backbone
         head = CosineHead(torch.zeros(self.splits.train.num_classes, backbone.feature_dim), self.config.head.scale)
-        return LongTailClassifier(backbone.image_encoder, head).to(self.runtime.device)
+        return self.runtime.place(LongTailClassifier(backbone.image_encoder, head))
 
     @cached_property
     def _trainable(self) -> dict[str, bool]:
@@ -81,8 +81,8 @@ class RunContext:
             raise RuntimeError("theta_0 is built from the pretrained weights: build it before loading a checkpoint")
         model, backbone = self._classifier, self.backbone
         names = list(self.splits.train.class_names)
-        if backbone.text_embedder is not None:
-            weight = prompt_embeddings(backbone.text_embedder, names, self.config.head.templates)
+        if backbone.text_tower is not None:
+            weight = prompt_embeddings(backbone.text_tower, names, self.config.head.templates, self.runtime)
         else:
             weight = class_mean_features(model.encoder, backbone.feature_dim, self.splits.train, self)
         with torch.no_grad():
@@ -109,7 +109,7 @@ class RunContext:
         runtime = self.runtime
         loader = runtime.loader(EvaluationSamples(split, self.preprocess), batch_size=FEATURE_BATCH_SIZE)
         with runtime.inference():
-            batches = [encoder(images.to(runtime.device, non_blocking=True)).float().cpu() for images, _ in loader]
+            batches = [encoder(runtime.place(images)).float().cpu() for images, _ in loader]
         return torch.cat(batches)
 
 

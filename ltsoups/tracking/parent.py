@@ -20,8 +20,9 @@ from ltsoups.workspace import Workspace
 
 
 def pipeline_config(config: LtSoupsConfig) -> dict:
-    """Everything that shapes the results (all but the tracking section)."""
-    return {key: value for key, value in config.model_dump(mode="json").items() if key != "tracking"}
+    """Everything that shapes the results: all but the tracking section and the runner, which only decides
+    where members train (so `train-members --runner ray` and the DVC stages after it share one parent)."""
+    return {key: value for key, value in config.model_dump(mode="json").items() if key not in ("tracking", "runner")}
 
 
 def common_tags(config: LtSoupsConfig) -> dict[str, str]:

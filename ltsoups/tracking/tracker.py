@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,9 +43,11 @@ class PipelineTracker:
         workspace: Workspace,
         experiment: str | None = None,
         parent_id: str | None = None,
+        owns_parent: bool = True,
     ) -> None:
+        """``owns_parent`` False: a worker's tracker, which logs under the parent but never ends it."""
         self.session, self.config, self.workspace = session, config, workspace
-        self.experiment, self.parent_id = experiment, parent_id
+        self.experiment, self.parent_id, self.owns_parent = experiment, parent_id, owns_parent
         self._open: dict[str, MetricStream] = {}
         self._finished = False
 
@@ -56,6 +59,12 @@ class PipelineTracker:
         session = TrackingSession.connect(tracking_uri(config.tracking))
         experiment, parent_id = open_parent(session, config, workspace)
         return cls(session, config, workspace, experiment, parent_id)
+
+    def member_tracking(self) -> MemberRuns | None:
+        """How the processes that train this pipeline's members log them: as children of this parent run."""
+        if not self.session.enabled:
+            return None
+        return MemberRuns(self.session.uri, self.experiment, self.parent_id)
 
     # ----------------------------------------------------------------------------- parent artifacts
 
@@ -167,7 +176,7 @@ class PipelineTracker:
             run_id = self._close_stream(name)
             if run_id is not None:
                 end_run(self.session, run_id, error)
-        if self.parent_id is not None and (error is not None or self._finished):
+        if self.owns_parent and self.parent_id is not None and (error is not None or self._finished):
             end_run(self.session, self.parent_id, error)
         self.session.report()
 
@@ -233,6 +242,23 @@ class PipelineTracker:
             self.session.dropped(what)
             return
         self.session.log_artifact(run_id, path, folder, what)
+
+
+@dataclass(frozen=True)
+class MemberRuns:
+    """The driver's store, experiment and parent run, sent to every worker that trains a member.
+
+    A worker logs its member as a child of the parent, whichever process or machine it is; a store it
+    cannot reach costs it the logs, never the member's outputs (see TrackingSession).
+    """
+
+    uri: str
+    experiment: str | None
+    parent_id: str | None
+
+    def open(self, config: LtSoupsConfig, workspace: Workspace) -> PipelineTracker:
+        session = TrackingSession.connect(self.uri)
+        return PipelineTracker(session, config, workspace, self.experiment, self.parent_id, owns_parent=False)
 
 
 @contextmanager
