@@ -96,11 +96,12 @@ class SilentFollower:
 class MemberFailed(RuntimeError):
     """Members of a batch failed; the members that finished are on disk and will not be trained again."""
 
-    def __init__(self, failures: Mapping[str, str], finished: Sequence[str], not_started: Sequence[str]) -> None:
-        self.failures, self.finished, self.not_started = dict(failures), list(finished), list(not_started)
+    def __init__(self, failures: Mapping[str, str], finished: Sequence[str], not_trained: Sequence[str]) -> None:
+        self.failures, self.finished, self.not_trained = dict(failures), list(finished), list(not_trained)
         causes = "; ".join(f"member {member} failed: {error}" for member, error in self.failures.items())
         kept = f"{len(self.finished)} finished and kept" + (f" ({', '.join(self.finished)})" if self.finished else "")
-        super().__init__(f"{causes}; {kept}, {len(self.not_started)} not started")
+        rest = f"{len(self.not_trained)} not trained" + (" (run again to train them)" if self.not_trained else "")
+        super().__init__(f"{causes}; {kept}, {rest}")
 
 
 def describe(error: BaseException) -> str:

@@ -1,24 +1,14 @@
-"""Fixtures for tracking tests: a tiny real config, a real `mlflow server` on 127.0.0.1, run trees read back."""
+"""Fixtures for tracking tests: a tiny real config, run trees read back."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tiny_config import tiny_params as tiny_config
 from tiny_config import tiny_training, write_params
-
-BIN = Path(sys.executable).parent
-SERVER_START_SECONDS = 120
 
 
 @pytest.fixture
@@ -39,57 +29,6 @@ def tiny_params(tmp_path: Path, random_mini_clip: Path, monkeypatch: pytest.Monk
         return write_params(tmp_path, params)
 
     return write
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def unreachable_uri() -> str:
-    """An http tracking URI on a 127.0.0.1 port nothing listens on: every request is refused."""
-    return f"http://127.0.0.1:{free_port()}"
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `mlflow server` (sqlite store) on a free 127.0.0.1 port; its URI. Stopped at the end."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    command = [
-        str(BIN / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while not _healthy(uri):
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield uri
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
-
-
-def _healthy(uri: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 class RunTree:
