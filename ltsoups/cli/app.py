@@ -263,7 +263,7 @@ def train_members_command(
     """Train every member not yet trained from its current manifest, config and theta_0, in parallel on the
     runner's workers; then record them in dvc.lock (in a DVC project) so that `dvc repro` does not train them."""
     from ltsoups.cli.dvc_lock import record_members
-    from ltsoups.cli.progress import MemberBoard, make_member_board
+    from ltsoups.cli.progress import MemberBoard, make_progress
     from ltsoups.cli.render import console
     from ltsoups.runners.batch import train_members
     from ltsoups.runners.task import MemberFailed
@@ -275,7 +275,7 @@ def train_members_command(
     context = RunContext(config)
     chosen = context.plugin(config.runner)  # a runner that cannot work here (no Ray) fails before any work
     try:
-        with pipeline_tracking(config, workspace) as tracking, make_member_board() as progress:
+        with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
             board = MemberBoard(progress)
             done = train_members(context, workspace, members, chosen, board, tracking.member_tracking())
     except MemberFailed as failed:
@@ -382,7 +382,7 @@ def report(
 def run(runner: RunnerOption = None, params: ParamsOption = None, set_: SetOption = None) -> None:
     """Run the whole method: prepare, theta_0, the members (through the runner; those already trained from
     their current inputs are kept), merge, retrain-head, evaluate."""
-    from ltsoups.cli.progress import MemberBoard, ProgressObserver, make_member_board
+    from ltsoups.cli.progress import MemberBoard, ProgressObserver, make_progress
     from ltsoups.cli.render import console, results_table
     from ltsoups.stages.context import RunContext
     from ltsoups.stages.pipeline import run_pipeline
@@ -392,7 +392,7 @@ def run(runner: RunnerOption = None, params: ParamsOption = None, set_: SetOptio
     workspace = _workspace(config)
     context = RunContext(config)
     chosen = context.plugin(config.runner)
-    with pipeline_tracking(config, workspace) as tracking, make_member_board() as progress:
+    with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
         observer_for = functools.partial(ProgressObserver, progress)
         evaluation = run_pipeline(context, workspace, observer_for, tracking, chosen, MemberBoard(progress))
     rows = [(row.name, row.scores.headline()) for row in evaluation.rows]

@@ -24,16 +24,22 @@ if TYPE_CHECKING:
 
 
 def make_progress() -> Progress:
+    """One row per training: its name, where it runs (members), its steps, loss and learning rate."""
     return Progress(
         TextColumn("[bold]{task.description}"),
+        TextColumn("{task.fields[status]}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}"),
+        TextColumn("{task.fields[metrics]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
         transient=False,
     )
+
+
+def step_metrics(loss: float, lr: float) -> str:
+    return f"loss {loss:.4f}  lr {lr:.2e}"
 
 
 class ProgressObserver:
@@ -46,28 +52,14 @@ class ProgressObserver:
     def on_start(self, total_steps: int, first_step: int) -> None:
         # The bar appears only once training really starts, not for a stage that fails while loading.
         self.task = self.progress.add_task(
-            self.description, total=total_steps, completed=first_step, loss=float("nan"), lr=0.0, status=""
+            self.description, total=total_steps, completed=first_step, status="", metrics=""
         )
 
     def on_step(self, step: int, loss: float, lr: float) -> None:
-        self.progress.update(self.task, completed=step, loss=loss, lr=lr)
+        self.progress.update(self.task, completed=step, metrics=step_metrics(loss, lr))
 
     def on_validation(self, step: int, score: float) -> None:
         self.progress.console.log(f"{self.description}: step {step} val balanced accuracy {score:.2f}")
-
-
-def make_member_board() -> Progress:
-    """Columns for one row per member: where it trains, its steps, loss and learning rate."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        TextColumn("{task.fields[status]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[metrics]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 class MemberBoard:
@@ -117,7 +109,7 @@ class MemberRowObserver:
         self.progress.update(self.row, total=total_steps, completed=first_step)
 
     def on_step(self, step: int, loss: float, lr: float) -> None:
-        self.progress.update(self.row, completed=step, metrics=f"loss {loss:.4f}  lr {lr:.2e}")
+        self.progress.update(self.row, completed=step, metrics=step_metrics(loss, lr))
 
     def on_validation(self, step: int, score: float) -> None:
         self.progress.console.log(f"member {self.member}: step {step} val balanced accuracy {score:.2f}")

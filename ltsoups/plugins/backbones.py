@@ -6,7 +6,7 @@ torch and open_clip are imported in ``load``: naming and validating the plugin m
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING

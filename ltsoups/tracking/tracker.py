@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,10 +44,13 @@ class PipelineTracker:
         experiment: str | None = None,
         parent_id: str | None = None,
         owns_parent: bool = True,
+        owns_session: bool = True,
     ) -> None:
-        """``owns_parent`` False: a worker's tracker, which logs under the parent but never ends it."""
+        """A member's tracker logs under the parent but never ends it (``owns_parent`` False); in the driver's
+        process it shares the driver's session, which reports what was not logged once (``owns_session`` False)."""
         self.session, self.config, self.workspace = session, config, workspace
-        self.experiment, self.parent_id, self.owns_parent = experiment, parent_id, owns_parent
+        self.experiment, self.parent_id = experiment, parent_id
+        self.owns_parent, self.owns_session = owns_parent, owns_session
         self._open: dict[str, MetricStream] = {}
         self._finished = False
 
@@ -64,7 +67,7 @@ class PipelineTracker:
         """How the processes that train this pipeline's members log them: as children of this parent run."""
         if not self.session.enabled:
             return None
-        return MemberRuns(self.session.uri, self.experiment, self.parent_id)
+        return MemberRuns(self.session.uri, self.experiment, self.parent_id, driver=self)
 
     # ----------------------------------------------------------------------------- parent artifacts
 
@@ -178,7 +181,8 @@ class PipelineTracker:
                 end_run(self.session, run_id, error)
         if self.owns_parent and self.parent_id is not None and (error is not None or self._finished):
             end_run(self.session, self.parent_id, error)
-        self.session.report()
+        if self.owns_session:
+            self.session.report()
 
     # -------------------------------------------------------------------------------------- helpers
 
@@ -255,10 +259,20 @@ class MemberRuns:
     uri: str
     experiment: str | None
     parent_id: str | None
+    driver: PipelineTracker | None = field(default=None, compare=False, repr=False)
+    """The driver's tracker, while this stays in the driver's process; a worker gets the three values above."""
+
+    def __reduce__(self) -> tuple[type[MemberRuns], tuple[str, str | None, str | None]]:
+        return MemberRuns, (self.uri, self.experiment, self.parent_id)
 
     def open(self, config: LtSoupsConfig, workspace: Workspace) -> PipelineTracker:
-        session = TrackingSession.connect(self.uri)
-        return PipelineTracker(session, config, workspace, self.experiment, self.parent_id, owns_parent=False)
+        if self.driver is not None:  # one session per process: a store that failed once is not tried again
+            session, own = self.driver.session, False
+        else:
+            session, own = TrackingSession.connect(self.uri), True
+        return PipelineTracker(
+            session, config, workspace, self.experiment, self.parent_id, owns_parent=False, owns_session=own
+        )
 
 
 @contextmanager
