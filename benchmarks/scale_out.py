@@ -8,8 +8,10 @@ trains all its members twice through the ray runner, each time on a fresh local 
 1 CPU and so 1 torch thread. The clock runs from submitting the members to the last result (cluster start
 apart). Prints both wall times, the speedup (goal on 2 cores: >= 1.7), each run's longest member (from
 its start on a worker to its result), the ratio of stage-1 wall time to that longest member (the paper's
-claim: about 1 with a worker per member; with fewer workers, about members / workers), whether both runs
-gave the same bits, and the load average around each run (on a shared machine the numbers move with it).
+claim: about 1 with a worker per member; with fewer workers, about members / workers), how many members
+were in flight on average and how much slower each was than alone (a speedup short of the goal is one or
+the other), whether both runs gave the same bits, and the load average around each run (on a shared
+machine the numbers move with it).
 """
 
 from __future__ import annotations
@@ -107,6 +109,10 @@ def main() -> None:
         )
     baseline, parallel = runs
     print(f"speedup {args.workers} workers / 1: {baseline.wall / parallel.wall:.2f} (goal >= {GOAL} on 2 cores)")
+    # Why a speedup falls short: too few members at once (the runner), or each member slower (the machine).
+    in_flight = sum(parallel.members.values()) / parallel.wall
+    slowdown = sum(parallel.members.values()) / sum(baseline.members.values())
+    print(f"members in flight on average: {in_flight:.2f}; each member took {slowdown:.2f}x its time alone")
     print(f"same bits in both runs: {'yes' if baseline.digests == parallel.digests else 'NO'}")
 
 

@@ -20,6 +20,7 @@ GPU's name. `--set KEY=VALUE` overrides the config of both loops, e.g. a quick C
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import statistics
@@ -33,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as v1
 from torchvision.transforms import InterpolationMode, v2
 
 from ltsoups.config import LtSoupsConfig, load_config
@@ -94,20 +96,28 @@ def ltsoups_round(context: RunContext, model: LongTailClassifier, steps: int, wa
     return Measured(trained, len(test) / (time.perf_counter() - start))
 
 
-def bare_round(context: RunContext, model: LongTailClassifier, steps: int, warmup: int) -> Measured:
+def bare_transforms(api: str, context: RunContext) -> tuple[Callable, Callable]:
+    """Training and evaluation transforms of the bare loop: classic torchvision (v1, on PIL images) or v2."""
+    pre, augment, bicubic = context.preprocess, context.config.train.augment, InterpolationMode.BICUBIC
+    size, mean, std = [pre.image_size, pre.image_size], list(pre.mean), list(pre.std)
+    if api == "v1":
+        crop = v1.RandomResizedCrop(size, scale=augment.crop_scale, interpolation=bicubic)
+        flip, tail = [v1.RandomHorizontalFlip()] if augment.hflip else [], [v1.ToTensor(), v1.Normalize(mean, std)]
+        return v1.Compose([crop, *flip, *tail]), v1.Compose([v1.Resize(size[0], bicubic), v1.CenterCrop(size), *tail])
+    flip = [v2.RandomHorizontalFlip()] if augment.hflip else []
+    head, tail = [v2.PILToTensor()], [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    crop = v2.RandomResizedCrop(size, scale=augment.crop_scale, interpolation=bicubic, antialias=True)
+    resize = [v2.Resize(size[0], interpolation=bicubic, antialias=True), v2.CenterCrop(size)]
+    return v2.Compose([*head, crop, *flip, *tail]), v2.Compose([*head, *resize, *tail])
+
+
+def bare_round(context: RunContext, model: LongTailClassifier, steps: int, warmup: int, api: str) -> Measured:
     config, runtime = context.config, context.runtime
     device, cuda = runtime.device, runtime.device.type == "cuda"
     dtype = torch.bfloat16 if config.runtime.precision.value == "bf16" else torch.float16
     autocast = torch.autocast(device.type, dtype=dtype, enabled=runtime.mixed_precision)
-    pre, augment, optim = context.preprocess, config.train.augment, config.train.optim
-    size = [pre.image_size, pre.image_size]
-    augmented = v2.Compose([
-        v2.PILToTensor(),
-        v2.RandomResizedCrop(size, scale=augment.crop_scale, interpolation=InterpolationMode.BICUBIC, antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(list(pre.mean), list(pre.std)),
-    ])  # fmt: skip
+    optim = config.train.optim
+    augmented, evaluation = bare_transforms(api, context)
     workers = config.runtime.workers
     train_split = context.splits.train
     loader = DataLoader(
@@ -142,13 +152,6 @@ def bare_round(context: RunContext, model: LongTailClassifier, steps: int, warmu
             if step == steps:
                 break
     trained = (steps - warmup) * optim.batch_size / (time.perf_counter() - start)
-    evaluation = v2.Compose([
-        v2.PILToTensor(),
-        v2.Resize(pre.image_size, interpolation=InterpolationMode.BICUBIC, antialias=True),
-        v2.CenterCrop(size),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(list(pre.mean), list(pre.std)),
-    ])  # fmt: skip
     test = DataLoader(
         TorchvisionImages(context.splits.test, evaluation), batch_size=256, num_workers=workers, pin_memory=cuda
     )
@@ -190,6 +193,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None, help="steps left out of the timing (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each loop")
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default 0; --gpu 8)")
+    parser.add_argument(
+        "--transforms", choices=("v1", "v2"), default="v1", help="the bare loop's torchvision transforms API"
+    )
     parser.add_argument("--set", action="append", default=[], dest="overrides", help="a config override (repeatable)")
     args = parser.parse_args()
     steps = args.steps or (60 if args.gpu else 40)
@@ -210,7 +216,8 @@ def main() -> None:
         theta0 = {name: tensor.clone() for name, tensor in model.state_dict().items()}
         results: dict[str, list[Measured]] = {"ltsoups": [], "bare": []}
         for _ in range(args.rounds):
-            for name, one_round in (("ltsoups", ltsoups_round), ("bare", bare_round)):
+            bare = functools.partial(bare_round, api=args.transforms)
+            for name, one_round in (("ltsoups", ltsoups_round), ("bare", bare)):
                 model.load_state_dict(theta0)
                 results[name].append(one_round(context, model, steps, warmup))
     device = context.runtime.device
@@ -221,7 +228,10 @@ def main() -> None:
     )
     model_name, train_settings = config.backbone.params.model, config.train.optim
     print(f"device: {what}; {model_name} at {context.preprocess.image_size} px, batch {train_settings.batch_size}")
-    print(f"precision {config.runtime.precision.value}, loader workers {config.runtime.workers}")
+    print(
+        f"precision {config.runtime.precision.value}, loader workers {config.runtime.workers}, "
+        f"bare loop with torchvision transforms {args.transforms}"
+    )
     print(f"{args.rounds} rounds of {steps} steps ({warmup} left out); load average {os.getloadavg()[0]:.2f}")
     median = {
         name: (statistics.median(m.train for m in runs), statistics.median(m.evaluate for m in runs))

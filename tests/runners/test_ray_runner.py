@@ -16,11 +16,11 @@ import pytest
 from member_runs import MEMBERS, Probe, Run, torch_threads
 
 from ltsoups.checkpoint import save_checkpoint
-from ltsoups.contracts import PluginParams
+from ltsoups.contracts import PluginParams, Runner
 from ltsoups.plugins.ray_runner import RayRunner, RayRunnerParams
 from ltsoups.plugins.runners import LocalRunner
 from ltsoups.runners.batch import TrainedMembers, train_members
-from ltsoups.runners.task import MemberFailed, Worker
+from ltsoups.runners.task import MemberFailed, MemberFollower, MemberTracking, Worker
 from ltsoups.stages.context import RunContext
 from ltsoups.tracking import pipeline_tracking
 from ltsoups.tracking.tracker import MemberRuns
@@ -47,9 +47,15 @@ def ray_cluster() -> Iterator[None]:
     ray.shutdown()
 
 
-def train(run: Run, runner: object, *overrides: str, members: list[str] | None = None, **kw: object) -> TrainedMembers:
-    config = run.config(*overrides)
-    return train_members(RunContext(config), run.workspace, members, runner, **kw)  # type: ignore[arg-type]
+def train(
+    run: Run,
+    runner: Runner,
+    *overrides: str,
+    members: list[str] | None = None,
+    follower: MemberFollower | None = None,
+    tracking: MemberTracking | None = None,
+) -> TrainedMembers:
+    return train_members(RunContext(run.config(*overrides)), run.workspace, members, runner, follower, tracking)
 
 
 def tracked(experiment: str, uri: str) -> list[str]:
