@@ -34,6 +34,10 @@ from ltsoups.schema import StrictModel
 from ltsoups.training.settings import AugmentSettings, EvaluationSettings, LoopSettings, Selection
 
 
+class RunnerSpec(PluginSpec):
+    kind = PluginKind.RUNNER
+
+
 class DataConfig(StrictModel):
     dataset: DatasetSpec = Field(
         default_factory=lambda: DatasetSpec(name="embedded"), description="which dataset plugin provides the splits"
@@ -168,6 +172,11 @@ class LtSoupsConfig(StrictModel):
     preset: str | None = Field(None, description="named profile deep-merged under this file (see ltsoups.presets)")
     runtime: RuntimeSettings = Field(
         RuntimeSettings(), description="device, precision and loader workers of every stage (not part of any hash)"
+    )
+    runner: RunnerSpec = Field(
+        default_factory=lambda: RunnerSpec(name="local"),
+        description="how `train-members` and `run` train the members: local (one after another in this process) "
+        "or ray (in parallel on a Ray cluster); same bits either way, so not part of any hash",
     )
     data: DataConfig = DataConfig()
     backbone: BackboneSpec = Field(

@@ -1,4 +1,4 @@
-"""What each kind of plugin must provide: samplers, losses, mergers, backbones and datasets.
+"""What each kind of plugin must provide: samplers, losses, mergers, backbones, datasets and runners.
 
 A plugin is a class with a nested pydantic ``Params`` model and a constructor taking one ``Params``
 instance. It is registered under an entry-point group (``ltsoups.samplers``, ...) by whichever
@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # only for annotations: naming and validating plugins must no
     from torch import nn
 
     from ltsoups.data.dataset import DatasetSplits
+    from ltsoups.runners.task import MemberFollower, MemberTask
+    from ltsoups.stages.member import MemberOutput
 
 
 class PluginParams(StrictModel):
@@ -222,6 +224,15 @@ class SelectingMerger(Merger):
 
 
 @dataclass
+class TextTower:
+    """A text encoder for the head's init: ``encoder(tokenize(prompts))`` embeds prompts in the space of the
+    image features. The encoder shares no weights with the image encoder, so it moves to the device alone."""
+
+    encoder: nn.Module
+    tokenize: Callable[[Sequence[str]], torch.Tensor]
+
+
+@dataclass
 class LoadedBackbone:
     """An image encoder ready to fine-tune, with its preprocessing and (optionally) a text tower."""
 
@@ -230,8 +241,8 @@ class LoadedBackbone:
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    text_embedder: Callable[[Sequence[str]], torch.Tensor] | None = None
-    """Maps prompts to embeddings in the image encoder's output space; None without a text tower."""
+    text_tower: TextTower | None = None
+    """None without one: the head then starts from class-mean features."""
 
 
 class Backbone(Plugin):
@@ -254,3 +265,23 @@ class Dataset(Plugin):
 
     @abstractmethod
     def load(self) -> DatasetSplits: ...
+
+
+# ----------------------------------------------------------------------------------------- runners
+
+
+class Runner(Plugin):
+    """Trains independent members: one after another in this process, or in parallel on other workers.
+
+    Wherever a member trains, it trains through ``ltsoups.runners.task.train_task``: a runner only
+    decides where and when, so every runner gives the same bits.
+    """
+
+    @abstractmethod
+    def train(self, tasks: Sequence[MemberTask], follower: MemberFollower) -> list[MemberOutput]:
+        """Train every task's member; their outputs in task order.
+
+        ``follower`` hears where each attempt runs, its training events, and each member's end. A member
+        that fails stops no member already running: once those are done, raise ``MemberFailed`` naming
+        every member that failed. An empty ``tasks`` costs nothing (no worker is started).
+        """

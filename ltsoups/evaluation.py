@@ -75,19 +75,20 @@ def predict(model: nn.Module, split: LabelledImages, preprocess: Preprocess, run
     model.eval()
     loader = runtime.loader(ImageSamples(split, preprocess.views), batch_size=BATCH_SIZE, shuffle=False)
     with runtime.inference():
-        outputs = [mean_over_views(model, images.to(runtime.device, non_blocking=True)) for images, _ in loader]
+        outputs = [mean_over_views(model, images, runtime) for images, _ in loader]
     return torch.cat(outputs).numpy()
 
 
-def mean_over_views(model: nn.Module, views: torch.Tensor) -> torch.Tensor:
+def mean_over_views(model: nn.Module, views: torch.Tensor, runtime: Runtime) -> torch.Tensor:
     """(batch, views, ...) inputs -> (batch, outputs): the model on every view, averaged over the views, float32.
 
-    With several views per image the model sees at most BATCH_SIZE of them at a time.
+    The views go to the run's device at most BATCH_SIZE at a time, and the model sees them so.
     """
     batch, count = views.shape[:2]
+    flat = views.flatten(0, 1)
     if count == 1:
-        return model(views.flatten(0, 1)).float().cpu()
-    outputs = torch.cat([model(chunk).float() for chunk in views.flatten(0, 1).split(BATCH_SIZE)])
+        return model(runtime.place(flat)).float().cpu()
+    outputs = torch.cat([model(runtime.place(chunk)).float() for chunk in flat.split(BATCH_SIZE)])
     return outputs.view(batch, count, -1).mean(dim=1).cpu()
 
 

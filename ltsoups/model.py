@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ltsoups.contracts import TextTower
+from ltsoups.runtime import Runtime
+
+PROMPT_BATCH_SIZE = 256
 
 
 class CosineHead(nn.Module):
@@ -34,14 +39,22 @@ class LongTailClassifier(nn.Module):
 
 
 def prompt_embeddings(
-    text_embedder: Callable[[Sequence[str]], torch.Tensor], class_names: Sequence[str], templates: Sequence[str]
+    text: TextTower, class_names: Sequence[str], templates: Sequence[str], runtime: Runtime
 ) -> torch.Tensor:
     """Per class: the mean of its normalised prompt embeddings over templates, normalised again.
 
-    Underscores in class names ("aquarium_fish") become spaces, as in the authors' head init.
+    The text tower runs on the run's device, ``PROMPT_BATCH_SIZE`` prompts at a time. Underscores in class
+    names ("aquarium_fish") become spaces, as in the authors' head init.
     """
+    encoder = runtime.place(text.encoder).eval()
     readable = [name.replace("_", " ") for name in class_names]
-    per_template = [
-        F.normalize(text_embedder([t.format(name) for name in readable]).float(), dim=-1) for t in templates
-    ]
+    per_template = []
+    with runtime.inference():
+        for template in templates:
+            prompts = [template.format(name) for name in readable]
+            chunks = [
+                encoder(runtime.place(text.tokenize(prompts[start : start + PROMPT_BATCH_SIZE]))).float()
+                for start in range(0, len(prompts), PROMPT_BATCH_SIZE)
+            ]
+            per_template.append(F.normalize(torch.cat(chunks), dim=-1))
     return F.normalize(torch.stack(per_template).mean(dim=0), dim=-1)

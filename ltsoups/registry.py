@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import ValidationError
 
-from ltsoups.contracts import Backbone, Dataset, Loss, Merger, Plugin, PluginParams, Sampler
+from ltsoups.contracts import Backbone, Dataset, Loss, Merger, Plugin, PluginParams, Runner, Sampler
 
 
 class PluginKind(str, Enum):
@@ -22,6 +22,7 @@ class PluginKind(str, Enum):
     MERGER = "mergers"
     BACKBONE = "backbones"
     DATASET = "datasets"
+    RUNNER = "runners"
 
     @property
     def group(self) -> str:
@@ -42,6 +43,7 @@ _CONTRACTS: dict[PluginKind, type[Plugin]] = {
     PluginKind.MERGER: Merger,
     PluginKind.BACKBONE: Backbone,
     PluginKind.DATASET: Dataset,
+    PluginKind.RUNNER: Runner,
 }
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import Field
 
@@ -15,7 +15,10 @@ from ltsoups.schema import StrictModel
 # torch is imported where it is used: the config schema imports this module, and the CLI starts without torch.
 if TYPE_CHECKING:
     import torch
+    from torch import nn
     from torch.utils.data import DataLoader, Dataset
+
+Placeable = TypeVar("Placeable", "nn.Module", "torch.Tensor")
 
 
 class Precision(str, Enum):
@@ -54,6 +57,15 @@ class Runtime:
     @property
     def mixed_precision(self) -> bool:
         return self.device.type == "cuda" and self.precision is not Precision.FP32
+
+    def place(self, value: Placeable) -> Placeable:
+        """``value`` on the run's device: a module (its weights move), or a batch (copied without waiting,
+        from pinned memory). Every stage puts its models and inputs there through this one method."""
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            return value.to(self.device, non_blocking=True)
+        return value.to(self.device)
 
     def autocast(self) -> AbstractContextManager[Any]:
         """Autocast at the configured precision on a GPU; a no-op on the CPU or in fp32."""

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (once) and install ltsoups with its test tools into it. Safe to run repeatedly.
+# Create .venv (once) and install ltsoups with its test tools (and Ray, for the ray runner's tests) into it.
+# Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +17,7 @@ esac
 stamp=".venv/.ltsoups-pyproject.sha256"
 wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] \
-    || ! .venv/bin/python -c "import ltsoups, torch, open_clip, mlflow, dvc, pytest" 2>/dev/null; then
+    || ! .venv/bin/python -c "import ltsoups, torch, open_clip, mlflow, dvc, ray, pytest" 2>/dev/null; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     # shellcheck disable=SC2086
     .venv/bin/python -m pip install --quiet $TORCH -e ".[test]"

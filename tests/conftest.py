@@ -1,7 +1,8 @@
-"""Shared fixtures: a random mini-CLIP on disk, tiny datasets in the real on-disk formats."""
+"""Shared fixtures: a random mini-CLIP on disk, tiny datasets in the real on-disk formats, an MLflow server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from dataset_formats import (
     write_tiny_imagenet,
 )
 from tiny_config import save_random_mini_clip
+
+from ltsoups.tracking.local_server import ServerDidNotStart, free_port, local_mlflow_server
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +46,19 @@ def tiny_imagenet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def image_tree(tmp_path: Path) -> ImageTree:
     return write_image_tree(tmp_path / "images")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` (sqlite store) on a free 127.0.0.1 port; its URI. Stopped at the end."""
+    try:
+        with local_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
+            yield uri
+    except ServerDidNotStart as err:
+        pytest.fail(str(err))
+
+
+@pytest.fixture
+def unreachable_uri() -> str:
+    """An http tracking URI on a 127.0.0.1 port nothing listens on: every request is refused."""
+    return f"http://127.0.0.1:{free_port()}"

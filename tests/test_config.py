@@ -39,6 +39,7 @@ def test_every_plugin_field_of_the_schema_is_found() -> None:
     from ltsoups.config import plugin_locations
 
     assert dict(plugin_locations()) == {
+        "runner": PluginKind.RUNNER,
         "data.dataset": PluginKind.DATASET,
         "backbone": PluginKind.BACKBONE,
         "plan.sampler": PluginKind.SAMPLER,

@@ -17,6 +17,7 @@ BUILT_INS = {
         "image-folder",
         "csv",
     },
+    PluginKind.RUNNER: {"local", "ray"},
 }
 
 

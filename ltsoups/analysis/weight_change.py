@@ -9,18 +9,16 @@ read one weight (with its LoRA factors) at a time: memory stays about one tensor
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ltsoups.io.safetensors import CheckpointError, TensorFileReader, TensorLayout
-from ltsoups.peft.adapters import fold_lora
+from ltsoups.peft.adapters import fold_inputs, fold_lora
 
 ENCODER_PREFIX = "encoder."
-# torch.nn.utils.parametrize stores a parametrised weight as <owner>.parametrizations.<name>.<part>.
-_PARAMETRISED = ".parametrizations."
+_FLOATING = ("F64", "F32", "F16", "BF16")
 
 
 @dataclass(frozen=True)
@@ -34,30 +32,37 @@ class WeightChange:
         return {"weight_change": self.absolute, "weight_change_relative": self.relative}
 
 
-def _weight_of(name: str) -> str:
-    """The weight a stored tensor belongs to: itself, or the parametrised weight its LoRA factor adapts."""
-    owner, sep, rest = name.partition(_PARAMETRISED)
-    return f"{owner}.{rest.split('.', 1)[0]}" if sep else name
+def _encoder_weights(path: Path) -> dict[str, tuple[str, ...]]:
+    """Each effective (folded) floating weight of the encoder, and the stored tensors it is computed from."""
+    entries = TensorLayout.of(path).entries
+    return fold_inputs(
+        name for name, (_, dtype) in entries.items() if name.startswith(ENCODER_PREFIX) and dtype in _FLOATING
+    )
 
 
 def weight_change(checkpoint: Path, theta0: Path) -> WeightChange:
-    """The encoder's distance from theta_0, accumulated in float64 one weight at a time."""
-    layout, reference = TensorLayout.of(checkpoint), TensorLayout.of(theta0)
-    mismatch = reference.first_mismatch(layout)
-    if mismatch is not None:
-        raise CheckpointError(f"cannot compare {checkpoint} with theta_0 {theta0}: {mismatch}")
-    groups: dict[str, list[str]] = defaultdict(list)
-    for name, (_, dtype) in layout.entries.items():
-        if name.startswith(ENCODER_PREFIX) and dtype in ("F64", "F32", "F16", "BF16"):
-            groups[_weight_of(name)].append(name)
-    if not groups:
+    """The encoder's distance from theta_0, accumulated in float64 one weight at a time.
+
+    Either checkpoint may hold LoRA factors or folded weights (a soup of LoRA members is folded while
+    theta_0 is not): the effective weights are compared.
+    """
+    tuned_weights, start_weights = _encoder_weights(checkpoint), _encoder_weights(theta0)
+    if not tuned_weights:
         raise CheckpointError(f"{checkpoint} has no floating {ENCODER_PREFIX}* tensor")
+    if set(tuned_weights) != set(start_weights):
+        name = sorted(set(tuned_weights) ^ set(start_weights))[0]
+        where = "theta_0" if name in start_weights else "the checkpoint"
+        raise CheckpointError(f"cannot compare {checkpoint} with theta_0 {theta0}: only {where} has weight {name!r}")
     moved = base = 0.0
     with TensorFileReader(checkpoint) as tuned, TensorFileReader(theta0) as start:
-        for names in groups.values():
-            after = fold_lora({name: tuned.read(name).double() for name in names})
-            before = fold_lora({name: start.read(name).double() for name in names})
-            for key, value in after.items():
-                moved += float(torch.sum((value - before[key]) ** 2))
-                base += float(torch.sum(before[key] ** 2))
+        for name, sources in tuned_weights.items():
+            after = fold_lora({source: tuned.read(source).double() for source in sources})[name]
+            before = fold_lora({source: start.read(source).double() for source in start_weights[name]})[name]
+            if after.shape != before.shape:
+                raise CheckpointError(
+                    f"cannot compare {checkpoint} with theta_0 {theta0}: weight {name!r} has shape "
+                    f"{list(after.shape)}, theta_0's {list(before.shape)}"
+                )
+            moved += float(torch.sum((after - before) ** 2))
+            base += float(torch.sum(before**2))
     return WeightChange(math.sqrt(moved), math.sqrt(moved) / math.sqrt(base) if base else math.nan)

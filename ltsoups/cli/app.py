@@ -15,11 +15,13 @@ import typer
 
 from ltsoups.cli.common import (
     ParamsOption,
+    RunnerOption,
     SetOption,
     cli_config,
     cli_layers,
     reports_errors,
     source_name,
+    with_runner,
     workspace_of,
 )
 from ltsoups.cli.compare import compare_app
@@ -213,6 +215,53 @@ def train_member_command(
     console.print(f"wrote {output.checkpoint.path} ({output.result.steps} steps)")
 
 
+@app.command("train-members")
+@reports_errors
+def train_members_command(
+    members: Annotated[
+        list[str] | None, typer.Argument(help="member ids, e.g. f4-r1 (default: every member of the plan)")
+    ] = None,
+    runner: RunnerOption = None,
+    dvc: Annotated[
+        bool, typer.Option("--dvc/--no-dvc", help="record the members in dvc.lock, so `dvc repro` keeps them")
+    ] = True,
+    params: ParamsOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Train every member not yet trained from its current manifest, config and theta_0, in parallel on the
+    runner's workers; then record them in dvc.lock (in a DVC project) so that `dvc repro` does not train them."""
+    from ltsoups.cli.dvc_lock import record_members
+    from ltsoups.cli.progress import MemberBoard, make_progress
+    from ltsoups.cli.render import console
+    from ltsoups.runners.batch import train_members
+    from ltsoups.runners.task import MemberFailed
+    from ltsoups.stages.context import RunContext
+    from ltsoups.tracking import pipeline_tracking
+
+    config = cli_config(params, with_runner(set_, runner))
+    workspace = workspace_of(config)
+    context = RunContext(config)
+    chosen = context.plugin(config.runner)  # a runner that cannot work here (no Ray) fails before any work
+    try:
+        with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
+            board = MemberBoard(progress)
+            done = train_members(context, workspace, members, chosen, board, tracking.member_tracking())
+    except MemberFailed as failed:
+        if dvc:
+            _report_dvc(record_members(failed.finished, config))
+        raise
+    console.print(f"trained {len(done.trained)} member(s); {len(done.up_to_date)} already up to date")
+    if dvc:
+        _report_dvc(record_members([*(o.job.member for o in done.trained), *done.up_to_date], config))
+
+
+def _report_dvc(line: str | None) -> None:
+    from ltsoups.cli.render import console
+
+    if line is not None:
+        console.print(line, markup=False)
+
+
 @app.command()
 @reports_errors
 def merge(
@@ -338,32 +387,37 @@ def run(
         typer.Option(help="a method of `ltsoups compare methods` (e.g. full-ft), applied over the params file"),
     ] = None,
     methods_file: Annotated[Path | None, typer.Option(help="with --method: a methods file of your own")] = None,
+    runner: RunnerOption = None,
     params: ParamsOption = None,
     set_: SetOption = None,
 ) -> None:
-    """Run the whole method: prepare, theta_0, every member, merge, retrain-head, evaluate.
+    """Run the whole method: prepare, theta_0, the members (through the runner; those already trained from
+    their current inputs are kept), merge, retrain-head, evaluate.
 
     With --method, a baseline instead: its settings come after the params file and before --set.
     """
-    from ltsoups.cli.progress import ProgressObserver, make_progress
+    from ltsoups.cli.progress import MemberBoard, ProgressObserver, make_progress
     from ltsoups.cli.render import console, results_table
     from ltsoups.config import override_layer, validate_layers
     from ltsoups.stages.context import RunContext
     from ltsoups.stages.pipeline import run_pipeline
     from ltsoups.tracking import pipeline_tracking
 
+    overrides = with_runner(set_, runner)
     if method is None:
-        config = cli_config(params, set_)
+        config = cli_config(params, overrides)
     else:
         from ltsoups.compare.methods import trained_method
 
         layers, source = cli_layers(params, [])
-        layers += [*trained_method(method, methods_file).layers, *(override_layer(text) for text in set_ or [])]
-        config = validate_layers(layers, f"{source} + method {method}" + (" + --set" if set_ else ""))
+        layers += [*trained_method(method, methods_file).layers, *(override_layer(text) for text in overrides)]
+        config = validate_layers(layers, f"{source} + method {method}" + (" + --set/--runner" if overrides else ""))
     workspace = workspace_of(config)
+    context = RunContext(config)
+    chosen = context.plugin(config.runner)
     with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
         observer_for = functools.partial(ProgressObserver, progress)
-        evaluation = run_pipeline(RunContext(config), workspace, observer_for, tracking)
+        evaluation = run_pipeline(context, workspace, observer_for, tracking, chosen, MemberBoard(progress))
     rows = [(row.name, row.scores.headline()) for row in evaluation.rows]
     console.print(results_table(rows, "LT-Soups results (test split)"))
 

@@ -22,6 +22,13 @@ SetOption = Annotated[
     typer.Option("--set", "-s", help="override a param, e.g. --set merge.merger.params.lambda=0.5 (repeatable)"),
 ]
 
+RunnerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--runner", help="how the members train: local, ray, ... (`ltsoups plugins list`); default: the config's"
+    ),
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -34,6 +41,7 @@ def reports_errors(command: F) -> F:
 
         from ltsoups.cli.render import error_console
         from ltsoups.config import ConfigError
+        from ltsoups.runners.task import MemberFailed
         from ltsoups.training.errors import TrainingDiverged
 
         try:
@@ -41,7 +49,7 @@ def reports_errors(command: F) -> F:
         except ConfigError as err:
             error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
             raise typer.Exit(2) from err
-        except (TrainingDiverged, ValueError, FileNotFoundError, OSError) as err:
+        except (TrainingDiverged, MemberFailed, ValueError, FileNotFoundError, OSError) as err:
             # ValueError covers PluginError, CheckpointError, PlanError and the data loaders' errors.
             error_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
             raise typer.Exit(1) from err
@@ -67,6 +75,11 @@ def cli_config(params: Path | None, overrides: list[str] | None) -> LtSoupsConfi
     from ltsoups.config import validate_layers
 
     return validate_layers(*cli_layers(params, overrides))
+
+
+def with_runner(overrides: list[str] | None, runner: str | None) -> list[str]:
+    """``--runner NAME`` as the override ``runner.name=NAME`` (the params you wrote for the runner stay)."""
+    return [*(overrides or []), *([f"runner.name={runner}"] if runner is not None else [])]
 
 
 def source_name(params: Path | None) -> str:

@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from ltsoups.cli.common import ParamsOption, SetOption, cli_config, cli_layers, reports_errors
+from ltsoups.cli.common import (
+    ParamsOption,
+    RunnerOption,
+    SetOption,
+    cli_config,
+    cli_layers,
+    reports_errors,
+    with_runner,
+)
 
 compare_app = typer.Typer(
     help="Run methods side by side over seeds on the same data and evaluation; report, plot, MLflow.",
@@ -43,6 +51,7 @@ def compare(
         typer.Option(help="with --grid: head-to-tail ratios (repeatable; default 19, 3, 1, 1/3, 1/19)"),
     ] = None,
     out: OutOption = None,
+    runner: RunnerOption = None,
     params: ParamsOption = None,
     set_: SetOption = None,
 ) -> None:
@@ -55,25 +64,27 @@ def compare(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from ltsoups.cli.progress import ProgressObserver, make_progress
+    from ltsoups.cli.progress import MemberBoard, ProgressObserver, make_progress
     from ltsoups.cli.render import comparison_tables, console
+    from ltsoups.compare.run import ComparisonDisplay
     from ltsoups.compare.suite import PAPER_ETAS, CompareSettings, compare_grid
     from ltsoups.compare.suite import compare as compare_methods
 
     settings = CompareSettings(tuple(method or ()) or None, methods_file, seeds, reference, resamples)
     settings.chosen()  # an unknown method fails before anything runs
-    layers, source = cli_layers(params, set_)
-    root = out or Path(cli_config(params, set_).workdir) / "compare"
+    overrides = with_runner(set_, runner)
+    layers, source = cli_layers(params, overrides)
+    root = out or Path(cli_config(params, overrides).workdir) / "compare"
     with make_progress() as progress:
-        observer_for = functools.partial(ProgressObserver, progress)
+        display = ComparisonDisplay(MemberBoard(progress), functools.partial(ProgressObserver, progress), console.log)
         if grid:
-            points, files = compare_grid(layers, source, root, settings, eta or PAPER_ETAS, observer_for, console.log)
+            points, files = compare_grid(layers, source, root, settings, eta or PAPER_ETAS, display)
             for value, report in points:
                 console.rule(f"eta {value:.4g}")
                 for table in comparison_tables(report):
                     console.print(table)
         else:
-            outcome = compare_methods(layers, source, root, settings, observer_for, console.log)
+            outcome = compare_methods(layers, source, root, settings, display)
             files = outcome.files
             for table in comparison_tables(outcome.report):
                 console.print(table)

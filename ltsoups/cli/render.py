@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ltsoups.plan import FactorSummary
@@ -65,9 +66,9 @@ def plugins_table(registry: PluginRegistry) -> Table:
     for kind in PluginKind:
         for entry in registry.entries(kind):
             try:
-                description = entry.load().description
+                description = escape(entry.load().description)  # e.g. "pip install 'ltsoups[ray]'" is no markup
             except Exception as err:
-                description = f"[red]cannot load: {err}[/red]"
+                description = f"[red]cannot load: {escape(str(err))}[/red]"
             table.add_row(kind.group, entry.name, entry.distribution, description)
     return table
 

@@ -1,9 +1,10 @@
 """Running a comparison: every method x seed in its own workdir, with shared theta_0, members and logits.
 
-Phases, so that all the member training of a comparison is one call (``train_members``):
+Phases, so that all the member training of a comparison is one batch of the config's runner:
 1. per run: its config, the prepare stage in its workdir, theta_0 from the store (built once per
    data/backbone/head), and the key of every member its plan needs;
-2. the members no store entry holds yet, each trained once, then linked into every workdir using it;
+2. the members no store entry holds yet, each trained once (``runner``: one after another here, or in
+   parallel on Ray), recorded in the store as each finishes, then linked into every workdir using it;
 3. per run: merge, retrain-head and evaluate (theta_0, stage 1 and the final model, logits cached by
    weights), or for an ensemble the mean of its members' logits; a ``MethodResult`` per run.
 Seeds: a run's config ``seed`` (subsets, data order, augmentation, init) is the comparison's seed, and
@@ -27,8 +28,8 @@ from ltsoups.checkpoint import Checkpoint, open_checkpoint
 from ltsoups.compare.methods import Method
 from ltsoups.compare.results import RESULT_FILE, ComparisonSpec, MethodEntry, MethodResult
 from ltsoups.compare.store import ArtifactStore, CachedPredictor
-from ltsoups.compare.training import MemberTask, train_members
 from ltsoups.config import ConfigError, ConfigIssue, ConfigLayer, LtSoupsConfig, validate_layers
+from ltsoups.contracts import Runner
 from ltsoups.data.stats import ClassStats
 from ltsoups.evaluation import score_predictions
 from ltsoups.io.atomic import write_json_atomic
@@ -36,17 +37,19 @@ from ltsoups.plan import Plan
 from ltsoups.predictions import Predictions, Split
 from ltsoups.provenance import code_version, hash_json
 from ltsoups.registry import PluginRegistry, installed_registry
+from ltsoups.runners.task import MemberFollower, MemberTask, SilentFollower, Worker, lending
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.evaluate import ModelPredictor, evaluate_all
 from ltsoups.stages.evaluate_options import EvaluateOptions, SavedLogits
 from ltsoups.stages.inputs import verified_members
+from ltsoups.stages.member import MemberOutput
 from ltsoups.stages.merge import merge_members
 from ltsoups.stages.prepare import prepare
 from ltsoups.stages.retrain_head import retrain_head
 from ltsoups.stages.sections import MEMBER_SECTIONS
 from ltsoups.stages.theta0 import build_theta0
 from ltsoups.training.cost import CostMeter, TrainingCost, samples_seen
-from ltsoups.training.loop import TrainingObserver
+from ltsoups.training.loop import SilentObserver, TrainingObserver
 from ltsoups.workspace import Workspace
 
 ENSEMBLE_KEY = "ensemble"
@@ -78,6 +81,15 @@ class MethodSeed:
     @property
     def label(self) -> str:
         return f"{self.method.name} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class ComparisonDisplay:
+    """How a comparison shows its work: each member as the runner trains it, each head, and a line per step."""
+
+    members: MemberFollower = field(default_factory=SilentFollower)
+    head: Callable[[str], TrainingObserver] = lambda label: SilentObserver()
+    say: Callable[[str], None] = lambda line: None
 
 
 class ComparisonHooks(Protocol):
@@ -113,13 +125,12 @@ def run_layer(base: LtSoupsConfig, seed: int) -> ConfigLayer:
 
 def run_comparison(
     request: ComparisonRequest,
-    observer_for: Callable[[str], TrainingObserver],
-    say: Callable[[str], None],
+    display: ComparisonDisplay,
     hooks: ComparisonHooks | None = None,
     registry: PluginRegistry | None = None,
 ) -> ComparisonSpec:
     """Run every method at every seed and write each run's result and the comparison's spec."""
-    started = time.perf_counter()
+    started, say = time.perf_counter(), display.say
     registry = registry or installed_registry()
     base = validate_layers(request.base, request.source, registry)
     layers = {seed: run_layer(base, seed) for seed in request.seeds}
@@ -139,11 +150,12 @@ def run_comparison(
     contexts = _Contexts(store, registry)
     needs = _prepare_runs(runs, contexts, store)
     say(f"{len(runs)} runs need {sum(len(uses) for uses in needs.values())} members, {len(needs)} of them distinct")
-    trained = _train_missing(needs, contexts, store, observer_for, say)
+    runner = contexts.of(runs[0]).plugin(base.runner)
+    trained = _train_missing(needs, contexts, store, runner, display)
     for run in runs:
         context = contexts.of(run)
         if run.method.ensemble_of is None:
-            result = _pipeline_result(run, context, store, needs, request.root, observer_for)
+            result = _pipeline_result(run, context, store, needs, request.root, display.head)
         else:
             result = _ensemble_result(run, context, store, needs, request.root)
         result.write(run_dir(request.root, run.method.name, run.seed) / RESULT_FILE)
@@ -227,30 +239,50 @@ def _prepare_runs(runs: Sequence[MethodSeed], contexts: _Contexts, store: Artifa
 
 
 def _train_missing(
-    needs: _Needs,
-    contexts: _Contexts,
-    store: ArtifactStore,
-    observer_for: Callable[[str], TrainingObserver],
-    say: Callable[[str], None],
+    needs: _Needs, contexts: _Contexts, store: ArtifactStore, runner: Runner, display: ComparisonDisplay
 ) -> int:
     missing = {key: uses[0] for key, uses in needs.items() if not store.holds(store.member(key))}
-    say(f"training {len(missing)} members ({len(needs) - len(missing)} found in the store)")
+    display.say(f"training {len(missing)} members ({len(needs) - len(missing)} found in the store)")
+    here = Path.cwd()
     tasks = {
-        key: MemberTask(contexts.of(run), run.workspace, member, f"{run.label} {member}")
+        key: MemberTask(run.config, run.workspace, member, here, label=f"{run.label} {member}")
         for key, (run, member) in missing.items()
     }
-    key_of = {id(task): key for key, task in tasks.items()}
-
-    def trained(task: MemberTask, cost: TrainingCost) -> None:
-        key = key_of[id(task)]
-        write_json_atomic(store.member_cost(key), cost.model_dump(mode="json"))  # first: the link completes the entry
-        store.link(task.workspace.member(task.member), store.member(key))
-
-    train_members(list(tasks.values()), observer_for, trained)
+    recorder = _StoreRecorder(store, {task.name: key for key, task in tasks.items()}, display.members)
+    recorder.planned([task.name for task in tasks.values()], [])
+    lent = {id(context): context for context in (contexts.of(run) for run, _ in missing.values())}
+    with lending(*lent.values()):  # members trained in this process use the runs' loaded data and classifiers
+        runner.train(list(tasks.values()), recorder)
     for key, uses in needs.items():
         for run, member in uses:
             store.link(store.member(key), run.workspace.member(member))
     return len(missing)
+
+
+@dataclass(frozen=True)
+class _StoreRecorder:
+    """Follows the runner's batch for the display, and records each member in the store as it finishes, so
+    that an interrupted comparison keeps what it finished."""
+
+    store: ArtifactStore
+    keys: dict[str, str]
+    """task name -> member key"""
+    display: MemberFollower
+
+    def planned(self, pending: Sequence[str], up_to_date: Sequence[str]) -> None:
+        self.display.planned(pending, up_to_date)
+
+    def started(self, member: str, worker: Worker) -> TrainingObserver:
+        return self.display.started(member, worker)
+
+    def finished(self, member: str, output: MemberOutput) -> None:
+        key, store = self.keys[member], self.store
+        write_json_atomic(store.member_cost(key), output.cost.model_dump(mode="json"))  # first: the link completes it
+        store.link(output.checkpoint.path, store.member(key))
+        self.display.finished(member, output)
+
+    def failed(self, member: str, error: str) -> None:
+        self.display.failed(member, error)
 
 
 # ----------------------------------------------------------------------------------------- phase 3

@@ -4,7 +4,7 @@ MLflow runs; and the two-axis grid, one comparison per eta value."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +17,11 @@ from ltsoups.compare.report import (
     report_dir,
     write_report,
 )
-from ltsoups.compare.run import ComparisonRequest, run_comparison
+from ltsoups.compare.run import ComparisonDisplay, ComparisonRequest, run_comparison
 from ltsoups.config import ConfigError, ConfigIssue, ConfigLayer, override_layer, validate_layers
 from ltsoups.io.atomic import write_json_atomic
 from ltsoups.schema import StrictModel
 from ltsoups.tracking.comparison import comparison_tracking
-from ltsoups.training.loop import TrainingObserver
 
 ETA_KEY = "data.dataset.params.eta"
 PAPER_ETAS = tuple(f / (100 - f) for f in (95, 75, 50, 25, 5))
@@ -63,8 +62,7 @@ def compare(
     source: str,
     root: Path,
     settings: CompareSettings,
-    observer_for: Callable[[str], TrainingObserver],
-    say: Callable[[str], None],
+    display: ComparisonDisplay,
     label: str = "",
 ) -> Outcome:
     """Run the chosen methods at seeds base seed .. base seed + S - 1 and write the report into ``root``."""
@@ -79,7 +77,7 @@ def compare(
     }
     with comparison_tracking(config, described, label) as tracker:
         request = ComparisonRequest(root, base, source, methods, seeds, settings.reference)
-        run_comparison(request, observer_for, say, tracker)
+        run_comparison(request, display, tracker)
         outcome = write_outputs(root, settings)
         tracker.report_written(outcome.report, outcome.files)
     return outcome
@@ -116,8 +114,7 @@ def compare_grid(
     root: Path,
     settings: CompareSettings,
     etas: Sequence[float],
-    observer_for: Callable[[str], TrainingObserver],
-    say: Callable[[str], None],
+    display: ComparisonDisplay,
 ) -> tuple[list[tuple[float, ComparisonReport]], list[Path]]:
     """One comparison per eta of the dataset's two-axis profile (``data.dataset.params.eta``), then a plot of
     accuracy against eta per method."""
@@ -127,10 +124,10 @@ def compare_grid(
         raise ConfigError([ConfigIssue("--eta", list(etas), "give positive eta values")], "ltsoups compare --grid")
     points = []
     for eta in etas:
-        say(f"eta {eta:.4g}")
+        display.say(f"eta {eta:.4g}")
         layers = [*base, override_layer(f"{ETA_KEY}={eta!r}")]
         outcome = compare(
-            layers, f"{source} + --eta {eta:.4g}", root / eta_folder(eta), settings, observer_for, say, f"eta {eta:.4g}"
+            layers, f"{source} + --eta {eta:.4g}", root / eta_folder(eta), settings, display, f"eta {eta:.4g}"
         )
         points.append((eta, outcome.report))
     summary = [

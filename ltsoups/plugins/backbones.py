@@ -6,7 +6,7 @@ torch and open_clip are imported in ``load``: naming and validating the plugin m
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
-from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams
+from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams, TextTower
 from ltsoups.peft import PeftMethod
 
 if TYPE_CHECKING:
@@ -85,11 +85,11 @@ class OpenClipBackbone(Backbone):
 
     def load(self, num_classes: int) -> LoadedBackbone:
         import open_clip
-        import torch
 
         from ltsoups.embedded import register_model_config
         from ltsoups.io.safetensors import CheckpointError, load_tensors
         from ltsoups.peft.adapters import apply_peft
+        from ltsoups.plugins.open_clip_text import OpenClipTextEncoder
 
         register_model_config()
         weights = self._local_weights()
@@ -106,21 +106,12 @@ class OpenClipBackbone(Backbone):
                 raise CheckpointError(f"{weights}: not weights of open_clip model {self.params.model!r}: {mismatch}")
             model.load_state_dict(tensors, strict=True)
         model.eval()
-        tokenizer = open_clip.get_tokenizer(self.params.model)
         visual = model.visual
-        # Before the projection: the tower stops at the pooled token, and text embeddings are mapped back
-        # into that space through the projection's transpose, as the authors' head init does.
+        model.visual = None  # the image tower is the classifier's from now on; the text tower moves on its own
         back_projection = (
             self._drop_projection(visual) if self.params.features is FeatureSpace.BEFORE_PROJECTION else None
         )
-
-        @torch.no_grad()
-        def embed_text(prompts: Sequence[str]) -> torch.Tensor:
-            embedded = model.encode_text(tokenizer(list(prompts)), normalize=True)
-            if back_projection is None:
-                return embedded
-            return torch.nn.functional.normalize(embedded @ back_projection.t(), dim=-1)
-
+        text = TextTower(OpenClipTextEncoder(model, back_projection), open_clip.get_tokenizer(self.params.model))
         apply_peft(visual, self.params.peft, num_classes, self.params.peft_rank)
         size = visual.image_size
         return LoadedBackbone(
@@ -129,7 +120,7 @@ class OpenClipBackbone(Backbone):
             image_size=int(size[0] if isinstance(size, tuple | list) else size),
             mean=tuple(getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN),
             std=tuple(getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD),
-            text_embedder=embed_text,
+            text_tower=text,
         )
 
     def _drop_projection(self, visual: torch.nn.Module) -> torch.Tensor:

@@ -53,7 +53,7 @@ class TimmBackbone(Backbone):
             image_size=self.params.image_size or int(config["input_size"][-1]),
             mean=(float(mean[0]), float(mean[1]), float(mean[2])),
             std=(float(std[0]), float(std[1]), float(std[2])),
-            text_embedder=None,
+            text_tower=None,
         )
 
     def _create(self) -> torch.nn.Module:

@@ -95,7 +95,7 @@ class RunContext:
     def _classifier(self) -> LongTailClassifier:
         backbone = self.backbone
         head = CosineHead(torch.zeros(self.splits.train.num_classes, backbone.feature_dim), self.config.head.scale)
-        return LongTailClassifier(backbone.image_encoder, head).to(self.runtime.device)
+        return self.runtime.place(LongTailClassifier(backbone.image_encoder, head))
 
     @cached_property
     def _trainable(self) -> dict[str, bool]:
@@ -108,8 +108,8 @@ class RunContext:
             raise RuntimeError("theta_0 is built from the pretrained weights: build it before loading a checkpoint")
         model, backbone = self._classifier, self.backbone
         names = list(self.splits.train.class_names)
-        if backbone.text_embedder is not None:
-            weight = prompt_embeddings(backbone.text_embedder, names, self.config.head.templates)
+        if backbone.text_tower is not None:
+            weight = prompt_embeddings(backbone.text_tower, names, self.config.head.templates, self.runtime)
         else:
             weight = class_mean_features(model.encoder, backbone.feature_dim, self.splits.train, self)
         with torch.no_grad():
@@ -160,14 +160,16 @@ class RunContext:
         samples = ImageSamples(split, transform or self.preprocess.fixed)
         loader = runtime.loader(samples, batch_size=FEATURE_BATCH_SIZE)
         with runtime.inference():
-            batches = [self._encoded(encoder, images.to(runtime.device, non_blocking=True)) for images, _ in loader]
+            batches = [self._encoded(encoder, images, runtime) for images, _ in loader]
         return torch.cat(batches)
 
     @staticmethod
-    def _encoded(encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    def _encoded(encoder: nn.Module, images: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+        """Features of (batch, C, H, W) images, or (batch, views, dim) of (batch, views, C, H, W) ones."""
         if images.dim() == 4:
-            return encoder(images).float().cpu()
-        features = torch.cat([encoder(chunk).float() for chunk in images.flatten(0, 1).split(FEATURE_BATCH_SIZE)])
+            return encoder(runtime.place(images)).float().cpu()
+        chunks = images.flatten(0, 1).split(FEATURE_BATCH_SIZE)
+        features = torch.cat([encoder(runtime.place(chunk)).float() for chunk in chunks])
         return features.view(*images.shape[:2], -1).cpu()
 
 

@@ -13,7 +13,8 @@ from ltsoups.stages.inputs import verified_theta0
 from ltsoups.stages.sections import MEMBER_SECTIONS
 from ltsoups.stages.validation import ClassifierScorer
 from ltsoups.training.batches import AugmentedSamples, derive_seed
-from ltsoups.training.loop import TrainingObserver, TrainResult, train
+from ltsoups.training.cost import CostMeter, TrainingCost, samples_seen
+from ltsoups.training.loop import TrainingObserver, TrainSummary, train
 from ltsoups.training.resume import ResumeState
 from ltsoups.training.settings import Selection
 from ltsoups.workspace import Workspace
@@ -33,6 +34,20 @@ class MemberJob:
     config_sha256: str
 
     @property
+    def provenance(self) -> dict[str, str | int]:
+        """What the member's checkpoint records it was trained from; equal values mean it is up to date."""
+        return {
+            "seed": self.seed,
+            "manifest_sha256": self.manifest.content_sha256,
+            "theta0_sha256": self.theta0.sidecar["weights_sha256"],
+            "config_sha256": self.config_sha256,
+        }
+
+    def trained(self, checkpoint: Checkpoint) -> bool:
+        """Whether ``checkpoint`` is this job's member already: trained from the same inputs."""
+        return all(checkpoint.sidecar.get(key) == value for key, value in self.provenance.items())
+
+    @property
     def resume_fingerprint(self) -> str:
         """What a resume state must have been written for: this config, manifest, theta_0 and seed."""
         return (
@@ -42,9 +57,13 @@ class MemberJob:
 
 @dataclass(frozen=True)
 class MemberOutput:
+    """A trained member: its job, its checkpoint on disk and what the training did (the weights are on disk only)."""
+
     job: MemberJob
     checkpoint: Checkpoint
-    result: TrainResult
+    result: TrainSummary
+    cost: TrainingCost
+    """measured in the process that trained it: wall time and peak memory of the whole stage"""
 
 
 def member_job(context: RunContext, workspace: Workspace, member: str) -> MemberJob:
@@ -69,6 +88,16 @@ def member_job(context: RunContext, workspace: Workspace, member: str) -> Member
 def train_member(
     context: RunContext, workspace: Workspace, job: MemberJob, observer: TrainingObserver | None = None
 ) -> MemberOutput:
+    meter = CostMeter(context.runtime.device)
+    with meter.measure():
+        checkpoint, result = _train(context, workspace, job, observer)
+    samples = samples_seen(job.manifest.size, context.config.train.optim.batch_size, result.steps)
+    return MemberOutput(job, checkpoint, result, meter.cost(result.steps, samples))
+
+
+def _train(
+    context: RunContext, workspace: Workspace, job: MemberJob, observer: TrainingObserver | None
+) -> tuple[Checkpoint, TrainSummary]:
     config = context.config
     train_split = context.splits.train
     member_split = subset(train_split, job.manifest.samples(train_split.labels, job.manifest_path))
@@ -97,13 +126,10 @@ def train_member(
         member=job.member,
         factor=manifest.factor,
         replica=manifest.replica,
-        seed=job.seed,
         subset_size=len(member_split),
         steps=result.steps,
-        manifest_sha256=manifest.content_sha256,
-        theta0_sha256=job.theta0.sidecar["weights_sha256"],
-        config_sha256=job.config_sha256,
         best_val_balanced=result.best_val,
+        **job.provenance,
     )
     ResumeState(resume_path).discard()
-    return MemberOutput(job, checkpoint, result)
+    return checkpoint, result.summary()

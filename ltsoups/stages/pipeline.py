@@ -1,4 +1,4 @@
-"""The whole method in one process: the same stage functions DVC runs one by one."""
+"""The whole method from one process: the stages DVC runs one by one; members train where the runner puts them."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ltsoups.checkpoint import Checkpoint
+from ltsoups.contracts import Runner
 from ltsoups.plan import PlanFiles
+from ltsoups.runners.batch import train_members
+from ltsoups.runners.task import MemberFollower, MemberTracking, SilentFollower, Worker
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.evaluate import Evaluation, evaluate_all
-from ltsoups.stages.member import MemberJob, MemberOutput, member_job, train_member
 from ltsoups.stages.merge import MergeOutput, merge_members
 from ltsoups.stages.prepare import prepare
 from ltsoups.stages.retrain_head import HeadOutput, retrain_head
@@ -25,9 +27,8 @@ class PipelineHooks(Protocol):
 
     def theta0_built(self, checkpoint: Checkpoint) -> None: ...
 
-    def start_member(self, job: MemberJob) -> TrainingObserver: ...
-
-    def member_trained(self, output: MemberOutput) -> None: ...
+    def member_tracking(self) -> MemberTracking | None:
+        """How the processes that train the members log them (members train wherever the runner puts them)."""
 
     def soups_merged(self, merged: MergeOutput) -> None: ...
 
@@ -45,11 +46,8 @@ class NoHooks:
     def theta0_built(self, checkpoint: Checkpoint) -> None:
         pass
 
-    def start_member(self, job: MemberJob) -> TrainingObserver:
-        return SilentObserver()
-
-    def member_trained(self, output: MemberOutput) -> None:
-        pass
+    def member_tracking(self) -> MemberTracking | None:
+        return None
 
     def soups_merged(self, merged: MergeOutput) -> None:
         pass
@@ -64,21 +62,37 @@ class NoHooks:
         pass
 
 
+class ObserverFollower(SilentFollower):
+    """Follows each member with ``observer_for(f"member {id}")``, one attempt after another."""
+
+    def __init__(self, observer_for: Callable[[str], TrainingObserver]) -> None:
+        self.observer_for = observer_for
+
+    def started(self, member: str, worker: Worker) -> TrainingObserver:
+        return self.observer_for(f"member {member}")
+
+
 def run_pipeline(
     context: RunContext,
     workspace: Workspace,
     observer_for: Callable[[str], TrainingObserver],
     hooks: PipelineHooks | None = None,
+    runner: Runner | None = None,
+    follower: MemberFollower | None = None,
 ) -> Evaluation:
-    """prepare, theta0, every member, merge, retrain-head, evaluate; ``observer_for(name)`` follows training."""
+    """prepare, theta0, every member, merge, retrain-head, evaluate; ``observer_for(name)`` follows training.
+
+    Members already trained from their current inputs are kept; the others train through ``runner``
+    (default: the config's), followed by ``follower`` (default: through ``observer_for``).
+    """
     hooks = hooks or NoHooks()
     files = prepare(context, workspace)
     hooks.plan_written(files)
     hooks.theta0_built(build_theta0(context, workspace))
-    for planned in files.plan.members:
-        job = member_job(context, workspace, planned.member)
-        observer = ObserverGroup(observer_for(f"member {job.member}"), hooks.start_member(job))
-        hooks.member_trained(train_member(context, workspace, job, observer))
+    runner = runner or context.plugin(context.config.runner)
+    members = [planned.member for planned in files.plan.members]
+    follower = follower or ObserverFollower(observer_for)
+    train_members(context, workspace, members, runner, follower, hooks.member_tracking())
     hooks.soups_merged(merge_members(context, workspace))
     head_observer = ObserverGroup(observer_for("retrain-head"), hooks.start_head())
     hooks.head_retrained(retrain_head(context, workspace, head_observer))

@@ -12,18 +12,15 @@ from ltsoups.stages.context import RunContext
 
 
 class ClassifierScorer:
-    """Balanced val accuracy of a classifier state dict, scored on a copy of the model.
-
-    The copy is made at the first snapshot, once training has put the model on the run's device.
-    """
+    """Balanced val accuracy of a classifier state dict, scored on a copy of the model on the run's device."""
 
     def __init__(self, context: RunContext, model: LongTailClassifier) -> None:
         self.context, self.model = context, model
         self._scratch: LongTailClassifier | None = None
 
     def __call__(self, state: dict[str, torch.Tensor]) -> float:
-        if self._scratch is None:
-            self._scratch = copy.deepcopy(self.model)
+        if self._scratch is None:  # copied at the first snapshot only: most trainings never validate
+            self._scratch = self.context.runtime.place(copy.deepcopy(self.model))
         self._scratch.load_state_dict(state)
         context = self.context
         splits, thresholds = context.splits, context.config.data.thresholds
@@ -33,20 +30,21 @@ class ClassifierScorer:
 
 
 class HeadScorer:
-    """Balanced val accuracy of a head state dict on the frozen encoder's cached val features.
+    """Balanced val accuracy of a head state dict on the frozen encoder's cached val features, on the run's device.
 
     ``val_features`` are (images, views, dim), the views ``evaluation`` asks for: the head's logits are
     averaged over the views, as ``predict`` does with the whole model.
     """
 
     def __init__(self, context: RunContext, head: CosineHead, val_features: torch.Tensor) -> None:
-        self.context, self.features = context, val_features
-        self._scratch = copy.deepcopy(head).cpu()
+        runtime = context.runtime
+        self.context, self.features = context, runtime.place(val_features)
+        self._scratch = runtime.place(copy.deepcopy(head))
 
-    @torch.no_grad()
     def __call__(self, state: dict[str, torch.Tensor]) -> float:
         self._scratch.load_state_dict(state)
-        predictions = mean_over_views(self._scratch, self.features).argmax(dim=-1).numpy()
+        with self.context.runtime.inference():
+            predictions = mean_over_views(self._scratch, self.features, self.context.runtime).argmax(dim=-1).numpy()
         context = self.context
         labels = context.splits.val.labels
         return score_predictions(predictions, labels, context.train_counts, context.config.data.thresholds).balanced

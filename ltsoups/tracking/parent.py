@@ -20,8 +20,11 @@ from ltsoups.workspace import Workspace
 
 
 def pipeline_config(config: LtSoupsConfig) -> dict:
-    """Everything that shapes a pipeline's results (all but where it is tracked and how it is compared)."""
-    return {key: value for key, value in config.model_dump(mode="json").items() if key not in ("tracking", "compare")}
+    """Everything that shapes the results: all but the tracking section, how runs are compared, and the runner,
+    which only decides where members train (so `train-members --runner ray` and the DVC stages after it share
+    one parent)."""
+    excluded = ("tracking", "compare", "runner")
+    return {key: value for key, value in config.model_dump(mode="json").items() if key not in excluded}
 
 
 def common_tags(config: LtSoupsConfig) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,9 +44,14 @@ class PipelineTracker:
         workspace: Workspace,
         experiment: str | None = None,
         parent_id: str | None = None,
+        owns_parent: bool = True,
+        owns_session: bool = True,
     ) -> None:
+        """A member's tracker logs under the parent but never ends it (``owns_parent`` False); in the driver's
+        process it shares the driver's session, which reports what was not logged once (``owns_session`` False)."""
         self.session, self.config, self.workspace = session, config, workspace
         self.experiment, self.parent_id = experiment, parent_id
+        self.owns_parent, self.owns_session = owns_parent, owns_session
         self._open: dict[str, MetricStream] = {}
         self._finished = False
 
@@ -57,6 +63,12 @@ class PipelineTracker:
         session = TrackingSession.connect(tracking_uri(config.tracking))
         experiment, parent_id = open_parent(session, config, workspace)
         return cls(session, config, workspace, experiment, parent_id)
+
+    def member_tracking(self) -> MemberRuns | None:
+        """How the processes that train this pipeline's members log them: as children of this parent run."""
+        if not self.session.enabled:
+            return None
+        return MemberRuns(self.session.uri, self.experiment, self.parent_id, driver=self)
 
     # ----------------------------------------------------------------------------- parent artifacts
 
@@ -202,9 +214,10 @@ class PipelineTracker:
             run_id = self._close_stream(name)
             if run_id is not None:
                 end_run(self.session, run_id, error)
-        if self.parent_id is not None and (error is not None or self._finished):
+        if self.owns_parent and self.parent_id is not None and (error is not None or self._finished):
             end_run(self.session, self.parent_id, error)
-        self.session.report()
+        if self.owns_session:
+            self.session.report()
 
     # -------------------------------------------------------------------------------------- helpers
 
@@ -268,6 +281,33 @@ class PipelineTracker:
             self.session.dropped(what)
             return
         self.session.log_artifact(run_id, path, folder, what)
+
+
+@dataclass(frozen=True)
+class MemberRuns:
+    """The driver's store, experiment and parent run, sent to every worker that trains a member.
+
+    A worker logs its member as a child of the parent, whichever process or machine it is; a store it
+    cannot reach costs it the logs, never the member's outputs (see TrackingSession).
+    """
+
+    uri: str
+    experiment: str | None
+    parent_id: str | None
+    driver: PipelineTracker | None = field(default=None, compare=False, repr=False)
+    """The driver's tracker, while this stays in the driver's process; a worker gets the three values above."""
+
+    def __reduce__(self) -> tuple[type[MemberRuns], tuple[str, str | None, str | None]]:
+        return MemberRuns, (self.uri, self.experiment, self.parent_id)
+
+    def open(self, config: LtSoupsConfig, workspace: Workspace) -> PipelineTracker:
+        if self.driver is not None:  # one session per process: a store that failed once is not tried again
+            session, own = self.driver.session, False
+        else:
+            session, own = TrackingSession.connect(self.uri), True
+        return PipelineTracker(
+            session, config, workspace, self.experiment, self.parent_id, owns_parent=False, owns_session=own
+        )
 
 
 @contextmanager

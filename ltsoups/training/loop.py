@@ -50,12 +50,21 @@ class SilentObserver:
 
 
 @dataclass(frozen=True)
-class TrainResult:
-    state: dict[str, torch.Tensor]
+class TrainSummary:
+    """What a training did, without its weights: cheap to keep and to send between processes."""
+
     steps: int
     resumed_from: int
     final_loss: float
     best_val: float | None
+
+
+@dataclass(frozen=True)
+class TrainResult(TrainSummary):
+    state: dict[str, torch.Tensor]
+
+    def summary(self) -> TrainSummary:
+        return TrainSummary(self.steps, self.resumed_from, self.final_loss, self.best_val)
 
 
 def train(
@@ -80,15 +89,14 @@ def train(
     """
     observer = observer or SilentObserver()
     optim, schedule, selection = settings.optim, settings.schedule, settings.selection
-    device = runtime.device
-    module.to(device)
+    runtime.place(module)
     trainable = [p for p in module.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError(f"{label}: nothing to train (no parameter requires grad)")
     if selection.mode is Selection.BEST_VAL and validate is None:
         raise ValueError(f"{label}: best-val selection needs a validation score, and none was given")
     optimizer = build_optimizer(trainable, optim)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and runtime.precision is Precision.FP16)
+    scaler = torch.amp.GradScaler("cuda", enabled=runtime.device.type == "cuda" and runtime.precision is Precision.FP16)
     total = steps_for(len(labels), optim.batch_size, schedule)
     warmup = warmup_steps(total, schedule.warmup_min_steps, schedule.warmup_fraction)
     ema = ParameterEma(module, settings.ema.decay, start_from_model=settings.ema.init is EmaInit.THETA0)
@@ -114,7 +122,7 @@ def train(
             loss_value = 0.0
             for chunk_in, chunk_y in zip(inputs.split(micro), targets.split(micro), strict=True):
                 with runtime.autocast():
-                    loss = loss_fn(module(chunk_in.to(device, non_blocking=True)), chunk_y.to(device))
+                    loss = loss_fn(module(runtime.place(chunk_in)), runtime.place(chunk_y))
                 if not torch.isfinite(loss):
                     if resume is not None:
                         resume.discard()  # resuming would replay the same divergence

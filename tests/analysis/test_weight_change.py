@@ -36,6 +36,16 @@ def test_a_lora_model_is_measured_by_its_folded_weights(tmp_path: Path) -> None:
     assert change.relative == pytest.approx(math.sqrt(10) / math.sqrt(2))
 
 
+def test_a_folded_soup_is_compared_with_a_lora_theta0_by_its_effective_weights(tmp_path: Path) -> None:
+    prefix = "encoder.blk.parametrizations.weight."
+    weight = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    factors = {prefix + "0.lora_a": torch.ones(2, 1), prefix + "0.lora_b": torch.zeros(1, 2)}
+    theta0 = {prefix + "original": weight, **factors}
+    folded = {"encoder.blk.weight": weight + 0.5}  # a merge folds LoRA members: no factors are left
+    change = weight_change(write(tmp_path / "s.safetensors", folded), write(tmp_path / "t0.safetensors", theta0))
+    assert change.absolute == pytest.approx(math.sqrt(4 * 0.25))
+
+
 def test_checkpoints_of_other_layouts_are_refused(tmp_path: Path) -> None:
     theta0 = write(tmp_path / "t0.safetensors", {"encoder.w": torch.zeros(2)})
     other = write(tmp_path / "t.safetensors", {"encoder.w": torch.zeros(3)})

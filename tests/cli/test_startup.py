@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "torchvision", "open_clip", "mlflow", "timm", "matplotlib", "safetensors")
+HEAVY = ("torch", "torchvision", "open_clip", "mlflow", "timm", "matplotlib", "safetensors", "ray")
 PROBE = f"""
 import json
 import sys

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from ltsoups.cli.app import app
 from ltsoups.compare.methods import load_methods
-from ltsoups.compare.run import ComparisonRequest, run_comparison
+from ltsoups.compare.run import ComparisonDisplay, ComparisonRequest, run_comparison
 from ltsoups.config import ConfigError, ConfigLayer, override_layer
 
 SHIPPED = (
@@ -93,7 +93,7 @@ def test_a_method_that_changes_the_data_is_refused_before_anything_runs(tmp_path
         tmp_path / "c", BASE, "test", [methods["lt-soups"], methods["other-data"]], [0], "lt-soups"
     )
     with pytest.raises(ConfigError, match=r"methods\.other-data: .* changes the data section"):
-        run_comparison(request, lambda label: None, lambda text: None)
+        run_comparison(request, ComparisonDisplay())
     assert not (tmp_path / "c").exists()
 
 

@@ -37,10 +37,24 @@ def module_file(name: str) -> Path | None:
     return None
 
 
+def _annotation_only(tree: ast.Module) -> set[int]:
+    """The nodes under ``if TYPE_CHECKING:``: imports for type hints, which never run."""
+    blocks = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+    ]
+    return {id(inner) for block in blocks for statement in block.body for inner in ast.walk(statement)}
+
+
 def imported_modules(path: Path) -> set[str]:
-    """ltsoups modules ``path`` imports, at the top or inside functions."""
+    """ltsoups modules ``path`` imports, at the top or inside functions (not those only for type hints)."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    skipped = _annotation_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

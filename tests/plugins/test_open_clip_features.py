@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ltsoups.config import validate_config
+from ltsoups.contracts import TextTower
 from ltsoups.plugins.backbones import FeatureSpace, OpenClipBackbone, OpenClipParams
 
 WIDTH, EMBED = 96, 64  # ltsoups-mini: vision width and joint embedding size
@@ -17,6 +18,12 @@ PROMPTS = ["a photo of a cat.", "a photo of a dog."]
 
 def _load(checkpoint: Path, features: FeatureSpace):
     return OpenClipBackbone(OpenClipParams(pretrained=str(checkpoint), features=features)).load(num_classes=2)
+
+
+def embed(text: TextTower | None) -> torch.Tensor:
+    assert text is not None
+    with torch.no_grad():
+        return text.encoder(text.tokenize(PROMPTS))
 
 
 def _images() -> torch.Tensor:
@@ -39,10 +46,10 @@ def test_before_the_projection_the_encoder_stops_at_the_pooled_token(random_mini
 def test_before_the_projection_text_features_are_mapped_back_by_its_transpose(random_mini_clip: Path) -> None:
     """The authors' head init: normalise(normalise(text) @ proj^T)."""
     after, before = _load(random_mini_clip, FeatureSpace.AFTER_PROJECTION), _load(random_mini_clip, "before-projection")
-    text = after.text_embedder(PROMPTS)  # normalised, in the joint space
+    text = embed(after.text_tower)  # normalised, in the joint space
     expected = F.normalize(text @ after.image_encoder.proj.detach().t(), dim=-1)
-    torch.testing.assert_close(before.text_embedder(PROMPTS), expected)
-    assert before.text_embedder(PROMPTS).shape == (2, WIDTH)
+    torch.testing.assert_close(embed(before.text_tower), expected)
+    assert embed(before.text_tower).shape == (2, WIDTH)
 
 
 def test_the_default_is_after_the_projection() -> None:

@@ -359,3 +359,19 @@ def test_dataset_counts_its_classes_without_images(name: str, tmp_path: Path, mo
     assert counts.ndim == 1 and len(counts) >= 2
     assert np.issubdtype(counts.dtype, np.integer) and counts.min() >= 1
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------------- runners
+
+
+class NoEvents:
+    """A follower for a batch in which nothing may happen."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"an empty batch called follower.{name}")
+
+
+@every_plugin_of(PluginKind.RUNNER)
+def test_runner_trains_an_empty_batch_at_no_cost(name: str) -> None:
+    """Members themselves train in tests/runners/ (same bits through every runner, faults, tracking)."""
+    assert create_with_defaults(PluginKind.RUNNER, name).train([], NoEvents()) == []

@@ -38,7 +38,7 @@ def test_weights_load_by_path_with_or_without_a_classifier(tmp_path: Path, class
     weights = loaded.image_encoder.state_dict()
     assert all(torch.equal(weights[name], tensor) for name, tensor in model.state_dict().items() if name in weights)
     assert not any(name.startswith("head.") for name in weights)
-    assert (loaded.feature_dim, loaded.image_size, loaded.text_embedder) == (192, 32, None)
+    assert (loaded.feature_dim, loaded.image_size, loaded.text_tower) == (192, 32, None)
     assert loaded.mean == (0.5, 0.5, 0.5)
     with torch.no_grad():
         assert loaded.image_encoder(torch.zeros(2, 3, 32, 32)).shape == (2, 192)

@@ -9,9 +9,12 @@ from ltsoups.config import validate_config
 from ltsoups.io.safetensors import load_tensors
 from ltsoups.model import prompt_embeddings
 from ltsoups.plugins.backbones import OpenClipBackbone, OpenClipParams
+from ltsoups.runtime import Runtime, RuntimeSettings
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.theta0 import build_theta0
 from ltsoups.workspace import Workspace
+
+CPU = Runtime.of(RuntimeSettings(device="cpu"))
 
 
 def test_head_is_the_text_embedding_of_each_class_prompt(random_mini_clip: Path, tmp_path: Path) -> None:
@@ -21,7 +24,7 @@ def test_head_is_the_text_embedding_of_each_class_prompt(random_mini_clip: Path,
     head = load_tensors(checkpoint.path)["head.weight"]
     names = list(context.splits.train.class_names)
     backbone = OpenClipBackbone(OpenClipParams(pretrained=str(random_mini_clip))).load(num_classes=len(names))
-    expected = prompt_embeddings(backbone.text_embedder, names, ("a photo of a {}.",))
+    expected = prompt_embeddings(backbone.text_tower, names, ("a photo of a {}.",), CPU)
     torch.testing.assert_close(head, expected)
     assert checkpoint.sidecar["class_names"] == names
     encoder = {
@@ -33,8 +36,8 @@ def test_head_is_the_text_embedding_of_each_class_prompt(random_mini_clip: Path,
 def test_a_template_ensemble_averages_normalised_prompts(random_mini_clip: Path) -> None:
     backbone = OpenClipBackbone(OpenClipParams(pretrained=str(random_mini_clip))).load(num_classes=2)
     templates = ("a photo of a {}.", "a drawing of a {}.")
-    ensemble = prompt_embeddings(backbone.text_embedder, ["red_circle"], templates)
-    single = [prompt_embeddings(backbone.text_embedder, ["red circle"], (t,)) for t in templates]
+    ensemble = prompt_embeddings(backbone.text_tower, ["red_circle"], templates, CPU)
+    single = [prompt_embeddings(backbone.text_tower, ["red circle"], (t,), CPU) for t in templates]
     expected = torch.nn.functional.normalize(single[0] + single[1], dim=-1)
     torch.testing.assert_close(ensemble, expected)
 

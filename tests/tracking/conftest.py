@@ -1,16 +1,14 @@
-"""Fixtures for tracking tests: a tiny real config, a real `mlflow server` on 127.0.0.1, run trees read back."""
+"""Fixtures for tracking tests: a tiny real config, run trees read back."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tiny_config import tiny_params as tiny_config
 from tiny_config import tiny_training, write_params
-
-from ltsoups.tracking.local_server import ServerDidNotStart, free_port, local_mlflow_server
 
 
 @pytest.fixture
@@ -31,22 +29,6 @@ def tiny_params(tmp_path: Path, random_mini_clip: Path, monkeypatch: pytest.Monk
         return write_params(tmp_path, params)
 
     return write
-
-
-@pytest.fixture
-def unreachable_uri() -> str:
-    """An http tracking URI on a 127.0.0.1 port nothing listens on: every request is refused."""
-    return f"http://127.0.0.1:{free_port()}"
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `mlflow server` (sqlite store) on a free 127.0.0.1 port; its URI. Stopped at the end."""
-    try:
-        with local_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
-            yield uri
-    except ServerDidNotStart as err:
-        pytest.fail(str(err))
 
 
 class RunTree:

@@ -1,0 +1,78 @@
+"""Train a run's members through a runner, leaving out those already trained from their current inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ltsoups.checkpoint import CheckpointError, open_checkpoint, sidecar_path
+from ltsoups.contracts import Runner
+from ltsoups.plan import Plan
+from ltsoups.runners.task import MemberFollower, MemberTask, MemberTracking, SilentFollower, lending
+from ltsoups.stages.context import RunContext
+from ltsoups.stages.member import MemberJob, MemberOutput, member_job
+from ltsoups.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class TrainedMembers:
+    trained: list[MemberOutput]
+    up_to_date: list[str]
+    """Members whose checkpoint was already trained from the same manifest, config, theta_0 and seed."""
+
+
+def is_trained(workspace: Workspace, job: MemberJob) -> bool:
+    """Whether the member's checkpoint on disk is intact and was trained from ``job``'s inputs."""
+    path = workspace.member(job.member)
+    if not sidecar_path(path).is_file():
+        return False
+    try:
+        checkpoint = open_checkpoint(path, expect_kind="member")
+    except CheckpointError:  # damaged or foreign: train it again
+        return False
+    return job.trained(checkpoint)
+
+
+def member_tasks(
+    context: RunContext,
+    workspace: Workspace,
+    member_ids: Sequence[str] | None = None,
+    tracking: MemberTracking | None = None,
+) -> tuple[list[MemberTask], list[str]]:
+    """The tasks of the members to train, and the ids of those already trained; every manifest is checked first.
+
+    ``member_ids`` None: every member of the plan.
+    """
+    ids = list(dict.fromkeys(member_ids)) if member_ids else [m.member for m in Plan.read(workspace.plan).members]
+    jobs = [member_job(context, workspace, member) for member in ids]
+    here = Path.cwd()
+    tasks = [
+        MemberTask(context.config, workspace, job.member, here, tracking)
+        for job in jobs
+        if not is_trained(workspace, job)
+    ]
+    pending = {task.member for task in tasks}
+    return tasks, [job.member for job in jobs if job.member not in pending]
+
+
+def train_members(
+    context: RunContext,
+    workspace: Workspace,
+    member_ids: Sequence[str] | None,
+    runner: Runner,
+    follower: MemberFollower | None = None,
+    tracking: MemberTracking | None = None,
+) -> TrainedMembers:
+    """Train every member of ``member_ids`` (None: of the plan) not yet trained from its current inputs.
+
+    Args:
+        tracking: how the process that trains a member logs it (e.g. under the pipeline's parent run).
+    """
+    follower = follower or SilentFollower()
+    tasks, up_to_date = member_tasks(context, workspace, member_ids, tracking)
+    follower.planned([task.name for task in tasks], up_to_date)
+    if not tasks:
+        return TrainedMembers([], up_to_date)
+    with lending(context):
+        return TrainedMembers(runner.train(tasks, follower), up_to_date)
