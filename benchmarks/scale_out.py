@@ -54,8 +54,7 @@ class MemberClock(SilentFollower):
         self.started_at[member] = time.perf_counter()
         return super().started(member, worker)
 
-    def finished(self, output: MemberOutput) -> None:
-        member = output.job.member
+    def finished(self, member: str, output: MemberOutput) -> None:
         self.seconds[member] = time.perf_counter() - self.started_at[member]
 
 
