@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ltsoups.checkpoint import Checkpoint, save_checkpoint
@@ -110,7 +111,13 @@ def retrain_head(context: RunContext, workspace: Workspace, observer: TrainingOb
 
 
 def _reinitialise(head: CosineHead, seed: int) -> None:
-    """Random class vectors, N(0, 1) per entry: directions uniform on the sphere (the cosine head's only freedom)."""
+    """Random class vectors: directions uniform on the sphere (the cosine head's only freedom), of unit norm.
+
+    The norm matters though the head normalises: an optimizer step moves each entry by about the learning
+    rate, so rows of norm sqrt(dim) (N(0, 1) entries) would turn sqrt(dim) times slower than the unit rows of
+    the prompt-initialised head CR's learning rate is set for (and of the order of a fresh nn.Linear's, which
+    Kang et al.'s cRT re-creates).
+    """
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        head.weight.copy_(torch.randn(head.weight.shape, generator=generator))
+        head.weight.copy_(F.normalize(torch.randn(head.weight.shape, generator=generator), dim=-1))

@@ -54,6 +54,10 @@ def test_crt_is_kangs() -> None:
     assert config.retrain_head.head_init.value == "random" and config.retrain_head.enabled
     assert (config.plan.sampler.name, config.plan.sampler.params.replicas) == ("full-data", 1)
     assert not config.train.ema.enabled and not config.retrain_head.ema.enabled
+    optim = config.retrain_head.optim  # their classifier optimiser, not CR's fine-tuning one
+    kang = ("sgd", 0.2, 0.9, 5.0e-4, 512)
+    assert (optim.name.value, optim.lr, optim.momentum, optim.weight_decay, optim.batch_size) == kang
+    assert config.retrain_head.schedule.final_lr_fraction == 0
 
 
 def test_soups_rho_and_model_soups_differ_only_in_the_subset() -> None:

@@ -92,8 +92,9 @@ def test_cr_can_start_from_a_fresh_random_head(finished_run: Path, tmp_path: Pat
     soup_head = load_tensors(finished_run / "outputs" / "soup" / "soup.safetensors")["head.weight"]
     final = _retrain(finished_run, tmp_path, ["retrain_head.head_init=random", "retrain_head.optim.lr=1e-12"])
     generator = torch.Generator().manual_seed(derive_seed(0, CR_SEED, HEAD_INIT_SEED))
-    seeded = torch.randn(soup_head.shape, generator=generator)
+    seeded = torch.nn.functional.normalize(torch.randn(soup_head.shape, generator=generator), dim=-1)
     torch.testing.assert_close(final["head.weight"], seeded, rtol=0, atol=1e-6)
     assert not torch.allclose(final["head.weight"], soup_head, atol=1e-2)
+    torch.testing.assert_close(final["head.weight"].norm(dim=-1), torch.ones(len(soup_head)))  # unit rows
     merged = _retrain(finished_run, tmp_path / "merged", ["retrain_head.optim.lr=1e-12"])
     torch.testing.assert_close(merged["head.weight"], soup_head, rtol=0, atol=1e-6)  # the default: the merged head
