@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ltsoups.config import LtSoupsConfig
 from ltsoups.tracking.params import flat_params
 from ltsoups.tracking.parent import common_tags, pipeline_config
-from ltsoups.tracking.runs import PARENT_TAG, create_run, end_run
+from ltsoups.tracking.runs import PARENT_TAG, closed_after, create_run, end_run
 from ltsoups.tracking.session import TrackingSession
 from ltsoups.tracking.settings import tracking_uri
 
@@ -99,10 +99,5 @@ def comparison_tracking(
     config: LtSoupsConfig, settings: Mapping[str, str], label: str = ""
 ) -> Iterator[ComparisonTracker]:
     """A comparison's tracker for the block; an exception ends the parent FAILED (KILLED on Ctrl-C) and propagates."""
-    tracker = ComparisonTracker.open(config, settings, label)
-    try:
+    with closed_after(ComparisonTracker.open(config, settings, label)) as tracker:
         yield tracker
-    except BaseException as err:
-        tracker.close(err)
-        raise
-    tracker.close()

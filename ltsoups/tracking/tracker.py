@@ -15,7 +15,7 @@ from ltsoups.tracking.metrics import MetricStream
 from ltsoups.tracking.observer import MetricsObserver
 from ltsoups.tracking.params import flat_params
 from ltsoups.tracking.parent import common_tags, open_parent
-from ltsoups.tracking.runs import PARENT_TAG, RunRecord, create_run, end_run, reopen_run
+from ltsoups.tracking.runs import PARENT_TAG, RunRecord, closed_after, create_run, end_run, reopen_run
 from ltsoups.tracking.session import TrackingSession
 from ltsoups.tracking.settings import tracking_uri
 from ltsoups.training.loop import TrainingObserver
@@ -313,10 +313,5 @@ class MemberRuns:
 @contextmanager
 def pipeline_tracking(config: LtSoupsConfig, workspace: Workspace) -> Iterator[PipelineTracker]:
     """A tracker for the block; an exception ends its open runs (and the parent) FAILED, and propagates."""
-    tracker = PipelineTracker.open(config, workspace)
-    try:
+    with closed_after(PipelineTracker.open(config, workspace)) as tracker:
         yield tracker
-    except BaseException as err:
-        tracker.close(err)
-        raise
-    tracker.close()
