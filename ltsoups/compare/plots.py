@@ -15,6 +15,7 @@ from ltsoups.compare.report import ComparisonReport, Summary
 from ltsoups.io.atomic import atomic_path
 
 GROUPS = ("many", "medium", "few", "balanced")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
 
 
 def _spread(summary: Summary) -> float:
@@ -31,17 +32,20 @@ def _save(figure: Figure, out: Path) -> Path:
 
 def plot_tradeoff(report: ComparisonReport, out: Path) -> Path:
     """Many-shot against few-shot test accuracy per method, error bars one std over seeds."""
-    figure, axes = plt.subplots(figsize=(7.5, 6))
-    for m in report.methods:
+    figure, axes = plt.subplots(figsize=(9.5, 6))
+    for index, m in enumerate(report.methods):
         many, few = m.metrics.get("many"), m.metrics.get("few")
         if many is None or few is None:
             continue
-        axes.errorbar(many.mean, few.mean, xerr=_spread(many), yerr=_spread(few), fmt="o", capsize=3, label=m.method)
-        axes.annotate(m.method, (many.mean, few.mean), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        # Methods often sit within a point of each other: a legend (colour and marker) instead of labels on the
+        # points, which would overlap.
+        marker = MARKERS[index % len(MARKERS)]
+        axes.errorbar(many.mean, few.mean, xerr=_spread(many), yerr=_spread(few), fmt=marker, capsize=3, label=m.method)
     axes.set_xlabel("many-shot accuracy (%)")
     axes.set_ylabel("few-shot accuracy (%)")
     axes.set_title(f"Head against tail, {report.seeds_text} (error bars: 1 std over seeds)")
     axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
     return _save(figure, out)
 
 
