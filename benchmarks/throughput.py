@@ -87,7 +87,7 @@ def ltsoups_round(context: RunContext, model: LongTailClassifier, steps: int, wa
     clock = SteadyClock(warmup)
     samples = AugmentedSamples(train_split, context.preprocess, config.train.augment)
     loss_fn = context.plugin(config.train.loss).build(train_split.class_counts())
-    train(model, samples, len(train_split), loss_fn, settings, runtime, config.seed, "benchmark", observer=clock)
+    train(model, samples, train_split.labels, loss_fn, settings, runtime, config.seed, "benchmark", observer=clock)
     trained = (clock.steps - warmup) * settings.optim.batch_size / (clock.end - clock.start)
     test = context.splits.test
     predict(model, test, context.preprocess, runtime)  # warm
@@ -126,7 +126,7 @@ def bare_round(context: RunContext, model: LongTailClassifier, steps: int, warmu
     )  # fmt: skip
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=optim.adamw_betas, weight_decay=optim.weight_decay)
     warm = max(1, math.ceil(0.01 * steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / warm if s < warm else 0.1 + 0.45 * (1 + math.cos(math.pi * (s - warm) / steps))
