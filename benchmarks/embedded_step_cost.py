@@ -62,7 +62,7 @@ def seconds_per_step(threads: int, steps: int) -> float:
             pass
 
     samples = AugmentedSamples(split, context.preprocess, config.train.augment)
-    train(model, samples, len(split), loss_fn, config.train, context.runtime, 0, "bench", None, Stamps())
+    train(model, samples, split.labels, loss_fn, config.train, context.runtime, 0, "bench", None, Stamps())
     return float(np.median(np.diff(stamps[WARMUP_STEPS - 1 :])))
 
 
