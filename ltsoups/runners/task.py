@@ -119,6 +119,7 @@ def describe(error: BaseException) -> str:
 def train_task(task: MemberTask, observer: TrainingObserver) -> MemberOutput:
     """Train ``task``'s member in this process, from its last resume state if it has one; the body of every runner."""
     from ltsoups.stages.member import member_job, train_member
+    from ltsoups.tracking.runs import closed_after
     from ltsoups.training.loop import ObserverGroup
 
     with working_directory(task.directory):
@@ -126,14 +127,9 @@ def train_task(task: MemberTask, observer: TrainingObserver) -> MemberOutput:
         job = member_job(context, task.workspace, task.member)
         if task.tracking is None:
             return train_member(context, task.workspace, job, observer)
-        hooks = task.tracking.open(task.config, task.workspace)
-        try:
+        with closed_after(task.tracking.open(task.config, task.workspace)) as hooks:
             output = train_member(context, task.workspace, job, ObserverGroup(observer, hooks.start_member(job)))
             hooks.member_trained(output)
-        except BaseException as err:
-            hooks.close(err)
-            raise
-        hooks.close()
         return output
 
 
