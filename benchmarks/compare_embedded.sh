@@ -18,7 +18,7 @@ start=$(date +%s)
 # Members train on a local Ray cluster, one per core (the bits of --runner local on one thread; a later
 # --runner wins).
 ltsoups compare --params params.yaml --out "$out" --seeds 3 --runner ray "$@"
-echo "ltsoups compare took $(( $(date +%s) - start )) s on $(nproc) CPU cores"
+echo "ltsoups compare took $(( $(date +%s) - start )) s on $(getconf _NPROCESSORS_ONLN) CPU cores"  # nproc would count $OMP_NUM_THREADS
 mkdir -p "$shown"
 cp "$out/report/comparison.md" "$out/report/tradeoff.png" "$out/report/groups.png" "$shown/"
 echo "copied the README's table and plots to $shown/"

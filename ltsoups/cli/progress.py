@@ -79,7 +79,7 @@ class MemberBoard:
     def started(self, member: str, worker: Worker) -> TrainingObserver:
         attempt = self.attempts[member] = self.attempts.get(member, 0) + 1
         again = f"[yellow]attempt {attempt}[/yellow] " if attempt > 1 else ""
-        row = self.rows.get(member) or self._add(member, "", total=None, completed=0)
+        row = self.rows[member] if member in self.rows else self._add(member, "", total=None, completed=0)
         self.progress.update(row, status=f"{again}{worker}")
         self.progress.start_task(row)
         return MemberRowObserver(self.progress, row, member)
