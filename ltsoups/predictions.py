@@ -21,11 +21,12 @@ from ltsoups.io.safetensors import CheckpointError
 from ltsoups.provenance import hash_json
 
 KIND = "predictions"
-# What a checkpoint's logits do not depend on once its weights are given: how it was trained and where
-# things are written. Every other section (data, backbone, head, runtime, and any section added later)
-# is part of the prediction config, so a new evaluation setting can never be mistaken for an old one.
+# What a checkpoint's logits do not depend on once its weights are given: how it was trained, where its
+# members ran, which comparison asked, and where things are written. Every other section (data, backbone,
+# head, runtime, and any section added later) is part of the prediction config, so a new evaluation
+# setting can never be mistaken for an old one.
 _NOT_PREDICTION_SECTIONS = frozenset(
-    {"seed", "preset", "plan", "train", "merge", "retrain_head", "tracking", "workdir", "members"}
+    {"seed", "preset", "plan", "train", "merge", "retrain_head", "runner", "compare", "tracking", "workdir", "members"}
 )
 
 

@@ -41,7 +41,9 @@ def compare(
         int | None,
         typer.Option(help="S: seeds seed, seed + 1, ..., seed + S - 1 of your params (default: compare.seeds)"),
     ] = None,
-    reference: Annotated[str, typer.Option(help="the method every other is compared with, paired")] = "lt-soups",
+    reference: Annotated[
+        str | None, typer.Option(help="the method every other is compared with, paired (default: lt-soups)")
+    ] = None,
     resamples: ResamplesOption = 10_000,
     grid: Annotated[
         bool, typer.Option("--grid", help="one comparison per --eta of the dataset's two-axis profile")

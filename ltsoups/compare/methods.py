@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, StringConstraints, ValidationError, model_validator
 
 from ltsoups.config import ConfigError, ConfigIssue, ConfigLayer, LtSoupsConfig, read_params_file, validate_layers
 from ltsoups.config import override_layer as set_layer
@@ -22,6 +22,8 @@ from ltsoups.schema import StrictModel
 
 SHIPPED_METHODS = Path(__file__).with_name("methods.yaml")
 REFERENCE = "lt-soups"
+METHOD_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+"""A method name is a folder of the comparison (runs/NAME) and part of MLflow metric names: no '/', no space."""
 
 
 class MethodDefinition(StrictModel):
@@ -43,7 +45,9 @@ class MethodDefinition(StrictModel):
 
 
 class MethodsFile(StrictModel):
-    methods: dict[str, MethodDefinition] = Field(description="method name -> definition")
+    methods: dict[Annotated[str, StringConstraints(pattern=METHOD_NAME)], MethodDefinition] = Field(
+        description="method name -> definition"
+    )
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ def plot_grid(points: Sequence[tuple[float, ComparisonReport]], out: Path) -> Pa
         for method in methods:
             line = [
                 (eta, s)
-                for eta, report in sorted(points)
+                for eta, report in sorted(points, key=lambda point: point[0])
                 for m in report.methods
                 if m.method == method and (s := m.metrics.get(metric)) is not None
             ]

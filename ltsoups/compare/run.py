@@ -26,7 +26,7 @@ import numpy as np
 from ltsoups.analysis.calibration import calibrate
 from ltsoups.checkpoint import Checkpoint, open_checkpoint
 from ltsoups.compare.methods import Method
-from ltsoups.compare.results import RESULT_FILE, ComparisonSpec, MethodEntry, MethodResult
+from ltsoups.compare.results import RESULT_FILE, SPEC_FILE, ComparisonSpec, MethodEntry, MethodResult
 from ltsoups.compare.store import ArtifactStore, CachedPredictor
 from ltsoups.config import ConfigError, ConfigIssue, ConfigLayer, LtSoupsConfig, validate_layers
 from ltsoups.contracts import Runner
@@ -96,8 +96,8 @@ class ComparisonHooks(Protocol):
     def run_finished(self, run: MethodSeed, result: MethodResult) -> None: ...
 
 
-SHARED_SECTIONS = ("data", "evaluation")
-"""What every method of one run shares: the same test images, scored the same way."""
+SHARED_SECTIONS = ("data", "evaluation", "runtime")
+"""What every method of one run shares: the same test images, scored the same way, on the same hardware."""
 
 
 def run_dir(root: Path, method: str, seed: int) -> Path:
@@ -146,9 +146,11 @@ def run_comparison(
             if getattr(run.config, section) != getattr(shared[run.seed], section):
                 issue = ConfigIssue(f"methods.{run.method.name}", run.method.settings, f"changes the {section} section")
                 raise ConfigError([issue], "a comparison scores every method of a run on the same data, the same way")
+    (request.root / SPEC_FILE).unlink(missing_ok=True)  # never a spec of an earlier invocation over these runs
     store = ArtifactStore(request.root / "store")
     contexts = _Contexts(store, registry)
     needs = _prepare_runs(runs, contexts, store)
+    _check_same_classes(runs, contexts)
     say(f"{len(runs)} runs need {sum(len(uses) for uses in needs.values())} members, {len(needs)} of them distinct")
     runner = contexts.of(runs[0]).plugin(base.runner)
     trained = _train_missing(needs, contexts, store, runner, display)
@@ -238,6 +240,18 @@ def _prepare_runs(runs: Sequence[MethodSeed], contexts: _Contexts, store: Artifa
     return needs
 
 
+def _check_same_classes(runs: Sequence[MethodSeed], contexts: _Contexts) -> None:
+    """The report's shot groups are one for all runs: every run must have the first run's training counts."""
+    first = contexts.of(runs[0]).train_counts
+    for run in runs[1:]:
+        if not np.array_equal(contexts.of(run).train_counts, first):
+            keys = ", ".join(run.config.compare.vary_with_seed) or "(none)"
+            issue = ConfigIssue(
+                "compare.vary_with_seed", keys, f"{run.label} has other class sizes than {runs[0].label}"
+            )
+            raise ConfigError([issue], "a comparison reports every run on the same shot groups")
+
+
 def _train_missing(
     needs: _Needs, contexts: _Contexts, store: ArtifactStore, runner: Runner, display: ComparisonDisplay
 ) -> int:
@@ -314,8 +328,9 @@ def _pipeline_result(
     member_costs = _member_costs(run, needs, store)
     costs = list(member_costs)
     if head.result is not None:
-        size, batch = len(context.splits.train), run.config.retrain_head.optim.batch_size
-        costs.append(meter.cost(head.result.steps, samples_seen(size, batch, head.result.steps)))
+        size, settings = len(context.splits.train), run.config.retrain_head
+        samples = samples_seen(size, settings.optim.batch_size, head.result.steps, settings.sampling.mode)
+        costs.append(meter.cost(head.result.steps, samples))
     options = EvaluateOptions(save_logits=SavedLogits.FINAL, running_soups=False)
     row = evaluate_all(context, workspace, options, _predictor(context, store)).final_row
     return MethodResult(

@@ -35,19 +35,42 @@ class CompareSettings:
     methods_file: Path | None = None
     seeds: int | None = None
     """None: the config's compare.seeds"""
-    reference: str = REFERENCE
+    reference: str | None = None
+    """None: lt-soups, with no paired differences when it is not among the methods"""
     resamples: int = RESAMPLES
     bootstrap_seed: int = BOOTSTRAP_SEED
 
+    def __post_init__(self) -> None:
+        issues = []
+        if self.seeds is not None and self.seeds < 1:
+            issues.append(ConfigIssue("--seeds", self.seeds, "at least one seed"))
+        if self.resamples < 1:
+            issues.append(ConfigIssue("--resamples", self.resamples, "at least one resample"))
+        if issues:
+            raise ConfigError(issues, "ltsoups compare")
+
+    @property
+    def paired_with(self) -> str:
+        return self.reference or REFERENCE
+
     def chosen(self) -> list[Method]:
+        """The methods to run, checked with the reference against the methods files before anything runs."""
         known = load_methods(self.methods_file)
         names = list(self.methods) if self.methods else list(known)
-        unknown = [name for name in names if name not in known]
-        if unknown:
-            issues = [ConfigIssue("--method", name, f"unknown method; known: {', '.join(known)}") for name in unknown]
+        issues = [
+            ConfigIssue("--method", name, f"unknown method; known: {', '.join(known)}")
+            for name in names
+            if name not in known
+        ]
+        issues += [
+            ConfigIssue("--method", name, "given twice") for name in sorted({n for n in names if names.count(n) > 1})
+        ]
+        if self.reference is not None and self.reference not in names:
+            issues.append(
+                ConfigIssue("--reference", self.reference, f"not among the methods compared: {', '.join(names)}")
+            )
+        if issues:
             raise ConfigError(issues, "ltsoups compare")
-        if self.seeds is not None and self.seeds < 1:
-            raise ConfigError([ConfigIssue("--seeds", self.seeds, "at least one seed")], "ltsoups compare")
         return [known[name] for name in names]
 
 
@@ -72,11 +95,11 @@ def compare(
     described = {
         "methods": ", ".join(m.name for m in methods),
         "seeds": ", ".join(map(str, seeds)),
-        "reference": settings.reference,
+        "reference": settings.paired_with,
         "folder": str(root),
     }
     with comparison_tracking(config, described, label) as tracker:
-        request = ComparisonRequest(root, base, source, methods, seeds, settings.reference)
+        request = ComparisonRequest(root, base, source, methods, seeds, settings.paired_with)
         run_comparison(request, display, tracker)
         outcome = write_outputs(root, settings)
         tracker.report_written(outcome.report, outcome.files)
@@ -122,6 +145,11 @@ def compare_grid(
 
     if not etas or any(not math.isfinite(eta) or eta <= 0 for eta in etas):
         raise ConfigError([ConfigIssue("--eta", list(etas), "give positive eta values")], "ltsoups compare --grid")
+    folders = [eta_folder(eta) for eta in etas]
+    if len(set(folders)) < len(folders):
+        shared = sorted({folder for folder in folders if folders.count(folder) > 1})
+        message = f"values that share a folder ({', '.join(shared)}): give each eta once"
+        raise ConfigError([ConfigIssue("--eta", list(etas), message)], "ltsoups compare --grid")
     points = []
     for eta in etas:
         display.say(f"eta {eta:.4g}")

@@ -91,7 +91,8 @@ def train_member(
     meter = CostMeter(context.runtime.device)
     with meter.measure():
         checkpoint, result = _train(context, workspace, job, observer)
-    samples = samples_seen(job.manifest.size, context.config.train.optim.batch_size, result.steps)
+    train = context.config.train
+    samples = samples_seen(job.manifest.size, train.optim.batch_size, result.steps, train.sampling.mode)
     return MemberOutput(job, checkpoint, result, meter.cost(result.steps, samples))
 
 

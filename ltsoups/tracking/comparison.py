@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 COST_KEYS = ("steps", "samples", "seconds", "peak_memory_bytes")
 
 
+def metric_prefix(method: str) -> str:
+    """``method`` as the head of MLflow metric names, which allow no '+' (full-ft+cr -> "full-ft plus cr");
+    method names hold no space, so no two methods share a prefix."""
+    return method.replace("+", " plus ")
+
+
 class ComparisonTracker:
     def __init__(self, session: TrackingSession, experiment: str | None, parent_id: str | None) -> None:
         self.session, self.experiment, self.parent_id = session, experiment, parent_id
@@ -80,10 +86,10 @@ class ComparisonTracker:
         if self.parent_id is None:
             self.session.dropped("comparison report")
             return
-        values = {f"{m.method}/{key}": s.mean for m in report.methods for key, s in m.metrics.items()}
+        values = {f"{metric_prefix(m.method)}/{key}": s.mean for m in report.methods for key, s in m.metrics.items()}
         for row in report.paired:
-            values[f"{row.method}/delta_{row.metric}"] = row.difference
-            values[f"{row.method}/delta_{row.metric}_p"] = row.p_value
+            values[f"{metric_prefix(row.method)}/delta_{row.metric}"] = row.difference
+            values[f"{metric_prefix(row.method)}/delta_{row.metric}_p"] = row.p_value
         self.session.log_values(self.parent_id, values, "comparison")
         for path in files:
             self.session.log_artifact(self.parent_id, path, "report", path.name)

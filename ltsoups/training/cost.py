@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from ltsoups.schema import StrictModel
+from ltsoups.training.settings import Sampling
 
 if TYPE_CHECKING:
     import torch
@@ -52,9 +53,12 @@ class TrainingCost(StrictModel):
         )
 
 
-def samples_seen(size: int, batch_size: int, steps: int) -> int:
-    """Samples in ``steps`` batches of ``StepBatches``: every epoch of ceil(size / batch) steps sees all
-    ``size`` samples, its last batch short; a partial epoch's first k steps see k full batches."""
+def samples_seen(size: int, batch_size: int, steps: int, sampling: Sampling) -> int:
+    """Samples in ``steps`` batches. Instance-balanced (``StepBatches``): every epoch of ceil(size / batch)
+    steps sees all ``size`` samples, its last batch short; a partial epoch's first k steps see k full
+    batches. Class-balanced (``ClassBalancedBatches``): every batch is full."""
+    if sampling is Sampling.CLASS_BALANCED:
+        return steps * batch_size
     per_epoch = -(-size // batch_size)
     return (steps // per_epoch) * size + (steps % per_epoch) * batch_size
 

@@ -69,6 +69,8 @@ def test_a_users_file_adds_methods_and_replaces_shipped_ones(tmp_path: Path) -> 
         ("a: {description: x, ensemble_of: lt-soups, set: [seed=1]}", "ensemble_of takes the members"),
         ("a: {description: x, sett: [seed=1]}", "methods.a.sett"),
         ("a: {description: x, ensemble_of: ensemble}", "an ensemble has no members"),
+        ("'../out': {description: x}", "methods.../out.[key]: '../out' is not allowed: String should match pattern"),
+        ("'a b': {description: x}", "'a b' is not allowed: String should match pattern"),
     ],
 )
 def test_a_bad_methods_file_names_the_method_and_the_problem(tmp_path: Path, entry: str, message: str) -> None:
@@ -85,15 +87,50 @@ def test_a_bad_override_names_the_method(tmp_path: Path) -> None:
         load_methods(path)["broken"].config(BASE, "params.yaml", ConfigLayer("seed 0", {"seed": 0}, True), tmp_path)
 
 
-def test_a_method_that_changes_the_data_is_refused_before_anything_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("override", "section"), [("data.dataset.params.rho=10", "data"), ("runtime.precision=bf16", "runtime")]
+)
+def test_a_method_that_changes_what_runs_share_is_refused_before_anything_runs(
+    tmp_path: Path, override: str, section: str
+) -> None:
     path = tmp_path / "methods.yaml"
-    path.write_text("methods:\n  other-data: {description: x, set: [data.dataset.params.rho=10]}\n")
+    path.write_text(f"methods:\n  other: {{description: x, set: [{override}]}}\n")
     methods = load_methods(path)
-    request = ComparisonRequest(
-        tmp_path / "c", BASE, "test", [methods["lt-soups"], methods["other-data"]], [0], "lt-soups"
-    )
-    with pytest.raises(ConfigError, match=r"methods\.other-data: .* changes the data section"):
+    request = ComparisonRequest(tmp_path / "c", BASE, "test", [methods["lt-soups"], methods["other"]], [0], "lt-soups")
+    with pytest.raises(ConfigError, match=rf"methods\.other: .* changes the {section} section"):
         run_comparison(request, ComparisonDisplay())
+    assert not (tmp_path / "c").exists()
+
+
+def test_runs_with_other_class_sizes_are_refused_before_any_training(tmp_path: Path, random_mini_clip: Path) -> None:
+    from tiny_config import tiny_params, write_params
+
+    from ltsoups.config import user_layers
+
+    params = write_params(tmp_path, tiny_params(random_mini_clip, workdir=str(tmp_path / "outputs")))
+    layers, source = user_layers(params, ["compare.vary_with_seed=[data.dataset.params.n_max]"])
+    request = ComparisonRequest(tmp_path / "c", layers, source, [load_methods()["zero-shot"]], [0, 1], "zero-shot")
+    with pytest.raises(ConfigError, match="zero-shot seed 1 has other class sizes than zero-shot seed 0"):
+        run_comparison(request, ComparisonDisplay())
+    assert not (tmp_path / "c" / "store" / "members").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-m", "lt-soups", "-m", "lt-soups"], "--method: 'lt-soups' is not allowed: given twice"),
+        (["-m", "full-ft", "--reference", "lt-sups"], "--reference: 'lt-sups' is not allowed: not among the methods"),
+        (["--resamples", "0"], "--resamples: 0 is not allowed: at least one resample"),
+        (["report", "--resamples", "0"], "--resamples: 0 is not allowed: at least one resample"),
+        (["--grid", "--eta", "0.33333", "--eta", "0.333331"], "values that share a folder (eta-0.3333)"),
+    ],
+)
+def test_the_cli_refuses_bad_comparison_settings_before_anything_runs(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(app, ["compare", *args, "--out", str(tmp_path / "c")], env={"COLUMNS": "240"})
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
     assert not (tmp_path / "c").exists()
 
 

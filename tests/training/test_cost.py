@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from ltsoups.training.batches import StepBatches
+from ltsoups.training.batches import ClassBalancedBatches, StepBatches
 from ltsoups.training.cost import MemoryMeasure, TrainingCost, samples_seen
+from ltsoups.training.settings import Sampling
 
 
 @pytest.mark.parametrize(
     ("size", "batch", "steps"), [(100, 16, 3), (100, 16, 7), (100, 16, 20), (64, 16, 9), (5, 8, 4)]
 )
 def test_samples_seen_counts_what_the_batches_hold(size: int, batch: int, steps: int) -> None:
-    assert samples_seen(size, batch, steps) == sum(len(b) for b in StepBatches(size, batch, steps, seed=0))
+    instance = StepBatches(size, batch, steps, seed=0)
+    assert samples_seen(size, batch, steps, Sampling.INSTANCE_BALANCED) == sum(len(b) for b in instance)
+    labels = np.arange(size) % 3
+    balanced = ClassBalancedBatches(labels, batch, steps, seed=0)
+    assert samples_seen(size, batch, steps, Sampling.CLASS_BALANCED) == sum(len(b) for b in balanced)
 
 
 def test_a_total_sums_the_trainings_and_keeps_the_largest_peak() -> None:
