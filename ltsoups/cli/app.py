@@ -63,9 +63,9 @@ def plan(
     from ltsoups.registry import installed_registry
     from ltsoups.training.budget import pipeline_budgets
 
-    overrides = [*(set_ or []), *sampler_shortcut(rounds, replicas)]
-    if dataset is not None:  # that dataset with its own defaults: the configured dataset's params do not apply
-        overrides.append(f"data.dataset={json.dumps({'name': dataset, 'params': {}})}")
+    # --dataset: that dataset with its own defaults (the configured dataset's params do not apply), under --set
+    chosen = [f"data.dataset={json.dumps({'name': dataset, 'params': {}})}"] if dataset is not None else []
+    overrides = [*chosen, *(set_ or []), *sampler_shortcut(rounds, replicas)]
     config = cli_config(params, overrides)
     registry = installed_registry()
     if counts is not None:

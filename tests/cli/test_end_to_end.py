@@ -110,6 +110,9 @@ def test_plan_from_a_dataset_needs_only_its_counts(tmp_path: Path) -> None:
     rows = json.loads(result.output)
     assert next(r for r in rows if r["factor"] == 32)["share"] == 67.26
     assert not (tmp_path / "data").exists()
+    mine = ["--set", "data.dataset.params.n_max=250"]  # a --set of the chosen dataset's params applies to it
+    smaller = json.loads(invoke("plan", "--dataset", "cifar100-lt", "--json", *mine).output)
+    assert sum(r["size"] for r in smaller if r["factor"] == 1) < sum(r["size"] for r in rows if r["factor"] == 1)
 
 
 def test_run_with_a_method_runs_that_baseline_over_the_params(tiny_params: Path) -> None:
