@@ -165,6 +165,11 @@ class MergeInputs:
         """
         if not all(sums):
             raise ValueError("nothing to merge: a weighted sum without inputs")
+        for weights in sums:
+            paths = [path for path, _ in weights]
+            if len(set(paths)) < len(paths):
+                twice = next(path for path in paths if paths.count(path) > 1)
+                raise ValueError(f"a weighted sum names {twice} more than once: give each checkpoint one weight")
         order = _common_order(sums)
         if order is None:
             for weights, sink in zip(sums, sinks, strict=True):
@@ -253,7 +258,7 @@ class MergeInputs:
 def _common_order(sums: Sequence[Weights]) -> list[Path] | None:
     """One order of inputs in which every sum adds its inputs in its own order, if there is one.
 
-    The longest sum's order, when no sum names an input twice and every sum follows it.
+    The longest sum's order, when every sum follows it (no sum names an input twice).
     """
     if not sums:
         return []
@@ -261,7 +266,7 @@ def _common_order(sums: Sequence[Weights]) -> list[Path] | None:
     position = {path: index for index, path in enumerate(longest)}
     for weights in sums:
         paths = [path for path, _ in weights]
-        if len(set(paths)) != len(paths) or any(path not in position for path in paths):
+        if any(path not in position for path in paths):
             return None
         places = [position[path] for path in paths]
         if places != sorted(places):

@@ -211,6 +211,13 @@ def test_merge_refuses_a_missing_tensor(tmp_path: Path) -> None:
         merge_weighted([(good, 0.5), (short, 0.5)], tmp_path / "out.safetensors")
 
 
+def test_merge_refuses_a_checkpoint_weighed_twice(tmp_path: Path) -> None:
+    good = _write(tmp_path / "good.safetensors", 1.0)
+    with pytest.raises(ValueError, match=r"names .*good\.safetensors more than once"):
+        merge_weighted([(good, 0.5), (good, 0.5)], tmp_path / "out.safetensors")
+    assert not (tmp_path / "out.safetensors").exists()
+
+
 def test_an_interrupted_multi_output_merge_writes_none_of_its_outputs(tmp_path: Path, soup_inputs) -> None:
     theta0, groups = soup_inputs
     sums = [recursive().as_weighted_sum(theta0, groups[:k]) for k in (1, 2)]

@@ -99,9 +99,9 @@ def merge_members(context: RunContext, workspace: Workspace) -> MergeOutput:
     if config.merge.search.enabled:
         output = _search(context, workspace, merger, theta0.path, groups, scorer, provenance)
     else:
-        for stale in (workspace.soup_search, workspace.soup_search_plot):
-            stale.unlink(missing_ok=True)
         checkpoints = _merge(merger, theta0.path, groups, _targets(workspace, groups), scorer, provenance)
+        for stale in (workspace.soup_search, workspace.soup_search_plot):  # an earlier search's, once replaced
+            stale.unlink(missing_ok=True)
         factors = [group.factor for group in groups] or [0]
         output = MergeOutput(
             [RunningSoup(f, c, scorer.score_checkpoint(c)) for f, c in zip(factors, checkpoints, strict=True)]

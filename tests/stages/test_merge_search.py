@@ -118,3 +118,16 @@ def test_merge_search_chooses_on_validation_and_reads_the_test_split_only_after(
     assert test_reads == []
     invoke("evaluate", *p, *SEARCHED)
     assert test_reads and all(test_reads)  # the test split is read, and only after the choice was recorded
+
+    # A plain merge that fails keeps the search it would have replaced; one that succeeds removes it.
+    import ltsoups.stages.merge as merge_stage
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(merge_stage, "_merge", failing)
+        assert "disk full" in invoke("merge", *p, code=1)
+    assert search_file.is_file() and (outputs / "soup" / "search.png").is_file()
+    invoke("merge", *p)
+    assert not search_file.exists() and not (outputs / "soup" / "search.png").exists()
