@@ -7,6 +7,7 @@ params. Every problem is collected and reported at once.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -50,8 +51,18 @@ class HeadConfig(StrictModel):
     templates: tuple[str, ...] = Field(
         ("a photo of a {}.",),
         min_length=1,
-        description="prompt templates for the text-initialised head; several are averaged (ensemble)",
+        description="prompt templates for the text-initialised head, each with one {} for the class name; "
+        "several are averaged (ensemble)",
     )
+
+    @field_validator("templates")
+    @classmethod
+    def _one_place_for_the_name(cls, templates: tuple[str, ...]) -> tuple[str, ...]:
+        for template in templates:
+            fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+            if fields not in ([""], ["0"]):
+                raise ValueError(f"{template!r} needs exactly one {{}} where the class name goes")
+        return templates
 
 
 class PlanConfig(StrictModel):
@@ -150,7 +161,7 @@ class RetrainHeadConfig(LoopSettings):
 class TrackingConfig(StrictModel):
     experiment: str = Field("ltsoups", min_length=1, description="MLflow experiment name")
     uri: str | None = Field(
-        None, description="MLflow tracking URI; default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db"
+        None, min_length=1, description="MLflow tracking URI; default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db"
     )
     enabled: bool = Field(True, description="log runs to MLflow")
 
@@ -406,7 +417,7 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
 
 def read_params_file(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw = yaml.safe_load(Path(path).read_text())
     except OSError as err:
         raise ConfigError([ConfigIssue(str(path), _NO_VALUE, f"cannot read file ({err.strerror})")], str(path)) from err
     except UnicodeDecodeError as err:
@@ -415,6 +426,8 @@ def read_params_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         issue = ConfigIssue(str(path), _NO_VALUE, f"malformed YAML: {_yaml_problem(err)}")
         raise ConfigError([issue], str(path)) from err
+    if raw is None:  # an empty file (or only comments): every default
+        return {}
     if not isinstance(raw, dict):
         raise ConfigError([ConfigIssue(str(path), raw, "the top level must be a mapping")], str(path))
     return raw

@@ -45,7 +45,8 @@ class PluginSpec(StrictModel):
         if "name" not in info.data:
             return PluginParams()  # the name's own error is reported; params cannot be checked without it
         params_model = registry_from(info).params_model(cls.kind, info.data["name"])
-        return params_model.model_validate(value or {}, context=info.context)  # nested specs: the same registry
+        params = {} if value is None else value  # `params:` left empty in YAML; anything else is validated as written
+        return params_model.model_validate(params, context=info.context)  # nested specs: the same registry
 
 
 class DatasetSpec(PluginSpec):

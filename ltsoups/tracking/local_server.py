@@ -63,10 +63,14 @@ def _healthy(uri: str) -> bool:
 
 
 def _stop(server: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (gunicorn and its workers), then SIGKILL if it lingers."""
-    os.killpg(server.pid, signal.SIGTERM)
+    """SIGTERM the server's process group (gunicorn and its workers), then SIGKILL if it lingers; a group that
+    has already exited (a server that failed to start) is no error of its own."""
     try:
-        server.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    server.wait()

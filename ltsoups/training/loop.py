@@ -141,7 +141,8 @@ def train(
                     best = (score, candidate)
             done = step + 1
             stop = interrupted()
-            if resume is not None and done < total and (stop or done % settings.resume_every == 0):
+            # Stopped on the last step too: the state saved holds the whole training, and the rerun just ends it.
+            if resume is not None and (stop or (done < total and done % settings.resume_every == 0)):
                 resume.save(done, module, optimizer, ema, best)
             if stop:
                 raise KeyboardInterrupt(f"{label}: interrupted after step {done}; run again to resume")

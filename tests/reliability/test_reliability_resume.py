@@ -261,6 +261,34 @@ def test_sigkill_at_random_moments_then_restart_ends_bit_identical(
     assert _leftovers(folder) == [], context
 
 
+class _StopAtStep:
+    """Sends this process Ctrl-C's signal as step ``stop_at`` ends; notes where each training starts."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.stop_at, self.first_steps = stop_at, []
+
+    def on_start(self, total_steps: int, first_step: int) -> None:
+        self.first_steps.append(first_step)
+
+    def on_step(self, step: int, loss: float, lr: float) -> None:
+        if step == self.stop_at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def on_validation(self, step: int, score: float) -> None:
+        pass
+
+
+def test_ctrl_c_in_the_last_step_keeps_the_whole_training(finished_run: Path, tmp_path: Path) -> None:
+    expected = _train_member(_fresh_member(finished_run, tmp_path / "straight"), []).read_bytes()
+    root = _fresh_member(finished_run, tmp_path / "stopped")
+    with pytest.raises(KeyboardInterrupt, match="interrupted after step 5"):
+        _train_member(root, [], _StopAtStep(5))  # the member's last step
+    rerun = _StopAtStep()
+    assert _train_member(root, [], rerun).read_bytes() == expected
+    assert rerun.first_steps == [5]  # nothing trained again
+    assert _leftovers(root / "outputs" / "members" / MEMBER) == []
+
+
 def test_ctrl_c_and_sigterm_leave_a_resumable_state_and_the_rerun_ends_bit_identical(
     finished_run: Path, tmp_path: Path, uninterrupted_member: bytes
 ) -> None:
