@@ -7,7 +7,8 @@ from torch import nn
 
 
 class ParameterEma:
-    """ema <- decay * ema + (1 - decay) * param after every optimizer step; buffers are copied.
+    """ema <- decay * ema + (1 - decay) * param after every optimizer step, for the parameters that train;
+    frozen parameters and buffers are the model's own (their average would be themselves).
 
     ``start_from_model`` (the paper's Algorithm 1) seeds the average with the weights at creation
     (theta_0); otherwise the first update copies the weights (torch AveragedModel, the authors' code).
@@ -17,7 +18,8 @@ class ParameterEma:
 
     def __init__(self, model: nn.Module, decay: float, start_from_model: bool) -> None:
         self.decay = decay
-        self.shadow = {name: p.detach().clone() for name, p in model.named_parameters()} if decay > 0 else {}
+        trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad] if decay > 0 else []
+        self.shadow = {name: p.detach().clone() for name, p in trained}
         self.updates = 1 if start_from_model else 0
 
     @torch.no_grad()
@@ -31,7 +33,7 @@ class ParameterEma:
         self.updates += 1
 
     def state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """The model's full state dict with parameters replaced by their averages."""
+        """The model's full state dict with the trained parameters replaced by their averages."""
         state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
         state.update({name: avg.clone() for name, avg in self.shadow.items()})
         return state

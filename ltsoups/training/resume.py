@@ -107,7 +107,12 @@ class ResumeState:
         tensors = checkpoint.load()
         device = next(module.parameters()).device
         module.load_state_dict(_strip(tensors, "model."), strict=True)
-        for name, value in _strip(tensors, "ema.").items():
+        averages = _strip(tensors, "ema.")
+        if averages.keys() != ema.shadow.keys():
+            raise CheckpointError(
+                f"{path}: resume state averages other parameters; delete it to start this training over"
+            )
+        for name, value in averages.items():
             ema.shadow[name].copy_(value)
         ema.updates = int(meta["ema_updates"])
         for index, param in enumerate(_params(optimizer)):

@@ -56,3 +56,15 @@ def test_ema_from_theta0_versus_first_step() -> None:
         layer.weight.fill_(2.0)
     code.update(layer)
     assert code.shadow["weight"].item() == pytest.approx(0.99 * 1.0 + 0.01 * 2.0)
+
+
+def test_the_ema_averages_only_what_trains() -> None:
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    model[0].requires_grad_(False)  # a frozen encoder: CR, or a PEFT member's base weights
+    ema = ParameterEma(model, decay=0.99, start_from_model=True)
+    assert set(ema.shadow) == {"1.weight", "1.bias"}  # no second copy of the frozen weights
+    with torch.no_grad():
+        model[1].weight.add_(1.0)
+    ema.update(model)
+    state = ema.state_dict(model)
+    assert torch.equal(state["0.weight"], model[0].weight) and not torch.equal(state["1.weight"], model[1].weight)
