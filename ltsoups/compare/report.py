@@ -111,9 +111,6 @@ class ComparisonReport(StrictModel):
     seconds: float
     code_version: str
 
-    def method(self, name: str) -> MethodSummary:
-        return next(summary for summary in self.methods if summary.method == name)
-
     @property
     def seeds_text(self) -> str:
         return f"{len(self.seeds)} seed{'' if len(self.seeds) == 1 else 's'}"

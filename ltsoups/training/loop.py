@@ -105,7 +105,7 @@ def train(
 
     start = 0
     if resume is not None and resume.exists():
-        start, best = resume.restore(module, optimizer, ema, total)
+        start, best = resume.restore(module, optimizer, scaler, ema, total)
 
     micro = optim.micro_batch_size or optim.batch_size
     batches = step_batches(labels, optim.batch_size, total, seed, start, settings.sampling)
@@ -143,7 +143,7 @@ def train(
             stop = interrupted()
             # Stopped on the last step too: the state saved holds the whole training, and the rerun just ends it.
             if resume is not None and (stop or (done < total and done % settings.resume_every == 0)):
-                resume.save(done, module, optimizer, ema, best)
+                resume.save(done, module, optimizer, scaler, ema, best)
             if stop:
                 raise KeyboardInterrupt(f"{label}: interrupted after step {done}; run again to resume")
     final = best[1] if best is not None else ema.state_dict(module)

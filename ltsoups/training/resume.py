@@ -1,4 +1,5 @@
-"""Resumable training state: weights, EMA, optimizer moments and step, in one safetensors file per save.
+"""Resumable training state: weights, EMA, optimizer moments, fp16 loss scale and step, in one safetensors
+file per save.
 
 Each save goes to a new file named by its step, and its sidecar (written last) is the commit mark:
 a process killed at any instant leaves the previous committed state intact, so a restart never
@@ -65,6 +66,7 @@ class ResumeState:
         step: int,
         module: nn.Module,
         optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
         ema: ParameterEma,
         best: tuple[float, dict[str, torch.Tensor]] | None,
     ) -> None:
@@ -82,13 +84,19 @@ class ResumeState:
             kind=KIND,
             step=step,
             ema_updates=ema.updates,
+            grad_scaler=scaler.state_dict(),  # {} unless fp16: its scale decides which later steps are skipped
             best_score=best[0] if best is not None else None,
             fingerprint=self.fingerprint,
         )
         self.discard(keep=target)
 
     def restore(
-        self, module: nn.Module, optimizer: torch.optim.Optimizer, ema: ParameterEma, total: int
+        self,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        ema: ParameterEma,
+        total: int,
     ) -> tuple[int, tuple[float, dict[str, torch.Tensor]] | None]:
         """Load the newest committed state into the given objects; return (next step, best snapshot)."""
         path = self.latest()
@@ -115,6 +123,8 @@ class ResumeState:
         for name, value in averages.items():
             ema.shadow[name].copy_(value)
         ema.updates = int(meta["ema_updates"])
+        if meta.get("grad_scaler"):
+            scaler.load_state_dict(meta["grad_scaler"])
         for index, param in enumerate(_params(optimizer)):
             state = _strip(tensors, f"optim.{index}.")
             if state:

@@ -77,12 +77,13 @@ def test_sgd_momentum_buffers_round_trip_through_a_resume_state(tmp_path: Path) 
     for seed in range(3):
         _step(straight, optimizer, seed)
     ema = ParameterEma(straight, decay=0.0, start_from_model=True)
-    ResumeState(tmp_path / "resume.safetensors").save(3, straight, optimizer, ema, None)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)  # fp32 and bf16: no loss scale
+    ResumeState(tmp_path / "resume.safetensors").save(3, straight, optimizer, scaler, ema, None)
 
     resumed = _layer()
     resumed_optimizer = build_optimizer(resumed.parameters(), settings)
     step, best = ResumeState(tmp_path / "resume.safetensors").restore(
-        resumed, resumed_optimizer, ParameterEma(resumed, 0.0, True), total=10
+        resumed, resumed_optimizer, scaler, ParameterEma(resumed, 0.0, True), total=10
     )
     assert (step, best) == (3, None)
     for param, twin in zip(straight.parameters(), resumed.parameters(), strict=True):
@@ -104,3 +105,22 @@ def test_ema_decay_zero_is_no_ema_the_raw_weights_and_no_copy() -> None:
         ema.update(layer)
     state = ema.state_dict(layer)
     assert all(torch.equal(state[name], param) for name, param in layer.named_parameters())
+
+
+def test_the_fp16_loss_scale_round_trips_through_a_resume_state(tmp_path: Path) -> None:
+    """The scale decides which later steps an fp16 run skips: a resume that reset it would not end the same."""
+    layer = _layer()
+    optimizer = build_optimizer(layer.parameters(), OptimizerSettings())
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)  # the CUDA scaler's logic, runnable here
+    for overflow in (False, True, False):  # the inf step halves the scale and is skipped
+        loss = layer(torch.ones(1, 4)).sum() * (float("inf") if overflow else 1.0)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad()
+    assert scaler.get_scale() == 2.0**15
+    ema = ParameterEma(layer, decay=0.0, start_from_model=True)
+    ResumeState(tmp_path / "resume.safetensors").save(3, layer, optimizer, scaler, ema, None)
+    fresh = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    ResumeState(tmp_path / "resume.safetensors").restore(_layer(), optimizer, fresh, ema, total=10)
+    assert fresh.state_dict() == scaler.state_dict()
