@@ -22,6 +22,13 @@ from ltsoups.schema import StrictModel
 MANIFEST_SCHEMA = 1
 
 
+def factor_label(factor: int) -> str:
+    """``2^k`` for a power of two (the progressive sampler's factors), else the factor itself (fixed-ratio)."""
+    if factor > 0 and factor & (factor - 1) == 0:
+        return f"2^{factor.bit_length() - 1}"
+    return str(factor)
+
+
 class PlanError(ValueError):
     """A plan or manifest file is unreadable, edited, or does not fit the data it claims to index."""
 

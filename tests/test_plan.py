@@ -108,3 +108,11 @@ def test_an_edited_manifest_is_detected(tmp_path: Path) -> None:
     path.write_text(json.dumps(manifest))
     with pytest.raises(PlanError, match="content_sha256"):
         Manifest.read(path)
+
+
+def test_factors_are_labelled_as_powers_of_two_only_when_they_are() -> None:
+    from ltsoups.plan import factor_label
+    from ltsoups.training.budget import factor_name
+
+    assert [factor_label(f) for f in (1, 2, 32, 10, 12)] == ["2^0", "2^1", "2^5", "10", "12"]
+    assert factor_name(10) == "factor 10"  # fixed-ratio at ratio 10 (it read "factor 2^3")

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ltsoups.plan import FactorSummary
+from ltsoups.plan import FactorSummary, factor_label
 from ltsoups.registry import PluginKind, PluginRegistry
 from ltsoups.training.budget import StepBudget
 
@@ -32,7 +32,7 @@ def plan_table(
         table.add_column(column, justify="right")
     for row, budget in zip(rows, members, strict=True):
         table.add_row(
-            f"2^{row.factor.bit_length() - 1} = {row.factor}",
+            label if (label := factor_label(row.factor)) == str(row.factor) else f"{label} = {row.factor}",
             "-" if row.cap is None else str(row.cap),
             f"{row.size:,}",
             f"{row.share:.2f}",

@@ -18,7 +18,7 @@ from ltsoups.checkpoint import Checkpoint, open_checkpoint, sidecar_path
 from ltsoups.data.stats import ClassStats
 from ltsoups.evaluation import Scores, predict, score_predictions
 from ltsoups.io.atomic import write_json_atomic
-from ltsoups.plan import Plan
+from ltsoups.plan import Plan, factor_label
 from ltsoups.predictions import Predictions, Predictor, Split, prediction_config_sha256
 from ltsoups.provenance import code_version
 from ltsoups.schema import StrictModel
@@ -159,7 +159,7 @@ def evaluate_all(
     models = [(ZERO_SHOT_KEY, ZERO_SHOT, theta0)]
     if options.running_soups:
         models += [
-            (f"soup_f{f}", f"soup up to 2^{f.bit_length() - 1}", open_checkpoint(workspace.running_soup(f)))
+            (f"soup_f{f}", f"soup up to {factor_label(f)}", open_checkpoint(workspace.running_soup(f)))
             for f in _prefixes(plan)
         ]
     soup = verified_soup(config, workspace)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ltsoups.plan import factor_label
 from ltsoups.training.schedule import steps_for, warmup_steps
 from ltsoups.training.settings import LoopSettings
 
@@ -52,7 +53,7 @@ class StepBudget:
 
 
 def factor_name(factor: int) -> str:
-    return f"factor 2^{factor.bit_length() - 1}"
+    return f"factor {factor_label(factor)}"
 
 
 def pipeline_budgets(
