@@ -125,10 +125,8 @@ class MergeConfig(StrictModel):
     @model_validator(mode="after")
     def _search_has_a_lambda(self, info: ValidationInfo) -> MergeConfig:
         if self.search.enabled:
-            from ltsoups.plugins.mergers import RecursiveMerger
-
             merger = registry_from(info).entry(PluginKind.MERGER, self.merger.name).load()
-            if not (isinstance(merger, type) and issubclass(merger, RecursiveMerger)):
+            if not callable(getattr(merger, "with_lambda", None)):
                 raise ValueError(
                     f"merge.search.enabled: true searches the recursive merger's lambda and N, but "
                     f"merge.merger.name is {self.merger.name!r}; use recursive (any within-factor step), or no search"
