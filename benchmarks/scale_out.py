@@ -29,7 +29,7 @@ from pathlib import Path
 import ray
 
 from ltsoups.config import load_config
-from ltsoups.plugins.ray_runner import RayRunner, RayRunnerParams
+from ltsoups.plugins.ray_runner import WORKER_SETUP_HOOK, RayRunner, RayRunnerParams
 from ltsoups.runners.batch import member_tasks
 from ltsoups.runners.task import SilentFollower, Worker
 from ltsoups.stages.context import RunContext
@@ -72,7 +72,10 @@ def train_on(workers: int, planned: Path, root: Path, overrides: list[str]) -> S
     config = load_config(REPO / "params.yaml", [*overrides, f"workdir={root}"])
     context, workspace = RunContext(config), Workspace(root)
     tasks, _ = member_tasks(context, workspace)
-    ray.init(address="local", num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING)
+    setup = {"worker_process_setup_hook": WORKER_SETUP_HOOK}  # as the runner starts its clusters
+    ray.init(
+        address="local", num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING, runtime_env=setup
+    )
     try:
         clock, load_before = MemberClock(), os.getloadavg()[0]
         start = time.perf_counter()

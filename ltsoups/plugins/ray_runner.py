@@ -26,6 +26,8 @@ log = logging.getLogger("ltsoups.runners")
 POLL_SECONDS = 0.25
 INTERRUPT_GRACE_SECONDS = 60.0
 INSTALL_HINT = "pip install 'ltsoups[ray]'"
+WORKER_SETUP_HOOK = "ltsoups.plugins.ray_runner.prepare_worker"
+"""Run by every worker of a cluster the runner connects to (Ray's ``worker_process_setup_hook``)."""
 
 
 class RayRunnerParams(PluginParams):
@@ -93,15 +95,17 @@ class RayRunner(Runner):
         if ray.is_initialized():
             yield
             return
+        setup = {"worker_process_setup_hook": WORKER_SETUP_HOOK}
         if self.params.address is None:
             ray.init(
                 address="local",
                 num_cpus=self.params.cluster_cpus,
                 include_dashboard=False,
                 logging_level=logging.WARNING,
+                runtime_env=setup,
             )
         else:
-            ray.init(address=self.params.address, logging_level=logging.WARNING)
+            ray.init(address=self.params.address, logging_level=logging.WARNING, runtime_env=setup)
         try:
             yield
         finally:
@@ -175,6 +179,20 @@ class _RayBatch:
         for ref, task in pending.items():
             if task.name not in self.following.observers:
                 self.ray.cancel(ref)
+
+
+def prepare_worker() -> None:
+    """Import the training stack once, in the worker's main thread, before any task's arguments are unpickled.
+
+    Unpickling a member's task imports ltsoups' training modules, and with them torchvision, whose
+    first import pulls in torch._dynamo and torch._inductor. Imported there while another thread of the
+    worker imported torch's compiler modules, that could leave a module half-initialised for good
+    (``partially initialized module 'torch._inductor'``), failing every member the worker ran after.
+    """
+    import torch._dynamo  # noqa: F401  (torch's compiler stack first: torchvision's import needs it)
+
+    import ltsoups.runners.task
+    import ltsoups.tracking  # noqa: F401  (the modules a task's arguments name)
 
 
 def train_on_worker(task: MemberTask, relay: Any) -> MemberOutput:

@@ -32,17 +32,24 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
     """A fresh local cluster (never another user's); its workers import ltsoups from this checkout."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    from ltsoups.plugins.ray_runner import WORKER_SETUP_HOOK
+
+    setup = {"worker_process_setup_hook": WORKER_SETUP_HOOK}  # as the runner starts its clusters
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, runtime_env=setup)
 
     @ray.remote
-    def ltsoups_source() -> str:
+    def ltsoups_source() -> tuple[str, bool]:
+        import sys
+
         import ltsoups
 
-        return ltsoups.__file__
+        return ltsoups.__file__, "torch._dynamo" in sys.modules
 
     import ltsoups
 
-    assert ray.get(ltsoups_source.remote()) == ltsoups.__file__, "the workers would run other code than this"
+    source, prepared = ray.get(ltsoups_source.remote())
+    assert source == ltsoups.__file__, "the workers would run other code than this"
+    assert prepared, "the worker setup hook did not run"
     yield
     ray.shutdown()
 
@@ -122,7 +129,7 @@ def test_a_second_batch_trains_nothing(ray_cluster: None, ray_run: Run, mlflow_s
     assert len([run for run in runs_of("ray-batch", mlflow_server) if run.data.tags["kind"] == "member"]) == 4
 
 
-LONG = ["train.schedule.min_steps=60", "train.resume_every=4"]  # a member of seconds: killed mid-way
+LONG = ["train.schedule.min_steps=200", "train.resume_every=4"]  # a member of seconds: killed mid-way
 
 
 def test_a_killed_worker_is_retried_and_resumes_to_the_same_bits(
@@ -150,7 +157,7 @@ def test_a_killed_worker_is_retried_and_resumes_to_the_same_bits(
     assert run.member_digests() == straight.member_digests()
     (member_run,) = [run for run in runs_of("ray-kill", mlflow_server) if run.data.tags["kind"] == "member"]
     assert member_run.info.status == "FINISHED"  # the run the killed worker opened, continued by the retry
-    assert member_run.data.metrics["steps"] == 60
+    assert member_run.data.metrics["steps"] == 200
 
 
 def test_a_failing_member_fails_the_batch_by_name_and_the_rest_stays_trained(
