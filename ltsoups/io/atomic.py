@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ltsoups.io.paths import check_output
+
 
 def _file_mode() -> int:
     # mkstemp creates files readable by their owner only; outputs get the mode open() would give them.
@@ -33,9 +35,11 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """A temporary path beside ``target`` that replaces it only if the block succeeds.
 
     A failed write (no space, no permission) leaves neither the temporary nor a changed ``target``,
-    and the OSError names ``target``. Temporaries a killed writer left beside ``target`` are removed
+    and the OSError names ``target``; so does a directory or a link loop where ``target`` or its folder
+    belongs, before anything is written. Temporaries a killed writer left beside ``target`` are removed
     once it is written.
     """
+    check_output(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

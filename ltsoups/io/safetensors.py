@@ -21,6 +21,8 @@ from typing import IO, Any
 
 import torch
 
+from ltsoups.io.paths import obstacle
+
 MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
 _PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar"}
 _ENTRY_KEYS = ("dtype", "shape", "data_offsets")
@@ -89,7 +91,8 @@ def _open_weights(path: Path) -> IO[bytes]:
             f"{path}: {path.suffix} files are pickles, which ltsoups never loads; convert the weights to safetensors"
         )
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        problem = obstacle(path)
+        raise CheckpointError(f"checkpoint not found: {path}" if problem is None else f"cannot read {path}: {problem}")
     return open(path, "rb")
 
 
