@@ -1,3 +1,20 @@
 """LT-Soups: subsampled model soups for long-tailed fine-tuning of foundation models."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+__all__ = ["LoadedClassifier", "load_classifier"]
+
+if TYPE_CHECKING:
+    from ltsoups.inference.classifier import LoadedClassifier, load_classifier
+
+
+def __getattr__(name: str) -> Any:
+    # `import ltsoups` stays cheap: torch loads with the first use of what needs it.
+    if name in __all__:
+        from ltsoups.inference import classifier
+
+        return getattr(classifier, name)
+    raise AttributeError(f"module 'ltsoups' has no attribute {name!r}")

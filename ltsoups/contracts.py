@@ -252,6 +252,13 @@ class Backbone(Plugin):
     def load(self, num_classes: int) -> LoadedBackbone:
         """The encoder for a task of ``num_classes`` classes (PEFT widths, for one, depend on it)."""
 
+    def architecture(self, num_classes: int) -> nn.Module:
+        """The image encoder ``load`` gives, its weights left to a checkpoint (how a saved classifier is rebuilt).
+
+        By default ``load``'s encoder; backbones override it to skip reading or downloading pretrained weights.
+        """
+        return self.load(num_classes).image_encoder
+
 
 # ---------------------------------------------------------------------------------------- datasets
 

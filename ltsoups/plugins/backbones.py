@@ -123,6 +123,20 @@ class OpenClipBackbone(Backbone):
             text_tower=text,
         )
 
+    def architecture(self, num_classes: int) -> torch.nn.Module:
+        import open_clip
+
+        from ltsoups.embedded import register_model_config
+        from ltsoups.peft.adapters import apply_peft
+
+        register_model_config()
+        with _without_warnings():  # "no pretrained weights": a checkpoint fills them
+            visual = open_clip.create_model(self.params.model, pretrained=None).visual
+        if self.params.features is FeatureSpace.BEFORE_PROJECTION:
+            self._drop_projection(visual)
+        apply_peft(visual, self.params.peft, num_classes, self.params.peft_rank)
+        return visual.eval()
+
     def _drop_projection(self, visual: torch.nn.Module) -> torch.Tensor:
         """Remove the image tower's output projection (a (width, embed) matrix); return a copy of it."""
         import torch

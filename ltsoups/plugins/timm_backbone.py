@@ -56,6 +56,12 @@ class TimmBackbone(Backbone):
             text_tower=None,
         )
 
+    def architecture(self, num_classes: int) -> torch.nn.Module:
+        import timm
+
+        size: dict[str, Any] = {} if self.params.image_size is None else {"img_size": self.params.image_size}
+        return timm.create_model(self.params.model, pretrained=False, num_classes=0, **size).eval()
+
     def _create(self) -> torch.nn.Module:
         import timm
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -13,6 +13,7 @@ from PIL import Image
 from torch import nn
 
 from ltsoups.checkpoint import Checkpoint, CheckpointError
+from ltsoups.classifier_spec import BackboneRecord, ClassifierSpec, PreprocessSpec
 from ltsoups.config import LtSoupsConfig
 from ltsoups.contracts import Dataset, LoadedBackbone
 from ltsoups.data.dataset import DatasetSplits, LabelledImages
@@ -115,6 +116,26 @@ class RunContext:
         with torch.no_grad():
             model.head.weight.copy_(weight)
         return model
+
+    def classifier_spec(self, tensor_names: Iterable[str]) -> ClassifierSpec:
+        """What rebuilds a checkpoint of the run's classifier holding tensors of these names (its sidecar's)."""
+        config, backbone = self.config, self.backbone
+        lora = is_lora_state(self._classifier.state_dict())
+        spec = config.backbone
+        return ClassifierSpec(
+            backbone=BackboneRecord(
+                name=spec.name,
+                params=spec.params.model_dump(mode="json", by_alias=True),
+                peft_folded=lora and not is_lora_state(tensor_names),
+            ),
+            head_scale=config.head.scale,
+            class_names=tuple(self.splits.train.class_names),
+            preprocess=PreprocessSpec(
+                image_size=backbone.image_size, mean=backbone.mean, std=backbone.std, evaluation=config.evaluation
+            ),
+            thresholds=config.data.thresholds,
+            train_counts=tuple(int(count) for count in self.train_counts),
+        )
 
     def classifier_from(self, checkpoint: Checkpoint) -> LongTailClassifier:
         """The run's classifier holding the weights of a member, soup or final checkpoint, ready to train."""

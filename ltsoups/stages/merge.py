@@ -88,13 +88,14 @@ def merge_members(context: RunContext, workspace: Workspace) -> MergeOutput:
     spec = config.merge.merger
     merger: Merger = context.plugin(spec)
     # Every input must fit before anything is chosen or written: a failed merge writes nothing.
-    with MergeInputs.open([theta0.path, *(m for g in groups for m in g.members)], config.merge.fold_lora):
-        pass
+    with MergeInputs.open([theta0.path, *(m for g in groups for m in g.members)], config.merge.fold_lora) as inputs:
+        soup_tensors = list(inputs.layout.entries)
     scorer = ValidationScorer(context, config.merge.fold_lora)
     provenance = {
         "config_sha256": config.section_hash(*MERGE_SECTIONS),
         "merger": spec.model_dump(mode="json", by_alias=True),
         "fold_lora": config.merge.fold_lora,
+        **context.classifier_spec(soup_tensors).sidecar_entry(),
     }
     if config.merge.search.enabled:
         output = _search(context, workspace, merger, theta0.path, groups, scorer, provenance)

@@ -55,8 +55,10 @@ def retrain_head(context: RunContext, workspace: Workspace, observer: TrainingOb
     config_sha = config.section_hash(*HEAD_SECTIONS)
     provenance = {"soup_sha256": soup.sidecar["weights_sha256"], "config_sha256": config_sha}
     if not stage.enabled:
+        state = soup.load()
+        spec = context.classifier_spec(state).sidecar_entry()
         return HeadOutput(
-            save_checkpoint(workspace.final, soup.load(), kind="final", retrained=False, **provenance), None
+            save_checkpoint(workspace.final, state, kind="final", retrained=False, **provenance, **spec), None
         )
     model = context.classifier_from(soup)
     model.encoder.requires_grad_(False)
@@ -96,15 +98,17 @@ def retrain_head(context: RunContext, workspace: Workspace, observer: TrainingOb
     )
     prefix = "" if stage.augment.enabled else "head."
     model.load_state_dict({**model.state_dict(), **{prefix + k: v for k, v in result.state.items()}})
+    state = model.state_dict()
     checkpoint = save_checkpoint(
         workspace.final,
-        model.state_dict(),
+        state,
         kind="final",
         retrained=True,
         head_init=stage.head_init.value,
         steps=result.steps,
         best_val_balanced=result.best_val,
         **provenance,
+        **context.classifier_spec(state).sidecar_entry(),
     )
     ResumeState(workspace.final_resume).discard()
     return HeadOutput(checkpoint, result)
