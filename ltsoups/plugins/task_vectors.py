@@ -11,6 +11,7 @@ import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from enum import Enum
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from pydantic import Field
@@ -45,12 +46,20 @@ def _task_vector(member: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     return member.to(torch.float64, copy=True).sub_(base)  # a copy even of float64 inputs: they stay as given
 
 
+def kept_entries(density: float, size: int) -> int:
+    """ceil(density * size), with density as written: 0.07 of 100 is 7 (``math.ceil(0.07 * 100)`` is 8).
+
+    The float 0.07 lies a little above 7/100; its shortest decimal spelling, "0.07", is what the user wrote.
+    """
+    return math.ceil(Fraction(repr(density)) * size)
+
+
 def magnitude_threshold(magnitudes: torch.Tensor, density: float) -> float:
     """The ceil(density * n)-th largest of ``magnitudes``: keeping entries >= it keeps the top-k% (ties too)."""
     import numpy as np
 
     flat = magnitudes.flatten().numpy()
-    keep = math.ceil(density * flat.size)
+    keep = kept_entries(density, flat.size)
     if keep >= flat.size:
         return 0.0
     # numpy's introselect finds it in linear time, several times faster than torch.kthvalue on CPU.

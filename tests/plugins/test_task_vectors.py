@@ -68,6 +68,16 @@ def test_ties_by_hand(task_inputs, tmp_path: Path) -> None:
     assert out["step"].tolist() == [3]  # integer buffers come from theta_0
 
 
+@pytest.mark.parametrize("percent", [7, 14, 28, 55, 56])  # each k with math.ceil(k / 100 * 100) == k + 1
+def test_ties_keeps_density_times_n_entries_as_written(tmp_path: Path, percent: int) -> None:
+    """One member whose 100 task-vector entries have distinct magnitudes 1..100: density k/100 keeps exactly k."""
+    theta0 = write(tmp_path / "theta0.safetensors", [0.0] * 100)
+    member = write(tmp_path / "m.safetensors", [float(v) for v in range(1, 101)])
+    out = merged(TiesMerger(TiesParams(density=percent / 100)), theta0, [FactorGroup(1, (member,))], tmp_path)
+    assert int((out["w"] != 0).sum()) == percent
+    assert out["w"][-percent:].tolist() == [float(v) for v in range(101 - percent, 101)]
+
+
 def test_ties_with_every_member_agreeing_is_the_scaled_mean_of_the_task_vectors(tmp_path: Path) -> None:
     generator = torch.Generator().manual_seed(0)
     base = torch.randn(40, 7, generator=generator)
