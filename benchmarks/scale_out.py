@@ -29,9 +29,10 @@ from pathlib import Path
 import ray
 
 from ltsoups.config import load_config
+from ltsoups.contracts import Worker
 from ltsoups.plugins.ray_runner import WORKER_SETUP_HOOK, RayRunner, RayRunnerParams
 from ltsoups.runners.batch import member_tasks
-from ltsoups.runners.task import SilentFollower, Worker
+from ltsoups.runners.task import SilentFollower
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.member import MemberOutput
 from ltsoups.stages.prepare import prepare

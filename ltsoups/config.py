@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ltsoups.contracts import ValidationMetric
+from ltsoups.contracts import SearchableMerger, ValidationMetric
 from ltsoups.data.stats import ShotThresholds
 from ltsoups.plugin_specs import (
     BackboneSpec,
@@ -126,7 +126,7 @@ class MergeConfig(StrictModel):
     def _search_has_a_lambda(self, info: ValidationInfo) -> MergeConfig:
         if self.search.enabled:
             merger = registry_from(info).entry(PluginKind.MERGER, self.merger.name).load()
-            if not callable(getattr(merger, "with_lambda", None)):
+            if not issubclass(merger, SearchableMerger):  # the one check: the merge stage relies on it
                 raise ValueError(
                     f"merge.search.enabled: true searches the recursive merger's lambda and N, but "
                     f"merge.merger.name is {self.merger.name!r}; use recursive (any within-factor step), or no search"

@@ -7,12 +7,14 @@ distribution provides it, ltsoups' own built-ins included.
 
 from __future__ import annotations
 
+import os
+import socket
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
@@ -23,8 +25,6 @@ if TYPE_CHECKING:  # only for annotations: naming and validating plugins must no
     from torch import nn
 
     from ltsoups.data.dataset import DatasetSplits
-    from ltsoups.runners.task import MemberFollower, MemberTask
-    from ltsoups.stages.member import MemberOutput
 
 
 class PluginParams(StrictModel):
@@ -120,6 +120,9 @@ class Merger(Plugin):
       member (``merge_tensor``): task vectors, TIES, DARE, ...
     - `SelectingMerger`: the merge chooses its ingredients on the validation split (``select``).
 
+    A `SearchableMerger` (a per-tensor merger that folds factors in one after another, weighted by a lambda)
+    is the one kind whose lambda and number of factors ``merge.search`` can choose on the validation split.
+
     The streaming engine (`ltsoups.merging`) does all reading and writing, one tensor at a time.
     """
 
@@ -186,6 +189,34 @@ class LinearMerger(PerTensorMerger):
         for path, weight in self.coefficients(theta0, placeholders):
             total.add_(tensors[path].to(torch.float64), alpha=weight)
         return total
+
+
+class SearchableMerger(PerTensorMerger):
+    """A merge that folds the factors in, smallest first, weighted by a lambda: Theta_0 = theta_0 and
+    Theta_k = fold(Theta_(k-1), mean_k), where mean_k merges the replicas of the k-th factor.
+
+    ``merge.search`` chooses lambda and N (how many factors) on the validation split for this kind only
+    (the config's validation refuses a search over any other merger). It computes every mean_k once and
+    each lambda's running soups from them, so ``fold`` and ``factor_tensor`` must give what
+    ``merge_prefixes`` gives.
+    """
+
+    @property
+    @abstractmethod
+    def keep_previous(self) -> float:
+        """lambda as the weight on Theta_(k-1) (the paper's convention), whatever side the params' lambda weighs."""
+
+    @abstractmethod
+    def with_lambda(self, lam: float) -> SearchableMerger:
+        """The same merge with another lambda (in the params' own convention)."""
+
+    @abstractmethod
+    def factor_tensor(self, name: str, base: torch.Tensor, group: FactorTensors) -> torch.Tensor:
+        """mean_k, one tensor of it, in float64: the merge of one factor's replicas (``base``: theta_0's)."""
+
+    @abstractmethod
+    def fold(self, previous: torch.Tensor, factor: torch.Tensor, stored: torch.dtype) -> torch.Tensor:
+        """Theta_k from Theta_(k-1) as stored (in dtype ``stored``) and mean_k, in float64."""
 
 
 class ValidationMetric(str, Enum):
@@ -277,15 +308,90 @@ class Dataset(Plugin):
 # ----------------------------------------------------------------------------------------- runners
 
 
+class TrainingObserver(Protocol):
+    """Follows one training: a progress display, the tracker, a worker's relay to its driver."""
+
+    def on_start(self, total_steps: int, first_step: int) -> None: ...
+
+    def on_step(self, step: int, loss: float, lr: float) -> None: ...
+
+    def on_validation(self, step: int, score: float) -> None: ...
+
+
+Output = TypeVar("Output")
+Output_co = TypeVar("Output_co", covariant=True)
+Output_contra = TypeVar("Output_contra", contravariant=True)
+
+
+class MemberTask(Protocol[Output_co]):
+    """One member to train, self-contained and picklable: all a worker in another process or on another machine
+    needs. Wherever it runs, ``train`` trains it the same way, so every runner gives the same bits."""
+
+    @property
+    def name(self) -> str:
+        """How the follower and errors name the task, unique within a batch."""
+        ...
+
+    def train(self, observer: TrainingObserver) -> Output_co:
+        """Train the member in this process (from its last resume state if it has one); what it trained."""
+        ...
+
+
+@dataclass(frozen=True)
+class Worker:
+    """The process an attempt at a member runs in."""
+
+    pid: int
+    host: str
+
+    @classmethod
+    def this_process(cls) -> Worker:
+        return cls(os.getpid(), socket.gethostname())
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} on {self.host}"
+
+
+class MemberFollower(Protocol[Output_contra]):
+    """The driver's view of a batch of members: a progress display, a test's probe, a comparison's log."""
+
+    def planned(self, pending: Sequence[str], up_to_date: Sequence[str]) -> None:
+        """Before any training: the members to train, and those already trained from their current inputs."""
+
+    def started(self, member: str, worker: Worker) -> TrainingObserver:
+        """An attempt at task ``member`` (its name) begins in ``worker`` (again, after a worker died); it follows
+        the attempt."""
+
+    def finished(self, member: str, output: Output_contra) -> None: ...
+
+    def failed(self, member: str, error: str) -> None: ...
+
+
+class MemberFailed(RuntimeError):
+    """Members of a batch failed; the members that finished are on disk and will not be trained again."""
+
+    def __init__(self, failures: Mapping[str, str], finished: Sequence[str], not_trained: Sequence[str]) -> None:
+        self.failures, self.finished, self.not_trained = dict(failures), list(finished), list(not_trained)
+        causes = "; ".join(f"member {member} failed: {error}" for member, error in self.failures.items())
+        kept = f"{len(self.finished)} finished and kept" + (f" ({', '.join(self.finished)})" if self.finished else "")
+        rest = f"{len(self.not_trained)} not trained" + (" (run again to train them)" if self.not_trained else "")
+        super().__init__(f"{causes}; {kept}, {rest}")
+
+
+def describe(error: BaseException) -> str:
+    """How a member's error is reported to the follower and in ``MemberFailed``."""
+    return f"{type(error).__name__}: {error}"
+
+
 class Runner(Plugin):
     """Trains independent members: one after another in this process, or in parallel on other workers.
 
-    Wherever a member trains, it trains through ``ltsoups.runners.task.train_task``: a runner only
-    decides where and when, so every runner gives the same bits.
+    A runner decides where and when each task trains, never how (``MemberTask.train``), and passes what
+    a task's training returns through untouched.
     """
 
     @abstractmethod
-    def train(self, tasks: Sequence[MemberTask], follower: MemberFollower) -> list[MemberOutput]:
+    def train(self, tasks: Sequence[MemberTask[Output]], follower: MemberFollower[Output]) -> list[Output]:
         """Train every task's member; their outputs in task order.
 
         ``follower`` hears where each attempt runs, its training events, and each member's end. A member

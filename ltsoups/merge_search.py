@@ -3,7 +3,7 @@
 Each factor's merge (mean_k: the within-factor step on its replicas) does not depend on lambda, so it
 is computed once, in one pass over the inputs (every member read once), and kept in float64 files.
 For each lambda the running soups then follow the recursion itself, Theta_k from Theta_(k-1) as
-stored and mean_k (``RecursiveMerger.fold``): K reads of factor merges per lambda, not K^2 * M reads
+stored and mean_k (``SearchableMerger.fold``): K reads of factor merges per lambda, not K^2 * M reads
 of members. Every grid point is scored on validation; the test split is never seen. The soups written
 for the chosen lambda are the ones scored, bit for bit.
 """
@@ -19,11 +19,10 @@ from typing import Any
 import torch
 
 from ltsoups.checkpoint import CheckpointWriter
-from ltsoups.contracts import FactorGroup, ValidationMetric
+from ltsoups.contracts import FactorGroup, SearchableMerger, ValidationMetric
 from ltsoups.evaluation import Scores
 from ltsoups.io.safetensors import DTYPES, TensorFileReader, TensorLayout
 from ltsoups.merging import MergeInputs, TensorSource
-from ltsoups.plugins.mergers import RecursiveMerger
 
 StateScorer = Callable[[Mapping[str, torch.Tensor]], Scores]
 """Validation scores of a model's tensors (a soup held in memory)."""
@@ -96,7 +95,7 @@ def choose(points: Sequence[GridPoint], metric: ValidationMetric) -> GridPoint:
 
 
 def factor_merges(
-    merger: RecursiveMerger, theta0: Path, groups: Sequence[FactorGroup], folder: Path, fold_lora: bool
+    merger: SearchableMerger, theta0: Path, groups: Sequence[FactorGroup], folder: Path, fold_lora: bool
 ) -> list[Path]:
     """mean_k of every factor in float64 files under ``folder``, reading each input once (one factor's at a time)."""
     paths = [folder / f"factor-{group.factor}.safetensors" for group in groups]
@@ -110,7 +109,7 @@ def factor_merges(
 
 
 def running_soups(
-    merger: RecursiveMerger, theta0: TensorSource, factors: Sequence[Path]
+    merger: SearchableMerger, theta0: TensorSource, factors: Sequence[Path]
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Theta_1..Theta_K of one lambda, each from the previous one and mean_k, in the checkpoints' dtypes.
 
@@ -125,7 +124,7 @@ def running_soups(
 
 
 def search_grid(
-    merger: RecursiveMerger,
+    merger: SearchableMerger,
     theta0: Path,
     groups: Sequence[FactorGroup],
     lambdas: Sequence[float],

@@ -233,8 +233,8 @@ def train_members_command(
     from ltsoups.cli.dvc_lock import record_members
     from ltsoups.cli.progress import MemberBoard, make_progress
     from ltsoups.cli.render import console
+    from ltsoups.contracts import MemberFailed
     from ltsoups.runners.batch import train_members
-    from ltsoups.runners.task import MemberFailed
     from ltsoups.stages.context import RunContext
     from ltsoups.tracking import pipeline_tracking
 
@@ -399,8 +399,8 @@ def run(
     from ltsoups.cli.progress import MemberBoard, ProgressObserver, make_progress
     from ltsoups.cli.render import console, results_table
     from ltsoups.config import override_layer, validate_layers
+    from ltsoups.pipeline import run_pipeline
     from ltsoups.stages.context import RunContext
-    from ltsoups.stages.pipeline import run_pipeline
     from ltsoups.tracking import pipeline_tracking
 
     overrides = with_runner(set_, runner)

@@ -41,7 +41,7 @@ def reports_errors(command: F) -> F:
 
         from ltsoups.cli.render import error_console
         from ltsoups.config import ConfigError
-        from ltsoups.runners.task import MemberFailed
+        from ltsoups.contracts import MemberFailed
         from ltsoups.training.errors import TrainingDiverged
 
         try:

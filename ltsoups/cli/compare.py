@@ -71,6 +71,7 @@ def compare(
     from ltsoups.compare.run import ComparisonDisplay
     from ltsoups.compare.suite import PAPER_ETAS, CompareSettings, compare_grid
     from ltsoups.compare.suite import compare as compare_methods
+    from ltsoups.tracking.comparison import comparison_tracking
 
     settings = CompareSettings(tuple(method or ()) or None, methods_file, seeds, reference, resamples)
     settings.chosen()  # an unknown method fails before anything runs
@@ -80,13 +81,15 @@ def compare(
     with make_progress() as progress:
         display = ComparisonDisplay(MemberBoard(progress), functools.partial(ProgressObserver, progress), console.log)
         if grid:
-            points, files = compare_grid(layers, source, root, settings, eta or PAPER_ETAS, display)
+            points, files = compare_grid(
+                layers, source, root, settings, eta or PAPER_ETAS, display, comparison_tracking
+            )
             for value, report in points:
                 console.rule(f"eta {value:.4g}")
                 for table in comparison_tables(report):
                     console.print(table)
         else:
-            outcome = compare_methods(layers, source, root, settings, display)
+            outcome = compare_methods(layers, source, root, settings, display, comparison_tracking)
             files = outcome.files
             for table in comparison_tables(outcome.report):
                 console.print(table)

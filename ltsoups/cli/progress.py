@@ -18,7 +18,7 @@ from rich.progress import (
 from ltsoups.cli.render import console
 
 if TYPE_CHECKING:
-    from ltsoups.runners.task import Worker
+    from ltsoups.contracts import Worker
     from ltsoups.stages.member import MemberOutput
     from ltsoups.training.loop import TrainingObserver
 

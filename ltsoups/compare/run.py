@@ -29,7 +29,7 @@ from ltsoups.compare.methods import Method
 from ltsoups.compare.results import RESULT_FILE, SPEC_FILE, ComparisonSpec, MethodEntry, MethodResult
 from ltsoups.compare.store import ArtifactStore, CachedPredictor
 from ltsoups.config import ConfigError, ConfigIssue, ConfigLayer, LtSoupsConfig, validate_layers
-from ltsoups.contracts import Runner
+from ltsoups.contracts import MemberFollower, Runner, Worker
 from ltsoups.data.stats import ClassStats
 from ltsoups.evaluation import score_predictions
 from ltsoups.io.atomic import write_json_atomic
@@ -37,7 +37,7 @@ from ltsoups.plan import Plan
 from ltsoups.predictions import Predictions, Split
 from ltsoups.provenance import code_version, hash_json
 from ltsoups.registry import PluginRegistry, installed_registry
-from ltsoups.runners.task import MemberFollower, MemberTask, SilentFollower, Worker, lending
+from ltsoups.runners.task import MemberTask, SilentFollower, lending
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.evaluate import ModelPredictor, evaluate_all
 from ltsoups.stages.evaluate_options import EvaluateOptions, SavedLogits

@@ -4,9 +4,11 @@ MLflow runs; and the two-axis grid, one comparison per eta value."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ltsoups.analysis.statistics import BOOTSTRAP_SEED, RESAMPLES
 from ltsoups.compare.methods import REFERENCE, Method, load_methods
@@ -17,11 +19,10 @@ from ltsoups.compare.report import (
     report_dir,
     write_report,
 )
-from ltsoups.compare.run import ComparisonDisplay, ComparisonRequest, run_comparison
-from ltsoups.config import ConfigError, ConfigIssue, ConfigLayer, override_layer, validate_layers
+from ltsoups.compare.run import ComparisonDisplay, ComparisonHooks, ComparisonRequest, run_comparison
+from ltsoups.config import ConfigError, ConfigIssue, ConfigLayer, LtSoupsConfig, override_layer, validate_layers
 from ltsoups.io.atomic import write_json_atomic
 from ltsoups.schema import StrictModel
-from ltsoups.tracking.comparison import comparison_tracking
 
 ETA_KEY = "data.dataset.params.eta"
 PAPER_ETAS = tuple(f / (100 - f) for f in (95, 75, 50, 25, 5))
@@ -80,12 +81,25 @@ class Outcome:
     files: list[Path]
 
 
+class SuiteHooks(ComparisonHooks, Protocol):
+    def report_written(self, report: ComparisonReport, files: Sequence[Path]) -> None: ...
+
+
+class ComparisonTracking(Protocol):
+    """Opens a comparison's tracking for a block (the tracking layer's ``comparison_tracking``)."""
+
+    def __call__(
+        self, config: LtSoupsConfig, settings: Mapping[str, str], label: str
+    ) -> AbstractContextManager[SuiteHooks]: ...
+
+
 def compare(
     base: Sequence[ConfigLayer],
     source: str,
     root: Path,
     settings: CompareSettings,
     display: ComparisonDisplay,
+    tracking: ComparisonTracking,
     label: str = "",
 ) -> Outcome:
     """Run the chosen methods at seeds base seed .. base seed + S - 1 and write the report into ``root``."""
@@ -98,7 +112,7 @@ def compare(
         "reference": settings.paired_with,
         "folder": str(root),
     }
-    with comparison_tracking(config, described, label) as tracker:
+    with tracking(config, described, label) as tracker:
         request = ComparisonRequest(root, base, source, methods, seeds, settings.paired_with)
         run_comparison(request, display, tracker)
         outcome = write_outputs(root, settings)
@@ -120,7 +134,9 @@ def write_outputs(root: Path, settings: CompareSettings) -> Outcome:
 # -------------------------------------------------------------------------------------------- grid
 
 
-class GridPoint(StrictModel):
+class EtaPoint(StrictModel):
+    """One comparison of the two-axis grid, as grid.json lists it."""
+
     eta: float
     folder: str
     metrics: dict[str, dict[str, Summary]]
@@ -138,6 +154,7 @@ def compare_grid(
     settings: CompareSettings,
     etas: Sequence[float],
     display: ComparisonDisplay,
+    tracking: ComparisonTracking,
 ) -> tuple[list[tuple[float, ComparisonReport]], list[Path]]:
     """One comparison per eta of the dataset's two-axis profile (``data.dataset.params.eta``), then a plot of
     accuracy against eta per method."""
@@ -155,11 +172,11 @@ def compare_grid(
         display.say(f"eta {eta:.4g}")
         layers = [*base, override_layer(f"{ETA_KEY}={eta!r}")]
         outcome = compare(
-            layers, f"{source} + --eta {eta:.4g}", root / eta_folder(eta), settings, display, f"eta {eta:.4g}"
+            layers, f"{source} + --eta {eta:.4g}", root / eta_folder(eta), settings, display, tracking, f"eta {eta:.4g}"
         )
         points.append((eta, outcome.report))
     summary = [
-        GridPoint(
+        EtaPoint(
             eta=eta,
             folder=eta_folder(eta),
             metrics={

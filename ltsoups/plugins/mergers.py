@@ -20,6 +20,7 @@ from ltsoups.contracts import (
     LinearMerger,
     PerTensorMerger,
     PluginParams,
+    SearchableMerger,
     SelectingMerger,
     Selection,
     SoupScorer,
@@ -93,7 +94,7 @@ class RecursiveParams(PluginParams):
         return within
 
 
-class RecursiveMerger(PerTensorMerger):
+class RecursiveMerger(SearchableMerger):
     """LT-Soups merge: each factor's replicas merged (uniform mean by default), factors folded in ascending order.
 
     Theta_0 = theta_0 (zero-shot), Theta_k = lambda * Theta_(k-1) + (1 - lambda) * mean_k, where mean_k

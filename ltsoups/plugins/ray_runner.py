@@ -9,18 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
 from pydantic import Field, model_validator
 
-from ltsoups.contracts import PluginParams, Runner
+from ltsoups.contracts import MemberFailed, MemberFollower, MemberTask, Output, PluginParams, Runner, Worker, describe
 from ltsoups.registry import PluginError
 
 if TYPE_CHECKING:
     from types import ModuleType
-
-    from ltsoups.runners.task import MemberFollower, MemberTask
-    from ltsoups.stages.member import MemberOutput
 
 log = logging.getLogger("ltsoups.runners")
 POLL_SECONDS = 0.25
@@ -82,7 +79,7 @@ class RayRunner(Runner):
         super().__init__(params)
         self.ray = import_ray()  # fails at once, before any data is loaded, when Ray is missing
 
-    def train(self, tasks: Sequence[MemberTask], follower: MemberFollower) -> list[MemberOutput]:
+    def train(self, tasks: Sequence[MemberTask[Output]], follower: MemberFollower[Output]) -> list[Output]:
         if not tasks:
             return []
         with self._connected():
@@ -112,22 +109,26 @@ class RayRunner(Runner):
             ray.shutdown()
 
 
-class _RayBatch:
+class _RayBatch(Generic[Output]):
     """One call of RayRunner.train: submit every member, follow them, collect outputs and failures."""
 
-    def __init__(self, ray: ModuleType, params: RayRunnerParams, tasks: list[MemberTask], follower: MemberFollower):
+    def __init__(
+        self,
+        ray: ModuleType,
+        params: RayRunnerParams,
+        tasks: list[MemberTask[Output]],
+        follower: MemberFollower[Output],
+    ):
         from ltsoups.runners.relay import EventRelay, Following
 
         self.ray, self.params, self.tasks, self.follower = ray, params, tasks, follower
         self.relay = ray.remote(num_cpus=0)(EventRelay).remote()
         self.following = Following(follower)
-        self.outputs: dict[str, MemberOutput] = {}
+        self.outputs: dict[str, Output] = {}
         self.failures: dict[str, str] = {}
         self.stopped: list[str] = []
 
-    def run(self) -> list[MemberOutput]:
-        from ltsoups.runners.task import MemberFailed
-
+    def run(self) -> list[Output]:
         ray = self.ray
         gpus = self.params.num_gpus
         if gpus is None:
@@ -154,9 +155,7 @@ class _RayBatch:
             raise MemberFailed(self.failures, finished, self.stopped)
         return [self.outputs[task.name] for task in self.tasks]
 
-    def _collect(self, ref: Any, task: MemberTask, pending: dict[Any, MemberTask]) -> None:
-        from ltsoups.runners.task import describe
-
+    def _collect(self, ref: Any, task: MemberTask[Output], pending: dict[Any, MemberTask[Output]]) -> None:
         ray = self.ray
         try:
             output = ray.get(ref)
@@ -172,7 +171,7 @@ class _RayBatch:
         self.outputs[task.name] = output
         self.follower.finished(task.name, output)
 
-    def _fail(self, member: str, error: str, pending: dict[Any, MemberTask]) -> None:
+    def _fail(self, member: str, error: str, pending: dict[Any, MemberTask[Output]]) -> None:
         """Record the failure and cancel the members that have not started: the run fails once the others end."""
         self.failures[member] = error
         self.follower.failed(member, error)
@@ -195,20 +194,19 @@ def prepare_worker() -> None:
     import ltsoups.tracking  # noqa: F401  (the modules a task's arguments name)
 
 
-def train_on_worker(task: MemberTask, relay: Any) -> MemberOutput:
+def train_on_worker(task: MemberTask[Output], relay: Any) -> Output:
     """The Ray task of one member: torch threads from the CPUs Ray assigned it, events sent to the driver."""
     import ray
     import torch
 
     from ltsoups.runners.relay import AttemptStarted, RelayObserver
-    from ltsoups.runners.task import Worker, train_task
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))
     relay.push.remote([AttemptStarted(task.name, Worker.this_process())])
     observer = RelayObserver(relay.push.remote, task.name)
     try:
-        return train_task(task, observer)
+        return task.train(observer)
     finally:
         observer.flush()
         ray.get(relay.push.remote([]))  # the driver has every event of this member before its result

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from ltsoups.contracts import PluginParams, Runner
-
-if TYPE_CHECKING:
-    from ltsoups.runners.task import MemberFollower, MemberTask
-    from ltsoups.stages.member import MemberOutput
+from ltsoups.contracts import MemberFailed, MemberFollower, MemberTask, Output, PluginParams, Runner, Worker, describe
 
 
 class LocalRunner(Runner):
@@ -18,14 +13,12 @@ class LocalRunner(Runner):
     Params = PluginParams
     description = "one member after another in this process"
 
-    def train(self, tasks: Sequence[MemberTask], follower: MemberFollower) -> list[MemberOutput]:
-        from ltsoups.runners.task import MemberFailed, Worker, describe, train_task
-
-        outputs: list[MemberOutput] = []
+    def train(self, tasks: Sequence[MemberTask[Output]], follower: MemberFollower[Output]) -> list[Output]:
+        outputs: list[Output] = []
         for index, task in enumerate(tasks):
             observer = follower.started(task.name, Worker.this_process())
             try:
-                output = train_task(task, observer)
+                output = task.train(observer)
             except Exception as err:
                 follower.failed(task.name, describe(err))
                 finished, rest = [t.name for t in tasks[:index]], [t.name for t in tasks[index + 1 :]]

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ltsoups.checkpoint import CheckpointError, open_checkpoint, sidecar_path
-from ltsoups.contracts import Runner
+from ltsoups.contracts import MemberFollower, Runner
 from ltsoups.plan import Plan
-from ltsoups.runners.task import MemberFollower, MemberTask, MemberTracking, SilentFollower, lending
+from ltsoups.runners.task import MemberTask, MemberTracking, SilentFollower, lending
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.member import MemberJob, MemberOutput, member_job
 from ltsoups.workspace import Workspace

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ltsoups.runners.task import MemberFollower, Worker
+from ltsoups.contracts import MemberFollower, Worker
 
 if TYPE_CHECKING:
     from ltsoups.training.loop import TrainingObserver

@@ -1,22 +1,23 @@
-"""What a runner runs: one member as a self-contained task, and the function that trains it in any process."""
+"""What a runner runs: one member of a run as a self-contained task that trains the same way in any process."""
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from ltsoups.closing import closed_after
 from ltsoups.config import LtSoupsConfig
+from ltsoups.contracts import TrainingObserver, Worker
 from ltsoups.workspace import Workspace
 
 if TYPE_CHECKING:  # torch loads when a member trains, not when a runner plugin is listed
     from ltsoups.stages.context import RunContext
     from ltsoups.stages.member import MemberJob, MemberOutput
-    from ltsoups.training.loop import TrainingObserver
 
 
 class MemberHooks(Protocol):
@@ -54,35 +55,24 @@ class MemberTask:
     def name(self) -> str:
         return self.label or self.member
 
+    def train(self, observer: TrainingObserver) -> MemberOutput:
+        """Train the member in this process, from its last resume state if it has one; the body of every runner."""
+        from ltsoups.checkpoint import sidecar_path
+        from ltsoups.io.locks import writing
+        from ltsoups.stages.member import member_job, train_member
+        from ltsoups.training.loop import ObserverGroup
 
-@dataclass(frozen=True)
-class Worker:
-    """The process an attempt at a member runs in."""
-
-    pid: int
-    host: str
-
-    @classmethod
-    def this_process(cls) -> Worker:
-        return cls(os.getpid(), socket.gethostname())
-
-    def __str__(self) -> str:
-        return f"pid {self.pid} on {self.host}"
-
-
-class MemberFollower(Protocol):
-    """The driver's view of a batch of members: a progress display, a test's probe, a comparison's log."""
-
-    def planned(self, pending: Sequence[str], up_to_date: Sequence[str]) -> None:
-        """Before any training: the members to train, and those already trained from their current inputs."""
-
-    def started(self, member: str, worker: Worker) -> TrainingObserver:
-        """An attempt at task ``member`` (its name) begins in ``worker`` (again, after a worker died); it follows
-        the attempt."""
-
-    def finished(self, member: str, output: MemberOutput) -> None: ...
-
-    def failed(self, member: str, error: str) -> None: ...
+        weights = self.workspace.member(self.member)
+        # Locked before anything is written (the member's MLflow run included): a second writer stops here.
+        with working_directory(self.directory), writing(weights, sidecar_path(weights)):
+            context = shared_context(self.config)
+            job = member_job(context, self.workspace, self.member)
+            if self.tracking is None:
+                return train_member(context, self.workspace, job, observer)
+            with closed_after(self.tracking.open(self.config, self.workspace)) as hooks:
+                output = train_member(context, self.workspace, job, ObserverGroup(observer, hooks.start_member(job)))
+                hooks.member_trained(output)
+            return output
 
 
 class SilentFollower:
@@ -99,38 +89,6 @@ class SilentFollower:
 
     def failed(self, member: str, error: str) -> None:
         pass
-
-
-class MemberFailed(RuntimeError):
-    """Members of a batch failed; the members that finished are on disk and will not be trained again."""
-
-    def __init__(self, failures: Mapping[str, str], finished: Sequence[str], not_trained: Sequence[str]) -> None:
-        self.failures, self.finished, self.not_trained = dict(failures), list(finished), list(not_trained)
-        causes = "; ".join(f"member {member} failed: {error}" for member, error in self.failures.items())
-        kept = f"{len(self.finished)} finished and kept" + (f" ({', '.join(self.finished)})" if self.finished else "")
-        rest = f"{len(self.not_trained)} not trained" + (" (run again to train them)" if self.not_trained else "")
-        super().__init__(f"{causes}; {kept}, {rest}")
-
-
-def describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
-def train_task(task: MemberTask, observer: TrainingObserver) -> MemberOutput:
-    """Train ``task``'s member in this process, from its last resume state if it has one; the body of every runner."""
-    from ltsoups.stages.member import member_job, train_member
-    from ltsoups.tracking.runs import closed_after
-    from ltsoups.training.loop import ObserverGroup
-
-    with working_directory(task.directory):
-        context = shared_context(task.config)
-        job = member_job(context, task.workspace, task.member)
-        if task.tracking is None:
-            return train_member(context, task.workspace, job, observer)
-        with closed_after(task.tracking.open(task.config, task.workspace)) as hooks:
-            output = train_member(context, task.workspace, job, ObserverGroup(observer, hooks.start_member(job)))
-            hooks.member_trained(output)
-        return output
 
 
 @contextmanager

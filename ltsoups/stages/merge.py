@@ -13,13 +13,20 @@ from typing import Any
 import torch
 
 from ltsoups.checkpoint import Checkpoint, CheckpointWriter, save_checkpoint
-from ltsoups.contracts import FactorGroup, Merger, PerTensorMerger, SelectingMerger, ValidationMetric, Weights
+from ltsoups.contracts import (
+    FactorGroup,
+    Merger,
+    PerTensorMerger,
+    SearchableMerger,
+    SelectingMerger,
+    ValidationMetric,
+    Weights,
+)
 from ltsoups.evaluation import Scores, evaluate
 from ltsoups.io.atomic import write_json_atomic
 from ltsoups.merge_search import SoupSearch, accuracy, running_soups, search_grid
 from ltsoups.merging import MergeInputs, TensorCollector
 from ltsoups.plan import Plan
-from ltsoups.plugins.mergers import RecursiveMerger
 from ltsoups.registry import PluginError
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.inputs import verified_members, verified_theta0
@@ -86,7 +93,7 @@ def merge_members(context: RunContext, workspace: Workspace) -> MergeOutput:
     theta0 = verified_theta0(config, workspace)
     groups = verified_members(config, workspace, Plan.read(workspace.plan))
     spec = config.merge.merger
-    merger: Merger = context.plugin(spec)
+    merger = context.plugin(spec)
     # Every input must fit before anything is chosen or written: a failed merge writes nothing.
     with MergeInputs.open([theta0.path, *(m for g in groups for m in g.members)], config.merge.fold_lora) as inputs:
         soup_tensors = list(inputs.layout.entries)
@@ -97,7 +104,7 @@ def merge_members(context: RunContext, workspace: Workspace) -> MergeOutput:
         "fold_lora": config.merge.fold_lora,
         **context.classifier_spec(soup_tensors).sidecar_entry(),
     }
-    if config.merge.search.enabled:
+    if config.merge.search.enabled:  # then a SearchableMerger: the config's validation refuses any other
         output = _search(context, workspace, merger, theta0.path, groups, scorer, provenance)
     else:
         checkpoints = _merge(merger, theta0.path, groups, _targets(workspace, groups), scorer, provenance)
@@ -176,7 +183,7 @@ def _write_sums(
 def _search(
     context: RunContext,
     workspace: Workspace,
-    merger: Merger,
+    merger: SearchableMerger,
     theta0: Path,
     groups: Sequence[FactorGroup],
     scorer: ValidationScorer,
@@ -185,8 +192,6 @@ def _search(
     """Choose lambda and N on validation, then write the running soups of the chosen lambda and the chosen soup."""
     config = context.config
     settings = config.merge.search
-    if not isinstance(merger, RecursiveMerger):  # the config's validation says so first
-        raise PluginError(f"merge.search needs the recursive merger, not {config.merge.merger.name!r}")
     if not groups:
         raise ValueError("merge.search.enabled: true, but the plan has no members to merge (zero-shot sampler)")
     workspace.soup.parent.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ltsoups.closing import closed_after
 from ltsoups.config import LtSoupsConfig
 from ltsoups.tracking.params import flat_params
 from ltsoups.tracking.parent import common_tags, pipeline_config
-from ltsoups.tracking.runs import PARENT_TAG, closed_after, create_run, end_run
+from ltsoups.tracking.runs import PARENT_TAG, create_run, end_run
 from ltsoups.tracking.session import TrackingSession
 from ltsoups.tracking.settings import tracking_uri
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING
 
 from ltsoups.io.atomic import write_json_atomic
 from ltsoups.tracking.session import TrackingSession
@@ -75,22 +73,3 @@ def end_run(session: TrackingSession, run_id: str, error: BaseException | None =
         status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
         session.set_tag(run_id, "error", f"{type(error).__name__}: {error}"[:_MAX_TAG], "error tag")
     session.terminate(run_id, status, f"end of run ({status})")
-
-
-class Closable(Protocol):
-    def close(self, error: BaseException | None = None) -> None: ...
-
-
-Tracker = TypeVar("Tracker", bound=Closable)
-
-
-@contextmanager
-def closed_after(tracker: Tracker) -> Iterator[Tracker]:
-    """``tracker`` for the block, closed after it: with the exception that ends the block, which propagates
-    (its runs end FAILED, or KILLED on Ctrl-C), or cleanly."""
-    try:
-        yield tracker
-    except BaseException as err:
-        tracker.close(err)
-        raise
-    tracker.close()

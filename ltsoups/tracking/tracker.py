@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ltsoups.checkpoint import Checkpoint, sidecar_path
+from ltsoups.closing import closed_after
 from ltsoups.config import LtSoupsConfig
 from ltsoups.tracking.metrics import MetricStream
 from ltsoups.tracking.observer import MetricsObserver
 from ltsoups.tracking.params import flat_params
 from ltsoups.tracking.parent import common_tags, open_parent
-from ltsoups.tracking.runs import PARENT_TAG, RunRecord, closed_after, create_run, end_run, reopen_run
+from ltsoups.tracking.runs import PARENT_TAG, RunRecord, create_run, end_run, reopen_run
 from ltsoups.tracking.session import TrackingSession
 from ltsoups.tracking.settings import tracking_uri
 from ltsoups.training.loop import TrainingObserver

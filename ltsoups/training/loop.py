@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ltsoups.contracts import LossFn
+from ltsoups.contracts import LossFn, TrainingObserver
 from ltsoups.runtime import Precision, Runtime
 from ltsoups.training.batches import ClassBalancedBatches, StepBatches, derive_seed
 from ltsoups.training.ema import ParameterEma
@@ -28,14 +27,6 @@ from ltsoups.training.settings import (
     SamplingSettings,
     Selection,
 )
-
-
-class TrainingObserver(Protocol):
-    def on_start(self, total_steps: int, first_step: int) -> None: ...
-
-    def on_step(self, step: int, loss: float, lr: float) -> None: ...
-
-    def on_validation(self, step: int, score: float) -> None: ...
 
 
 class SilentObserver:

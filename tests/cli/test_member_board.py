@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import Progress, TextColumn
 
 from ltsoups.cli.progress import MemberBoard
-from ltsoups.runners.task import Worker
+from ltsoups.contracts import Worker
 
 
 def _board() -> tuple[MemberBoard, Progress]:

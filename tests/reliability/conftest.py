@@ -9,8 +9,8 @@ from tiny_config import tiny_params, write_params
 from tiny_run import clone_run
 
 from ltsoups.config import load_config
+from ltsoups.pipeline import run_pipeline
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.pipeline import run_pipeline
 from ltsoups.training.loop import SilentObserver
 from ltsoups.workspace import Workspace
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from ltsoups.config import LtSoupsConfig, load_config
-from ltsoups.runners.task import SilentFollower, Worker
+from ltsoups.contracts import Worker
+from ltsoups.runners.task import SilentFollower
 from ltsoups.stages.member import MemberOutput
 from ltsoups.training.loop import SilentObserver, TrainingObserver
 from ltsoups.workspace import Workspace

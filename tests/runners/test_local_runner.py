@@ -8,10 +8,9 @@ import pytest
 from member_runs import MEMBERS, Probe, Run
 
 from ltsoups.checkpoint import save_checkpoint, sidecar_path
-from ltsoups.contracts import PluginParams
+from ltsoups.contracts import MemberFailed, PluginParams
 from ltsoups.plugins.runners import LocalRunner
 from ltsoups.runners.batch import train_members
-from ltsoups.runners.task import MemberFailed
 from ltsoups.stages.context import RunContext
 
 pytestmark = pytest.mark.slow

@@ -16,11 +16,11 @@ import pytest
 from member_runs import MEMBERS, Probe, Run, torch_threads
 
 from ltsoups.checkpoint import save_checkpoint
-from ltsoups.contracts import PluginParams, Runner
+from ltsoups.contracts import MemberFailed, MemberFollower, PluginParams, Runner, Worker
 from ltsoups.plugins.ray_runner import RayRunner, RayRunnerParams
 from ltsoups.plugins.runners import LocalRunner
 from ltsoups.runners.batch import TrainedMembers, train_members
-from ltsoups.runners.task import MemberFailed, MemberFollower, MemberTracking, Worker
+from ltsoups.runners.task import MemberTracking
 from ltsoups.stages.context import RunContext
 from ltsoups.tracking import pipeline_tracking
 from ltsoups.tracking.tracker import MemberRuns

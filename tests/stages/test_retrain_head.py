@@ -12,8 +12,8 @@ from tiny_config import tiny_params, write_params
 import ltsoups.stages.retrain_head as stage
 from ltsoups.config import load_config
 from ltsoups.io.safetensors import load_tensors
+from ltsoups.pipeline import run_pipeline
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.pipeline import run_pipeline
 from ltsoups.stages.retrain_head import CR_SEED, HEAD_INIT_SEED, retrain_head
 from ltsoups.stages.validation import ClassifierScorer, HeadScorer
 from ltsoups.training.batches import derive_seed

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ltsoups.checkpoint import Checkpoint
-from ltsoups.contracts import Runner
+from ltsoups.contracts import MemberFollower, Runner, Worker
 from ltsoups.plan import PlanFiles
 from ltsoups.runners.batch import train_members
-from ltsoups.runners.task import MemberFollower, MemberTracking, SilentFollower, Worker
+from ltsoups.runners.task import MemberTracking, SilentFollower
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.evaluate import Evaluation, evaluate_all
 from ltsoups.stages.merge import MergeOutput, merge_members
