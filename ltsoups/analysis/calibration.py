@@ -6,7 +6,9 @@ Definitions (n test samples, K classes, p = softmax(logits / T)):
 - Brier = mean_i sum_k (p_i[k] - [k = y_i])^2, between 0 and 2;
 - ECE, in percent: the confidences c_i = max_k p_i[k] fall into 15 equal-width bins ((b-1)/15, b/15];
   ECE = 100 * sum_b (|B_b| / n) * |accuracy(B_b) - mean confidence(B_b)|.
-Per shot group, NLL and Brier are the means over the test samples whose true class is in the group.
+Per group of classes (many / medium / few, and the paper's head / tail: more than
+``data.thresholds.head`` training samples, or not), each metric is computed on the test samples whose
+true class is in the group: NLL and Brier as their means, ECE binned over those samples alone.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ltsoups.data.stats import ShotGroup
+from ltsoups.data.stats import ShotGroup, Side
 
 ECE_BINS = 15
 TEMPERATURE_RANGE = (1e-2, 1e2)
 """The fitted temperature is searched in this interval (a cosine head's logits lie within +-scale)."""
 _BISECTIONS = 200
+GROUPS = (*(group.value for group in ShotGroup), *(side.value for side in Side))
+"""The groups of classes calibration is reported on, in report order."""
 
 
 def log_softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -97,17 +101,19 @@ class Calibration:
     """percent"""
     brier: float
     nll_groups: dict[str, float]
+    ece_groups: dict[str, float]
     brier_groups: dict[str, float]
-    """per shot group (many / medium / few) with test samples"""
+    """per group of classes (many / medium / few / head / tail) with test samples"""
 
     def as_dict(self) -> dict[str, float]:
-        """Flat: temperature, nll, ece, brier, nll_many, ..., brier_few."""
+        """Flat: temperature, nll, ece, brier, nll_many, ..., nll_tail, ece_many, ..., brier_tail."""
         return {
             "temperature": self.temperature,
             "nll": self.nll,
             "ece": self.ece,
             "brier": self.brier,
             **{f"nll_{group}": value for group, value in self.nll_groups.items()},
+            **{f"ece_{group}": value for group, value in self.ece_groups.items()},
             **{f"brier_{group}": value for group, value in self.brier_groups.items()},
         }
 
@@ -117,24 +123,25 @@ def calibrate(
     val_labels: np.ndarray,
     test_logits: np.ndarray,
     test_labels: np.ndarray,
-    class_groups: Sequence[ShotGroup],
+    class_groups: Sequence[Sequence[str]],
 ) -> Calibration:
     """Fit T on the validation split, then NLL, ECE and Brier of softmax(test logits / T).
 
-    ``class_groups`` gives the shot group of every class (from the training counts).
+    ``class_groups`` gives, for every class, the groups it belongs to (``ClassStats.class_groups``).
     """
     temperature = fit_temperature(val_logits, val_labels)
     labels = np.asarray(test_labels, dtype=np.int64)
     log_probs = log_softmax(test_logits, temperature)
     probs = np.exp(log_probs)
     nll, brier = negative_log_likelihood(log_probs, labels), brier_scores(probs, labels)
-    sample_groups = np.array([g.value for g in class_groups])[labels]
-    present = [g.value for g in ShotGroup if (sample_groups == g.value).any()]
+    samples = {group: np.array([group in groups for groups in class_groups], dtype=bool)[labels] for group in GROUPS}
+    present = {group: mask for group, mask in samples.items() if mask.any()}
     return Calibration(
         temperature=temperature,
         nll=float(nll.mean()),
         ece=expected_calibration_error(probs, labels),
         brier=float(brier.mean()),
-        nll_groups={g: float(nll[sample_groups == g].mean()) for g in present},
-        brier_groups={g: float(brier[sample_groups == g].mean()) for g in present},
+        nll_groups={group: float(nll[mask].mean()) for group, mask in present.items()},
+        ece_groups={group: expected_calibration_error(probs[mask], labels[mask]) for group, mask in present.items()},
+        brier_groups={group: float(brier[mask].mean()) for group, mask in present.items()},
     )

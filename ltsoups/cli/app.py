@@ -362,14 +362,15 @@ def report(
     set_: SetOption = None,
 ) -> None:
     """Print the results table of the last evaluate stage (no computation); optionally plot it."""
-    from ltsoups.cli.render import analyses_table, console, results_table
+    from ltsoups.cli.render import analyses_tables, console, results_table
     from ltsoups.stages.evaluate import Results
 
     config = cli_config(params, set_)
     workspace = workspace_of(config)
     entries = Results.read(workspace).rows
     if calibration:
-        console.print(analyses_table(entries, "Calibration after temperature scaling, and weight change (test split)"))
+        for table in analyses_tables(entries):
+            console.print(table)
     else:
         rows = [(entry.model, entry.scores) for entry in entries]
         console.print(results_table(rows, "LT-Soups results (test split)"))

@@ -89,38 +89,49 @@ def results_table(rows: Sequence[tuple[str, Mapping[str, float]]], title: str) -
     return table
 
 
-ANALYSIS_COLUMNS = (
+CALIBRATION_COLUMNS = (
     ("T", "temperature", 3),
     ("NLL", "nll", 3),
     ("ECE %", "ece", 2),
     ("Brier", "brier", 3),
-    ("NLL many", "nll_many", 3),
-    ("NLL medium", "nll_medium", 3),
-    ("NLL few", "nll_few", 3),
-    ("Brier many", "brier_many", 3),
-    ("Brier medium", "brier_medium", 3),
-    ("Brier few", "brier_few", 3),
+    ("NLL head", "nll_head", 3),
+    ("NLL tail", "nll_tail", 3),
+    ("ECE head", "ece_head", 2),
+    ("ECE tail", "ece_tail", 2),
+    ("Brier head", "brier_head", 3),
+    ("Brier tail", "brier_tail", 3),
+)
+"""Overall and on head / tail classes: the paper's Table 1."""
+SHOT_GROUP_CALIBRATION_COLUMNS = tuple(
+    (f"{label} {group}", f"{key}_{group}", digits)
+    for label, key, digits in (("NLL", "nll", 3), ("ECE", "ece", 2), ("Brier", "brier", 3))
+    for group in ("many", "medium", "few")
 )
 
 
-def analyses_table(entries: Sequence[ResultEntry], title: str) -> Table:
-    """One row per model: temperature, NLL / ECE / Brier (per shot group for NLL and Brier) and ||theta - theta_0||."""
-    table = Table(title=title)
-    table.add_column("model")
-    for header, _, _ in ANALYSIS_COLUMNS:
-        table.add_column(header, justify="right")
-    table.add_column("||Δθ||", justify="right")
-    table.add_column("||Δθ||/||θ0|| %", justify="right")
+def analyses_tables(entries: Sequence[ResultEntry]) -> list[Table]:
+    """Per model: calibration overall and on head / tail classes with ||theta - theta_0||; then per shot group."""
+    main = Table(title="Calibration after temperature scaling (test split; head: > data.thresholds.head classes)")
+    groups = Table(title="Calibration after temperature scaling, per shot group (test split)")
+    for table, columns in ((main, CALIBRATION_COLUMNS), (groups, SHOT_GROUP_CALIBRATION_COLUMNS)):
+        table.add_column("model")
+        for header, _, _ in columns:
+            table.add_column(header, justify="right")
+    main.add_column("||Δθ||", justify="right")
+    main.add_column("||Δθ||/||θ0|| %", justify="right")
     for entry in entries:
         calibration, change = entry.calibration or {}, entry.weight_change or {}
         relative = change.get("weight_change_relative")
-        table.add_row(
+        main.add_row(
             entry.model,
-            *(_fmt(calibration.get(key), digits) for _, key, digits in ANALYSIS_COLUMNS),
+            *(_fmt(calibration.get(key), digits) for _, key, digits in CALIBRATION_COLUMNS),
             _fmt(change.get("weight_change"), 3),
             _fmt(None if relative is None else 100 * relative, 3),
         )
-    return table
+        groups.add_row(
+            entry.model, *(_fmt(calibration.get(key), digits) for _, key, digits in SHOT_GROUP_CALIBRATION_COLUMNS)
+        )
+    return [main, groups]
 
 
 def comparison_tables(report: ComparisonReport) -> list[Table]:
@@ -146,16 +157,14 @@ def comparison_tables(report: ComparisonReport) -> list[Table]:
         )
     analyses = Table(title="Calibration after temperature scaling (mean ± std), and weight change")
     analyses.add_column("method")
-    for header in ("T", "NLL", "ECE %", "Brier", "NLL few", "Brier few", "||Δθ||/||θ0|| %"):
+    for header, _, _ in CALIBRATION_COLUMNS:
         analyses.add_column(header, justify="right")
+    analyses.add_column("||Δθ||/||θ0|| %", justify="right")
     for m in report.methods:
         relative = m.metrics.get("weight_change_relative")
         analyses.add_row(
             m.method,
-            *(
-                mean_std(m.metrics.get(key), 3)
-                for key in ("temperature", "nll", "ece", "brier", "nll_few", "brier_few")
-            ),
+            *(mean_std(m.metrics.get(key), digits) for _, key, digits in CALIBRATION_COLUMNS),
             "-" if relative is None else f"{100 * relative.mean:.3f}",
         )
     cost = Table(title="Training cost per run (every training the method needs, shared or not), mean over seeds")

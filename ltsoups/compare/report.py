@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ltsoups.analysis.calibration import calibrate
+from ltsoups.analysis.calibration import GROUPS, calibrate
 from ltsoups.analysis.statistics import (
     BOOTSTRAP_SEED,
     CONFIDENCE,
@@ -27,14 +27,14 @@ from ltsoups.analysis.statistics import (
     paired_differences,
 )
 from ltsoups.compare.results import RESULT_FILE, ComparisonSpec, MethodResult
-from ltsoups.data.stats import ShotGroup, ShotThresholds
+from ltsoups.data.stats import ClassStats, ShotGroup, ShotThresholds
 from ltsoups.evaluation import score_predictions
 from ltsoups.io.atomic import write_json_atomic, write_text_atomic
 from ltsoups.predictions import Predictions, Split
 from ltsoups.schema import StrictModel
 
 ACCURACY = ("overall", "balanced", "many", "medium", "few")
-_GROUPED = tuple(f"{metric}_{group.value}" for metric in ("nll", "brier") for group in ShotGroup)
+_GROUPED = tuple(f"{metric}_{group}" for metric in ("nll", "ece", "brier") for group in GROUPS)
 CALIBRATION = ("temperature", "nll", "ece", "brier", *_GROUPED)
 WEIGHT_CHANGE = ("weight_change", "weight_change_relative")
 COST = ("trainings", "steps", "samples", "seconds", "peak_memory_bytes")
@@ -139,8 +139,9 @@ class _Scorer:
     def __init__(self, root: Path, spec: ComparisonSpec) -> None:
         self.root = root
         self.thresholds = ShotThresholds.model_validate(spec.base_config["data"]["thresholds"])
-        self.groups = [ShotGroup(group) for group in spec.class_groups]
         self.train_counts = np.asarray(spec.train_counts)
+        stats = ClassStats(self.train_counts, self.thresholds)
+        self.groups, self.class_groups = stats.groups(), stats.class_groups()
         self.labels: np.ndarray | None = None
 
     def __call__(self, result: MethodResult) -> _ScoredRun:
@@ -154,7 +155,7 @@ class _Scorer:
                 "no paired comparison is possible"
             )
         scores = score_predictions(test.logits.argmax(axis=1), test.labels, self.train_counts, self.thresholds)
-        calibration = calibrate(val.logits, val.labels, test.logits, test.labels, self.groups)
+        calibration = calibrate(val.logits, val.labels, test.logits, test.labels, self.class_groups)
         numbers = {**scores.headline(), **calibration.as_dict(), **(result.weight_change or {})}
         return _ScoredRun(result, numbers, test.correct)
 
@@ -339,8 +340,9 @@ def comparison_markdown(report: ComparisonReport) -> str:
         )
     lines += [
         "",
-        "| method | T | NLL | ECE % | Brier | NLL few | Brier few | ‖θ−θ0‖/‖θ0‖ % |",
-        "|---|" + "---:|" * 7,
+        "| method | T | NLL | ECE % | Brier | NLL head | NLL tail | ECE head | ECE tail | Brier head | Brier tail "
+        "| ‖θ−θ0‖/‖θ0‖ % |",
+        "|---|" + "---:|" * 11,
     ]
     for m in report.methods:
         relative = m.metrics.get("weight_change_relative")
@@ -348,7 +350,11 @@ def comparison_markdown(report: ComparisonReport) -> str:
         lines.append(
             f"| {m.method} | "
             + " | ".join(mean_std(m.metrics.get(key), 3) for key in ("temperature", "nll", "ece", "brier"))
-            + f" | {mean_std(m.metrics.get('nll_few'), 3)} | {mean_std(m.metrics.get('brier_few'), 3)}"
+            + "".join(
+                f" | {mean_std(m.metrics.get(f'{metric}_{side}'), 3)}"
+                for metric in ("nll", "ece", "brier")
+                for side in ("head", "tail")
+            )
             + f" | {mean_std(percent, 3)} |"
         )
     return head + "\n".join(lines) + "\n"

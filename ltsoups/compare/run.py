@@ -378,7 +378,7 @@ def _ensemble_result(
     test, val = averaged[Split.TEST], averaged[Split.VAL]
     stats = ClassStats(context.train_counts, config.data.thresholds)
     scores = score_predictions(test.logits.argmax(axis=1), test.labels, context.train_counts, config.data.thresholds)
-    calibration = calibrate(val.logits, val.labels, test.logits, test.labels, stats.groups())
+    calibration = calibrate(val.logits, val.labels, test.logits, test.labels, stats.class_groups())
     costs = _member_costs(run, needs, store)
     return MethodResult(
         method=run.method.name,

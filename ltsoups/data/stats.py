@@ -1,4 +1,4 @@
-"""Class statistics of a long-tailed split: rho, eta and many/medium/few groups."""
+"""Class statistics of a long-tailed split: rho, eta, many/medium/few groups and head/tail classes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ class ShotGroup(str, Enum):
     MANY = "many"
     MEDIUM = "medium"
     FEW = "few"
+
+
+class Side(str, Enum):
+    """The paper's Table 1 split: head classes have more than ``ShotThresholds.head`` training samples."""
+
+    HEAD = "head"
+    TAIL = "tail"
 
 
 class ShotThresholds(BaseModel):
@@ -61,6 +68,14 @@ class ClassStats:
         if count > self.thresholds.many:
             return ShotGroup.MANY
         return ShotGroup.FEW if count < self.thresholds.few else ShotGroup.MEDIUM
+
+    def sides(self) -> list[Side]:
+        """Head or tail, for every class in label order."""
+        return [Side.HEAD if n > self.thresholds.head else Side.TAIL for n in self.counts]
+
+    def class_groups(self) -> list[tuple[str, ...]]:
+        """Every group each class belongs to (its shot group, then head or tail), in label order."""
+        return [(group.value, side.value) for group, side in zip(self.groups(), self.sides(), strict=True)]
 
     def group_sizes(self) -> dict[ShotGroup, int]:
         groups = self.groups()

@@ -197,7 +197,7 @@ class _RowScorer:
         scores = score_predictions(
             test.logits.argmax(axis=1), test.labels, context.train_counts, context.config.data.thresholds
         )
-        calibration = calibrate(val.logits, val.labels, test.logits, test.labels, self.stats.groups())
+        calibration = calibrate(val.logits, val.labels, test.logits, test.labels, self.stats.class_groups())
         saved = None
         if save:
             pairs = ((Split.TEST, test), (Split.VAL, val))

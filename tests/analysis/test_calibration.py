@@ -14,7 +14,7 @@ from ltsoups.analysis.calibration import (
     log_softmax,
     negative_log_likelihood,
 )
-from ltsoups.data.stats import ShotGroup
+from ltsoups.data.stats import ClassStats, ShotThresholds
 
 LN3 = math.log(3.0)
 
@@ -79,16 +79,38 @@ def test_temperature_stays_in_range_when_the_nll_has_no_interior_minimum() -> No
 def test_calibrate_reports_overall_and_per_group_after_the_fitted_temperature() -> None:
     # Validation: gap ln 3 everywhere, right on 3 of 4 -> sigmoid(ln 3 / T) = 3/4 at T = 1.
     val_logits, val_labels = np.array([[LN3, 0.0]] * 4), np.array([0, 0, 0, 1])
-    # Test: class 0 (many-shot) predicted right with p = 3/4, class 1 (few-shot) wrong with p(y) = 1/4.
+    # Test: class 0 (many-shot, head) predicted right with p = 3/4, class 1 (few-shot, tail) wrong with p(y) = 1/4.
     test_logits, test_labels = np.array([[LN3, 0.0], [LN3, 0.0]]), np.array([0, 1])
-    result = calibrate(val_logits, val_labels, test_logits, test_labels, [ShotGroup.MANY, ShotGroup.FEW])
+    class_groups = [("many", "head"), ("few", "tail")]
+    result = calibrate(val_logits, val_labels, test_logits, test_labels, class_groups)
     assert result.temperature == pytest.approx(1.0, rel=1e-9)
-    assert result.nll_groups == pytest.approx({"many": -math.log(0.75), "few": math.log(4)})
-    assert result.brier_groups == pytest.approx({"many": 2 * 0.25**2, "few": 2 * 0.75**2})
+    nll = {"many": -math.log(0.75), "few": math.log(4), "head": -math.log(0.75), "tail": math.log(4)}
+    assert result.nll_groups == pytest.approx(nll)
+    brier = {"many": 2 * 0.25**2, "few": 2 * 0.75**2, "head": 2 * 0.25**2, "tail": 2 * 0.75**2}
+    assert result.brier_groups == pytest.approx(brier)
+    # Alone in its group, each sample is its own bin: |1 - 3/4| for the right one, |0 - 3/4| for the wrong one.
+    assert result.ece_groups == pytest.approx({"many": 25.0, "few": 75.0, "head": 25.0, "tail": 75.0})
     assert result.nll == pytest.approx((-math.log(0.75) + math.log(4)) / 2)
     assert result.brier == pytest.approx((0.125 + 1.125) / 2)
     # Both confidences are 3/4 (bin 12 = (11/15, 12/15]); accuracy 1/2.
     assert result.ece == pytest.approx(100 * abs(0.5 - 0.75))
     assert set(result.as_dict()) == {
-        "temperature", "nll", "ece", "brier", "nll_many", "nll_few", "brier_many", "brier_few",
+        "temperature", "nll", "ece", "brier",
+        *(f"{metric}_{group}" for metric in ("nll", "ece", "brier") for group in ("many", "few", "head", "tail")),
     }  # fmt: skip
+
+
+def test_head_and_tail_split_classes_at_the_head_threshold_not_at_the_shot_groups() -> None:
+    # Training counts 150 / 60 / 10 with head at 50: the medium class is a head class.
+    stats = ClassStats(np.array([150, 60, 10]), ShotThresholds(many=100, few=20, head=50))
+    assert stats.class_groups() == [("many", "head"), ("medium", "head"), ("few", "tail")]
+    # Three test images, one per class, each right with p = 3/4 except the few-shot one (p(y) = 1/4).
+    logits = np.array([[LN3, 0.0, 0.0], [0.0, LN3, 0.0], [LN3, 0.0, 0.0]])
+    labels = np.array([0, 1, 2])
+    result = calibrate(logits, labels, logits, labels, stats.class_groups())
+    fitted = np.exp(log_softmax(logits, result.temperature))
+    head = float(-np.log(fitted[[0, 1], [0, 1]]).mean())
+    tail = float(-np.log(fitted[2, 2]))
+    assert result.nll_groups["head"] == pytest.approx(head)
+    assert result.nll_groups["tail"] == pytest.approx(tail)
+    assert result.nll == pytest.approx((2 * head + tail) / 3)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tiny_config import tiny_params, write_params
 from typer.testing import CliRunner
 
 from ltsoups.analysis.calibration import calibrate
 from ltsoups.cli.app import app
-from ltsoups.data.stats import ShotGroup
+from ltsoups.data.stats import ClassStats, ShotThresholds
 from ltsoups.predictions import Predictions
 from ltsoups.stages.evaluate import Results
 from ltsoups.workspace import Workspace
@@ -44,8 +45,10 @@ def test_every_model_gets_calibration_and_weight_change_from_logits_it_can_save(
     assert [entry.key for entry in results.rows if entry.predictions] == ["final"]
     final = results.entry("final")
     test, val = (Predictions.read(workspace.root / final.predictions[s]) for s in ("test", "val"))
-    groups = [ShotGroup(row["group"]) for row in json.loads(workspace.per_class.read_text())]
+    counts = np.array([row["train_count"] for row in json.loads(workspace.per_class.read_text())])
+    groups = ClassStats(counts, ShotThresholds()).class_groups()  # the tiny config keeps the default thresholds
     assert calibrate(val.logits, val.labels, test.logits, test.labels, groups).as_dict() == final.calibration
+    assert {"nll_tail", "ece_tail", "brier_tail"} <= set(final.calibration)  # the tiny task's classes are all tail
     assert 100 * test.correct.mean() == pytest.approx(final.scores["overall"])
     metrics = json.loads(workspace.metrics.read_text())
     assert {"nll", "ece", "brier", "weight_change_relative"} <= set(metrics["final"])
