@@ -26,6 +26,8 @@ from ltsoups.cli.common import (
 )
 from ltsoups.cli.compare import compare_app
 from ltsoups.cli.embedded_audit import audit_embedded
+from ltsoups.cli.export import export
+from ltsoups.cli.predict import predict
 from ltsoups.cli.pretrain_embedded import pretrain_embedded
 from ltsoups.stages.evaluate_options import SavedLogits
 
@@ -39,6 +41,8 @@ app.add_typer(plugins_app, name="plugins")
 app.add_typer(compare_app, name="compare")
 app.command("pretrain-embedded")(pretrain_embedded)
 app.command("audit-embedded")(audit_embedded)
+app.command("export")(export)
+app.command("predict")(predict)
 
 
 @app.command()

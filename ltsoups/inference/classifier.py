@@ -7,7 +7,6 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from pydantic import ValidationError
 
 from ltsoups.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from ltsoups.classifier_spec import SIDECAR_KEY, ClassifierSpec
@@ -54,16 +53,13 @@ class LoadedClassifier:
 
 def classifier_spec(checkpoint: Checkpoint) -> ClassifierSpec:
     """The spec a checkpoint's sidecar records, or an error saying why it cannot be rebuilt."""
-    record = checkpoint.sidecar.get(SIDECAR_KEY)
-    if record is None:
+    spec = checkpoint.sidecar.classifier
+    if spec is None:
         raise CheckpointError(
             f"{checkpoint.path}: its sidecar has no {SIDECAR_KEY!r} record (a {checkpoint.kind or 'checkpoint'} "
             "written by an older ltsoups, or not a classifier): run its stage again to write one"
         )
-    try:
-        return ClassifierSpec.model_validate(record)
-    except ValidationError as err:
-        raise CheckpointError(f"{checkpoint.path}: its {SIDECAR_KEY!r} record is not valid: {err}") from err
+    return spec
 
 
 def load_classifier(path: str | Path, registry: PluginRegistry | None = None) -> LoadedClassifier:

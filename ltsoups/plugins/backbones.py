@@ -137,6 +137,37 @@ class OpenClipBackbone(Backbone):
         apply_peft(visual, self.params.peft, num_classes, self.params.peft_rank)
         return visual.eval()
 
+    @property
+    def open_clip_model(self) -> str:
+        return self.params.model
+
+    @property
+    def open_clip_config(self) -> Path | None:
+        """The model's config file when open_clip does not ship it (the embedded mini-CLIP's)."""
+        from ltsoups.embedded.model import MODEL_CONFIG_PATH, MODEL_NAME
+
+        return MODEL_CONFIG_PATH if self.params.model == MODEL_NAME else None
+
+    @property
+    def before_projection(self) -> bool:
+        return self.params.features is FeatureSpace.BEFORE_PROJECTION
+
+    def pretrained_state(self) -> dict[str, torch.Tensor]:
+        """The whole pretrained CLIP's state dict, image and text towers (what an open_clip export completes)."""
+        import open_clip
+
+        from ltsoups.embedded import register_model_config
+        from ltsoups.io.safetensors import load_tensors
+
+        register_model_config()
+        weights = self._local_weights()
+        if weights is not None:
+            return load_tensors(weights)
+        model = open_clip.create_model(
+            self.params.model, pretrained=self.params.pretrained, cache_dir=self.params.cache_dir
+        )
+        return model.state_dict()
+
     def _drop_projection(self, visual: torch.nn.Module) -> torch.Tensor:
         """Remove the image tower's output projection (a (width, embed) matrix); return a copy of it."""
         import torch

@@ -56,11 +56,19 @@ class TimmBackbone(Backbone):
             text_tower=None,
         )
 
+    @property
+    def timm_model(self) -> str:
+        return self.params.model
+
+    @property
+    def timm_arguments(self) -> dict[str, Any]:
+        """What `timm.create_model` takes besides the name to build this architecture."""
+        return {} if self.params.image_size is None else {"img_size": self.params.image_size}
+
     def architecture(self, num_classes: int) -> torch.nn.Module:
         import timm
 
-        size: dict[str, Any] = {} if self.params.image_size is None else {"img_size": self.params.image_size}
-        return timm.create_model(self.params.model, pretrained=False, num_classes=0, **size).eval()
+        return timm.create_model(self.params.model, pretrained=False, num_classes=0, **self.timm_arguments).eval()
 
     def _create(self) -> torch.nn.Module:
         import timm
