@@ -304,6 +304,14 @@ class Dataset(Plugin):
     @abstractmethod
     def load(self) -> DatasetSplits: ...
 
+    def files(self) -> Sequence[Path]:
+        """Every file ``load`` reads (images, index files, class names), so that a change to one is seen.
+
+        The `data` stage of the DVC pipeline fingerprints them. The default, none, fits generated data
+        whose params say everything; a dataset read from files must list them.
+        """
+        return ()
+
 
 # ----------------------------------------------------------------------------------------- runners
 

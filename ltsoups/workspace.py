@@ -15,6 +15,16 @@ class Workspace:
         return self.root / "data" / "counts.json"
 
     @property
+    def data_fingerprint(self) -> Path:
+        """The dataset's fingerprint (stage `data`): changes only when the dataset's files or params do."""
+        return self.root / "data" / "fingerprint.json"
+
+    @property
+    def fingerprint_cache(self) -> Path:
+        """Size, mtime and content hash of every dataset file at the last fingerprint."""
+        return self.root / "data" / "fingerprint-cache.json"
+
+    @property
     def plan(self) -> Path:
         return self.root / "plan" / "plan.json"
 

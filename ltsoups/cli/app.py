@@ -27,6 +27,7 @@ from ltsoups.cli.common import (
 from ltsoups.cli.compare import compare_app
 from ltsoups.cli.embedded_audit import audit_embedded
 from ltsoups.cli.export import export
+from ltsoups.cli.fingerprint import fingerprint
 from ltsoups.cli.predict import predict
 from ltsoups.cli.pretrain_embedded import pretrain_embedded
 from ltsoups.stages.evaluate_options import SavedLogits
@@ -41,6 +42,7 @@ app.add_typer(plugins_app, name="plugins")
 app.add_typer(compare_app, name="compare")
 app.command("pretrain-embedded")(pretrain_embedded)
 app.command("audit-embedded")(audit_embedded)
+app.command("fingerprint")(fingerprint)
 app.command("export")(export)
 app.command("predict")(predict)
 

@@ -129,6 +129,14 @@ def read_cifar100(source: CifarSource, train: bool) -> tuple[np.ndarray, np.ndar
     return np.asarray(data.data, dtype=np.uint8), np.asarray(data.targets, dtype=np.int64), tuple(data.classes)
 
 
+def cifar100_files(source: CifarSource) -> tuple[Path, ...]:
+    """The three CIFAR-100 files, downloaded first if they are missing and ``source.download`` allows it."""
+    folder = source.root / FOLDER
+    if source.download and not all((folder / name).is_file() for name in FILES):
+        read_cifar100(source, train=True)
+    return tuple(folder / name for name in FILES)
+
+
 @cache
 def _reader(verify_checksums: bool) -> Any:
     """torchvision's CIFAR-100 reader; unverified, it checks that the files exist but not their md5 sums.

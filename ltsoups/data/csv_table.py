@@ -20,6 +20,7 @@ from ltsoups.data.file_splits import (
     SplitIndex,
     build_splits,
     check_classes,
+    indexed_files,
     require_dir,
     require_file,
     resolve_class_names,
@@ -111,3 +112,11 @@ def load_csv_tables(
     val = read_csv_split(tables.val, image_root, columns, "val CSV")
     test = read_csv_split(tables.test, image_root, columns, "test CSV")
     return build_splits(name, train, val, test, _class_names(train, columns, names_file, spelling), image_root)
+
+
+def csv_files_read(
+    image_root: Path, tables: SplitFiles, columns: CsvColumns, names_file: Path | None
+) -> tuple[Path, ...]:
+    """The CSV files, the class-name file and every image the tables name."""
+    splits = [read_csv_split(path, image_root, columns, "CSV file") for path in tables]
+    return indexed_files(splits, *tables, names_file)

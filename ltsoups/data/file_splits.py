@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -35,6 +36,9 @@ class SplitFiles:
     val: Path
     test: Path
 
+    def __iter__(self) -> Iterator[Path]:
+        return iter((self.train, self.val, self.test))
+
 
 @dataclass(frozen=True)
 class SplitIndex:
@@ -50,6 +54,12 @@ class SplitIndex:
         if self.lines is None:
             return str(self.paths[index])
         return f"{self.origin}:{int(self.lines[index])}"
+
+
+def indexed_files(splits: Iterable[SplitIndex], *index_files: Path | None) -> tuple[Path, ...]:
+    """The images of ``splits`` and the files declaring them (None: no such file), each once, sorted."""
+    images = {path for split in splits for path in split.paths}
+    return tuple(sorted(images | {path for path in index_files if path is not None}))
 
 
 def require_file(path: Path, what: str) -> Path:

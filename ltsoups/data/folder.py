@@ -17,6 +17,7 @@ from ltsoups.data.file_splits import (
     SplitIndex,
     build_splits,
     check_classes,
+    indexed_files,
     numbered_lines,
     require_dir,
 )
@@ -69,6 +70,12 @@ def load_split_folders(name: str, folders: SplitFiles) -> DatasetSplits:
     return build_splits(name, train, val, test, class_names, folders.train.parent)
 
 
+def split_folder_files(folders: SplitFiles) -> tuple[Path, ...]:
+    """Every image of the three split folders, as ``load_split_folders`` lists them."""
+    train, class_names = _train_folder(folders.train)
+    return indexed_files([train, *(read_split_folder(folder, class_names) for folder in (folders.val, folders.test))])
+
+
 def read_folder_list(path: Path, root: Path, class_names: tuple[str, ...], what: str) -> SplitIndex:
     """A list of image paths relative to ``root``, each labelled by its first folder."""
     index = {name: label for label, name in enumerate(class_names)}
@@ -106,3 +113,9 @@ def load_folder_lists(name: str, root: Path, lists: SplitFiles) -> DatasetSplits
     val = read_folder_list(lists.val, root, class_names, "val list")
     test = read_folder_list(lists.test, root, class_names, "test list")
     return build_splits(name, train, val, test, class_names, root)
+
+
+def folder_list_files(root: Path, lists: SplitFiles) -> tuple[Path, ...]:
+    """The three list files and every image they name."""
+    class_names = class_folders(root)
+    return indexed_files([read_folder_list(path, root, class_names, "list file") for path in lists], *lists)

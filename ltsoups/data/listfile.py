@@ -16,6 +16,7 @@ from ltsoups.data.file_splits import (
     SplitFiles,
     SplitIndex,
     build_splits,
+    indexed_files,
     numbered_lines,
     require_dir,
     resolve_class_names,
@@ -62,3 +63,9 @@ def load_list_files(
     val = read_list_file(lists.val, image_root, "val list")
     test = read_list_file(lists.test, image_root, "test list")
     return build_splits(name, train, val, test, resolve_class_names(train, names_file, spelling), image_root)
+
+
+def list_files_read(image_root: Path, lists: SplitFiles, names_file: Path | None) -> tuple[Path, ...]:
+    """The list files, the class-name file and every image the lists name."""
+    splits = [read_list_file(path, image_root, "list file") for path in lists]
+    return indexed_files(splits, *lists, names_file)

@@ -22,6 +22,7 @@ from ltsoups.data.file_splits import (
     DatasetFormatError,
     SplitIndex,
     build_splits,
+    indexed_files,
     numbered_lines,
     require_dir,
 )
@@ -162,3 +163,12 @@ def load_tiny_imagenet_lt(
     kept = kept_indices(long_tailed_selection(train.labels, rule.counts, rule.seed), rule.counts)
     val, test = _val_and_test(read_val(folder, wnids), len(wnids), rule.val_per_class)
     return build_splits(name, _subset(train, kept), val, test, names, folder)
+
+
+def tiny_imagenet_files(root: Path, class_names: Path | None = None) -> tuple[Path, ...]:
+    """What ``load_tiny_imagenet_lt`` reads: the class list and names, every train and val image, the val labels."""
+    folder = dataset_folder(root)
+    wnids = read_wnids(folder)
+    val = read_val(folder, wnids)
+    names = class_names if class_names is not None else folder / "words.txt"
+    return indexed_files([read_train(folder, wnids), val], folder / "wnids.txt", names, val.origin)

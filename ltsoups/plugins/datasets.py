@@ -17,16 +17,24 @@ from ltsoups.data.cifar import (
     CifarSplitRule,
     TwoAxisRealised,
     ValidationSource,
+    cifar100_files,
     cifar100_lt_counts,
     cifar100_two_axis_counts,
     load_cifar100_lt,
     realised_two_axis,
 )
-from ltsoups.data.csv_table import CsvColumns, csv_counts, load_csv_tables
+from ltsoups.data.csv_table import CsvColumns, csv_counts, csv_files_read, load_csv_tables
 from ltsoups.data.dataset import DatasetSplits
 from ltsoups.data.file_splits import ClassNamesFormat, SplitFiles
-from ltsoups.data.folder import folder_list_counts, load_folder_lists, load_split_folders, split_folder_counts
-from ltsoups.data.listfile import list_file_counts, load_list_files
+from ltsoups.data.folder import (
+    folder_list_counts,
+    folder_list_files,
+    load_folder_lists,
+    load_split_folders,
+    split_folder_counts,
+    split_folder_files,
+)
+from ltsoups.data.listfile import list_file_counts, list_files_read, load_list_files
 from ltsoups.data.profiles import DecayCurve, exponential_counts, two_axis_counts
 
 # ------------------------------------------------------------------------------------------ embedded
@@ -137,9 +145,14 @@ class _CifarDataset(Dataset):
     split_name: ClassVar[str] = "cifar100"
 
     def load(self) -> DatasetSplits:
-        source = CifarSource(self.params.root, self.params.download, self.params.verify_checksums)
         rule = CifarSplitRule(self.class_counts(), self.params.seed, self.params.validation, self.params.val_per_class)
-        return load_cifar100_lt(self.split_name, source, rule)
+        return load_cifar100_lt(self.split_name, self._source(), rule)
+
+    def files(self) -> tuple[Path, ...]:
+        return cifar100_files(self._source())
+
+    def _source(self) -> CifarSource:
+        return CifarSource(self.params.root, self.params.download, self.params.verify_checksums)
 
 
 class Cifar100LTParams(CifarParams):
@@ -257,6 +270,9 @@ class TinyImageNetLT(Dataset):
         rule = tiny_imagenet.TinyImageNetSplitRule(self.class_counts(), p.seed, p.val_per_class)
         return tiny_imagenet.load_tiny_imagenet_lt("tiny-imagenet-lt", p.root, rule, p.class_names)
 
+    def files(self) -> tuple[Path, ...]:
+        return tiny_imagenet.tiny_imagenet_files(self.params.root, self.params.class_names)
+
 
 # ---------------------------------------------------------------------------------------- file-based
 
@@ -302,6 +318,9 @@ class ListFileDataset(Dataset):
         p = self.params
         return load_list_files("list-file", p.root, p.lists.files(), p.class_names, p.class_names_format)
 
+    def files(self) -> tuple[Path, ...]:
+        return list_files_read(self.params.root, self.params.lists.files(), self.params.class_names)
+
 
 class ImageFolderParams(PluginParams):
     root: Path = Field(description="folder of split folders, or (with lists) of class folders")
@@ -330,6 +349,11 @@ class ImageFolderDataset(Dataset):
         if self.params.lists is not None:
             return load_folder_lists("image-folder", self.params.root, self.params.lists.files())
         return load_split_folders("image-folder", self.params.folders.files(self.params.root))
+
+    def files(self) -> tuple[Path, ...]:
+        if self.params.lists is not None:
+            return folder_list_files(self.params.root, self.params.lists.files())
+        return split_folder_files(self.params.folders.files(self.params.root))
 
 
 class CsvParams(ClassNameFields):
@@ -367,3 +391,7 @@ class CsvDataset(Dataset):
     def load(self) -> DatasetSplits:
         p = self.params
         return load_csv_tables("csv", p.root, p.tables.files(), p.columns(), p.class_names, p.class_names_format)
+
+    def files(self) -> tuple[Path, ...]:
+        p = self.params
+        return csv_files_read(p.root, p.tables.files(), p.columns(), p.class_names)

@@ -27,10 +27,8 @@ def tiny_params(backbone: Path) -> dict:
     return params
 
 
-@pytest.fixture(scope="module")
-def dvc_repo(tmp_path_factory: pytest.TempPathFactory, random_mini_clip: Path) -> DvcRepo:
-    """A fresh repository with dvc.yaml, .dvc/ and a copy of the package (the code the stages depend on)."""
-    root = tmp_path_factory.mktemp("repo")
+def init_repo(root: Path, params: dict) -> DvcRepo:
+    """A git + DVC repository at ``root`` with dvc.yaml, .dvc/, a copy of the package and ``params``, committed."""
     repo = DvcRepo(root)
     repo.run("git", "init", "-q")
     repo.run("git", "config", "user.email", "ci@example.com")
@@ -42,8 +40,14 @@ def dvc_repo(tmp_path_factory: pytest.TempPathFactory, random_mini_clip: Path) -
     shutil.copytree(SOURCE / ".dvc" / "plots", root / ".dvc" / "plots")
     for name in ("dvc.yaml", ".dvcignore", ".dvc/config"):
         shutil.copy(SOURCE / name, root / name)
-    repo.write_params(tiny_params(random_mini_clip))
+    repo.write_params(params)
     (root / ".gitignore").write_text("/outputs/\n/mlflow.db\n/mlruns/\n")
     repo.run("git", "add", "-A")
     repo.run("git", "commit", "-q", "-m", "tiny pipeline")
     return repo
+
+
+@pytest.fixture(scope="module")
+def dvc_repo(tmp_path_factory: pytest.TempPathFactory, random_mini_clip: Path) -> DvcRepo:
+    """A fresh repository with dvc.yaml, .dvc/ and a copy of the package (the code the stages depend on)."""
+    return init_repo(tmp_path_factory.mktemp("repo"), tiny_params(random_mini_clip))

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ["ltsoups.plugins.datasets"]
 BACKBONES = ["ltsoups.plugins.backbones", "ltsoups.plugins.timm_backbone"]
 STAGE_ENTRIES = {
+    "data": ["ltsoups.stages.data_fingerprint", *DATA],
     "prepare": ["ltsoups.stages.prepare", "ltsoups.member_list", "ltsoups.plugins.samplers", *DATA],
     "theta0": ["ltsoups.stages.theta0", *BACKBONES, *DATA],
     "train-member": ["ltsoups.stages.member", "ltsoups.plugins.losses", *BACKBONES, *DATA],

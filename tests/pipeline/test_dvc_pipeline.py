@@ -27,7 +27,7 @@ def digests(root: Path, pattern: str) -> dict[str, str]:
 
 def test_first_repro_runs_every_stage(dvc_repo: DvcRepo) -> None:
     ran = dvc_repo.repro("repro")
-    assert sorted(ran) == sorted(["prepare", "theta0", *[f"train-member@{m}" for m in MEMBERS], *AFTER_MEMBERS])
+    assert sorted(ran) == sorted(["data", "prepare", "theta0", *[f"train-member@{m}" for m in MEMBERS], *AFTER_MEMBERS])
 
 
 def tracked_runs(dvc_repo: DvcRepo) -> list:
@@ -60,9 +60,9 @@ def test_stages_of_one_execution_log_under_one_parent(dvc_repo: DvcRepo) -> None
             assert {"final/balanced", "stage1/balanced", "zero_shot/few"} <= set(run.data.metrics)
 
 
-def test_second_repro_runs_nothing(dvc_repo: DvcRepo) -> None:
-    assert "Data and pipelines are up to date" in dvc_repo.dvc("status").stdout
-    assert dvc_repo.repro("repro") == []
+def test_second_repro_runs_nothing_but_the_data_check(dvc_repo: DvcRepo) -> None:
+    assert json.loads(dvc_repo.dvc("status", "--json").stdout) == {"data": ["always changed"]}
+    assert dvc_repo.repro("repro") == ["data"]
 
 
 def test_metrics_and_plots(dvc_repo: DvcRepo) -> None:
@@ -84,7 +84,7 @@ def test_metrics_and_plots(dvc_repo: DvcRepo) -> None:
 def test_lambda_sweep_reruns_merge_and_later_stages_only(dvc_repo: DvcRepo) -> None:
     members = digests(dvc_repo.root, "outputs/members/*/weights.safetensors")
     ran = dvc_repo.repro("exp", "run", "-S", "merge.merger.params.lambda=0.5")
-    assert ran == AFTER_MEMBERS
+    assert ran == ["data", *AFTER_MEMBERS]
     assert digests(dvc_repo.root, "outputs/members/*/weights.safetensors") == members
     assert dvc_repo.params()["merge"]["merger"]["params"]["lambda"] == 0.5
     runs = tracked_runs(dvc_repo)
@@ -103,7 +103,7 @@ def test_raising_n_trains_only_the_new_factor(dvc_repo: DvcRepo) -> None:
     params["members"] += NEW_MEMBERS
     dvc_repo.write_params(params)
     ran = dvc_repo.repro("repro")
-    assert sorted(ran) == sorted(["prepare", *[f"train-member@{m}" for m in NEW_MEMBERS], *AFTER_MEMBERS])
+    assert sorted(ran) == sorted(["data", "prepare", *[f"train-member@{m}" for m in NEW_MEMBERS], *AFTER_MEMBERS])
     after = digests(dvc_repo.root, "outputs/plan/manifests/*.json")
     assert {path: after[path] for path in manifests} == manifests  # old members' manifests byte-identical
     assert len(after) == len(manifests) + len(NEW_MEMBERS)

@@ -39,7 +39,7 @@ def repo(dvc_repo: DvcRepo, mlflow_server: str) -> DvcRepo:
 
 
 def test_members_trained_on_ray_are_recorded_in_dvc_lock(repo: DvcRepo) -> None:
-    assert sorted(repo.repro("repro", "prepare", "theta0")) == ["prepare", "theta0"]
+    assert sorted(repo.repro("repro", "prepare", "theta0")) == ["data", "prepare", "theta0"]
     output = train_members(repo, "--runner", "ray")
     assert "trained 4 member(s); 0 already up to date" in output
     assert "recorded 4 train-member stage(s) in dvc.lock" in output
@@ -49,7 +49,7 @@ def test_members_trained_on_ray_are_recorded_in_dvc_lock(repo: DvcRepo) -> None:
 
 def test_repro_then_trains_no_member_and_runs_only_what_follows(repo: DvcRepo, mlflow_server: str) -> None:
     trained = member_digests(repo.root)
-    assert repo.repro("repro") == AFTER_MEMBERS
+    assert repo.repro("repro") == ["data", *AFTER_MEMBERS]
     assert member_digests(repo.root) == trained
 
     from mlflow import MlflowClient
@@ -66,7 +66,7 @@ def test_repro_then_trains_no_member_and_runs_only_what_follows(repo: DvcRepo, m
 
 def test_a_second_train_members_trains_nothing(repo: DvcRepo) -> None:
     assert "trained 0 member(s); 4 already up to date" in train_members(repo)
-    assert repo.repro("repro") == []
+    assert repo.repro("repro") == ["data"]  # the dataset's check, which changes nothing
 
 
 def test_raising_n_trains_only_the_new_factor(repo: DvcRepo) -> None:
@@ -75,11 +75,11 @@ def test_raising_n_trains_only_the_new_factor(repo: DvcRepo) -> None:
     params["plan"]["sampler"]["params"]["rounds"] = 2
     params["members"] += NEW_MEMBERS
     repo.write_params(params)
-    assert repo.repro("repro", "prepare", "theta0") == ["prepare"]
+    assert repo.repro("repro", "prepare", "theta0") == ["data", "prepare"]
     output = train_members(repo)  # the local runner this time: the mechanism is the runner's choice
     assert "trained 2 member(s); 4 already up to date" in output
     assert "recorded 6 train-member stage(s) in dvc.lock" in output
-    assert repo.repro("repro") == AFTER_MEMBERS
+    assert repo.repro("repro") == ["data", *AFTER_MEMBERS]
     after = member_digests(repo.root)
     assert sorted(after) == sorted(MEMBERS + NEW_MEMBERS)
     assert {member: after[member] for member in MEMBERS} == trained
