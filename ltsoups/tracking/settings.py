@@ -17,6 +17,8 @@ _SHORT_HTTP_RETRIES = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
+# MLflow draws a progress bar for every file of a model it copies or downloads: noise in a stage's log.
+_QUIET_TRANSFERS = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
 def tracking_uri(config: TrackingConfig) -> str:
@@ -27,4 +29,9 @@ def tracking_uri(config: TrackingConfig) -> str:
 
 def shorten_http_retries() -> None:
     for name, value in _SHORT_HTTP_RETRIES.items():
+        os.environ.setdefault(name, value)
+
+
+def quiet_artifact_transfers() -> None:
+    for name, value in _QUIET_TRANSFERS.items():
         os.environ.setdefault(name, value)
