@@ -110,7 +110,7 @@ class SearchSettings(StrictModel):
 
 class MergeConfig(StrictModel):
     merger: MergerSpec = Field(
-        default_factory=lambda: MergerSpec(name="recursive", params={"lambda": 0.7, "weights": "previous"}),
+        default_factory=lambda: MergerSpec(name="recursive"),  # its params' defaults: lambda 0.7 on the previous merge
         description="how members become one model; recursive: Theta_k = lambda*Theta_(k-1) + (1-lambda)*mean_k",
     )
     fold_lora: bool = Field(

@@ -18,6 +18,7 @@ from ltsoups.contracts import Sampler, SubsetDraw
 from ltsoups.io.atomic import write_text_atomic
 from ltsoups.provenance import canonical_json, code_version, hash_json
 from ltsoups.schema import StrictModel
+from ltsoups.workspace import Workspace
 
 MANIFEST_SCHEMA = 1
 
@@ -220,7 +221,7 @@ class PlanFiles:
 
 
 def write_plan(
-    out_dir: Path,
+    workspace: Workspace,
     sampler: Sampler,
     sampler_spec: dict[str, Any],
     labels: np.ndarray,
@@ -228,7 +229,7 @@ def write_plan(
     dataset_name: str,
     seed: int,
 ) -> PlanFiles:
-    """Write every member's manifest and the plan index (members, factors, hashes) under ``out_dir``."""
+    """Write every member's manifest and the plan index (members, factors, hashes) where ``workspace`` keeps them."""
     counts = np.bincount(labels, minlength=num_classes)
     draws = sampler.draws(counts, seed)
     fingerprint = DatasetFingerprint.of(dataset_name, labels)
@@ -236,7 +237,7 @@ def write_plan(
     members = []
     for draw in draws:
         manifest = Manifest.of(draw, labels, sampler_spec["name"], fingerprint)
-        path = out_dir / "manifests" / f"{manifest.member}.json"
+        path = workspace.manifest(manifest.member)
         manifest.write(path)
         manifests[manifest.member] = path
         members.append(
@@ -257,6 +258,5 @@ def write_plan(
         members=tuple(members),
         code_version=code_version(),
     )
-    plan_path = out_dir / "plan.json"
-    plan.write(plan_path)
-    return PlanFiles(plan, plan_path, manifests)
+    plan.write(workspace.plan)
+    return PlanFiles(plan, workspace.plan, manifests)

@@ -28,12 +28,8 @@ class Workspace:
     def plan(self) -> Path:
         return self.root / "plan" / "plan.json"
 
-    @property
-    def plan_dir(self) -> Path:
-        return self.root / "plan"
-
     def manifest(self, member: str) -> Path:
-        return self.plan_dir / "manifests" / f"{member}.json"
+        return self.root / "plan" / "manifests" / f"{member}.json"
 
     @property
     def theta0(self) -> Path:

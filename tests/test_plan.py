@@ -14,6 +14,7 @@ from ltsoups.plugins.samplers import (
     ProgressiveParams,
     ProgressiveSubsampler,
 )
+from ltsoups.workspace import Workspace
 
 CIFAR100_LT = exponential_counts(100, 500, 100)
 # Subset sizes of the authors' code for CIFAR-100-LT rho=100 (official-code-facts.md, section 4).
@@ -78,18 +79,18 @@ def _labels(counts: np.ndarray, seed: int) -> np.ndarray:
 def test_manifests_are_byte_identical_for_identical_inputs(tmp_path: Path) -> None:
     labels = _labels(CIFAR100_LT, 0)
     spec = {"name": "progressive", "params": {"rounds": 3, "replicas": 2}}
-    first = write_plan(tmp_path / "a", progressive(3), spec, labels, 100, "cifar", 0)
-    second = write_plan(tmp_path / "b", progressive(3), spec, labels, 100, "cifar", 0)
+    first = write_plan(Workspace(tmp_path / "a"), progressive(3), spec, labels, 100, "cifar", 0)
+    second = write_plan(Workspace(tmp_path / "b"), progressive(3), spec, labels, 100, "cifar", 0)
     assert len(first.manifests) == 8
     for member, path in first.manifests.items():
         assert path.read_bytes() == second.manifests[member].read_bytes()
-    other_seed = write_plan(tmp_path / "c", progressive(3), spec, labels, 100, "cifar", 1)
+    other_seed = write_plan(Workspace(tmp_path / "c"), progressive(3), spec, labels, 100, "cifar", 1)
     assert other_seed.manifests["f2-r0"].read_bytes() != first.manifests["f2-r0"].read_bytes()
 
 
 def test_manifest_records_its_subset_and_hash(tmp_path: Path) -> None:
     labels = _labels(CIFAR100_LT, 0)
-    files = write_plan(tmp_path, progressive(1), {"name": "progressive"}, labels, 100, "cifar", 7)
+    files = write_plan(Workspace(tmp_path), progressive(1), {"name": "progressive"}, labels, 100, "cifar", 7)
     manifest = Manifest.read(files.manifests["f2-r1"])
     assert (manifest.factor, manifest.replica, manifest.seed, manifest.cap) == (2, 1, 7, 10)
     assert manifest.size == len(manifest.indices) == 949
@@ -102,7 +103,9 @@ def test_manifest_records_its_subset_and_hash(tmp_path: Path) -> None:
 
 def test_an_edited_manifest_is_detected(tmp_path: Path) -> None:
     labels = _labels(CIFAR100_LT, 0)
-    path = write_plan(tmp_path, progressive(0), {"name": "progressive"}, labels, 100, "cifar", 0).manifests["f1-r0"]
+    path = write_plan(Workspace(tmp_path), progressive(0), {"name": "progressive"}, labels, 100, "cifar", 0).manifests[
+        "f1-r0"
+    ]
     manifest = json.loads(path.read_text())
     manifest["indices"][0] += 1
     path.write_text(json.dumps(manifest))

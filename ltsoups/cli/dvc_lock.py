@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ltsoups.config import LtSoupsConfig, load_config
-from ltsoups.stages.sections import MEMBER_SECTIONS
+from ltsoups.stages.sections import STAGE_PARAMS
 
 PARAMS = Path("params.yaml")
 # What a train-member stage of dvc.yaml reads from params.yaml, and where its outputs go.
-STAGE_SECTIONS = ("seed", *MEMBER_SECTIONS, "workdir")
+STAGE_SECTIONS = (*STAGE_PARAMS["train-member"], "workdir")
 
 
 def member_stage(member: str) -> str:

@@ -14,7 +14,7 @@ def prepare(context: RunContext, workspace: Workspace) -> PlanFiles:
     spec = config.plan.sampler
     write_counts(workspace.counts, train.class_counts())
     return write_plan(
-        workspace.plan_dir,
+        workspace,
         context.plugin(spec),
         spec.model_dump(mode="json", by_alias=True),
         train.labels,

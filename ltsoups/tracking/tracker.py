@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ltsoups.checkpoint import Checkpoint, sidecar_path
 from ltsoups.closing import closed_after
 from ltsoups.config import LtSoupsConfig
+from ltsoups.stages.sections import MEMBER_SECTIONS
 from ltsoups.tracking.metrics import MetricStream
 from ltsoups.tracking.observer import MetricsObserver
 from ltsoups.tracking.params import flat_params
@@ -96,7 +97,7 @@ class PipelineTracker:
             "train_seed": str(job.seed),
             "manifest_sha256": manifest.content_sha256,
             "subset_size": str(manifest.size),
-            **flat_params({name: sections[name] for name in ("data", "backbone", "head", "train")}),
+            **flat_params({name: sections[name] for name in MEMBER_SECTIONS}),
         }
         resume = self.workspace.member_resume(job.member)
         return self._observe(f"member {job.member}", resume, "member", f"train-member@{job.member}", params)
