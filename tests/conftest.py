@@ -16,15 +16,30 @@ from dataset_formats import (
     write_image_tree,
     write_tiny_imagenet,
 )
-from tiny_config import save_random_mini_clip
-
-from ltsoups.tracking.local_server import ServerDidNotStart, free_port, local_mlflow_server
+from mlflow_server import ServerDidNotStart, free_port, local_mlflow_server
+from tiny_config import save_random_mini_clip, tiny_params, write_params
 
 
 @pytest.fixture(scope="session")
 def random_mini_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained `ltsoups-mini` saved as safetensors (see tiny_config.py); tests must not modify it."""
     return save_random_mini_clip(tmp_path_factory.mktemp("backbone") / "mini.safetensors")
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, random_mini_clip: Path) -> Path:
+    """A folder with params.yaml and every stage's outputs under outputs/; tests must copy it, not edit it."""
+    from ltsoups.config import load_config
+    from ltsoups.pipeline import run_pipeline
+    from ltsoups.stages.context import RunContext
+    from ltsoups.training.loop import SilentObserver
+    from ltsoups.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("finished-run")
+    write_params(root, tiny_params(random_mini_clip))
+    config = load_config(root / "params.yaml", [f"workdir={root / 'outputs'}"])
+    run_pipeline(RunContext(config), Workspace(root / "outputs"), lambda name: SilentObserver())
+    return root
 
 
 @pytest.fixture(scope="session")
