@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ltsoups.export.choices import ExportFormat
-from ltsoups.export.formats import Exporter
+from ltsoups.export.formats import Exporter, ExportError
 from ltsoups.export.head import write_head
 
 MODEL = "model.onnx"
@@ -25,6 +25,7 @@ class OnnxExporter(Exporter):
     format = ExportFormat.ONNX
 
     def write(self, folder: Path) -> list[Path]:
+        _require_onnx()
         size = self.loaded.spec.preprocess.image_size
         example = torch.zeros(TRACE_BATCH, 3, size, size)
         path = folder / MODEL
@@ -73,3 +74,12 @@ def session(path: Path) -> onnxruntime.InferenceSession:
     import onnxruntime
 
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _require_onnx() -> None:
+    """torch's exporter and the check need onnx, onnxscript and onnxruntime: the ``onnx`` extra."""
+    import importlib.util
+
+    missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ExportError(f"onnx export needs {', '.join(missing)}: pip install 'ltsoups[onnx]'")
