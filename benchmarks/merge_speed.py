@@ -39,7 +39,7 @@ torch.set_num_threads(int(sys.argv[1]))
 from ltsoups.checkpoint import CheckpointWriter
 from ltsoups.contracts import FactorGroup
 from ltsoups.io.safetensors import TensorFileReader
-from ltsoups.merging import MergeInputs, merge_weighted
+from ltsoups.merging import MergeInputs
 from ltsoups.plugins.task_vectors import DareMerger, DareParams, TiesMerger, TiesParams
 
 method, cold, out, theta0, *members = sys.argv[2:]
@@ -82,14 +82,13 @@ def watch():  # the kernel keeps no peak of anonymous memory: sample it
 watcher = threading.Thread(target=watch, daemon=True)
 watcher.start()
 start = time.perf_counter()
-if method == "uniform":
-    merge_weighted([(p, 1 / len(inputs)) for p in inputs], Path(out))
-else:
-    merger = TiesMerger(TiesParams(density=0.2)) if method == "ties" else DareMerger(DareParams(drop=0.9))
-    groups = [FactorGroup(1, tuple(paths[1:]))]
-    with MergeInputs.open(paths) as merge_inputs:
-        with CheckpointWriter(Path(out), merge_inputs.layout, "soup") as writer:
-            merge_inputs.per_tensor(merger, paths[0], groups, [writer])
+with MergeInputs.open(inputs) as merge_inputs:
+    with CheckpointWriter(Path(out), merge_inputs.layout, "soup") as writer:
+        if method == "uniform":
+            merge_inputs.weighted_sums([[(p, 1 / len(inputs)) for p in inputs]], [writer])
+        else:
+            merger = TiesMerger(TiesParams(density=0.2)) if method == "ties" else DareMerger(DareParams(drop=0.9))
+            merge_inputs.per_tensor(merger, paths[0], [FactorGroup(1, tuple(paths[1:]))], [writer])
 merge_s = time.perf_counter() - start
 done.set(); watcher.join()
 peak_anon = max(peak_anon, anonymous_kib())

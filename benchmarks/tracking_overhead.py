@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,9 +25,11 @@ from ltsoups.stages.member import member_job, train_member
 from ltsoups.stages.prepare import prepare
 from ltsoups.stages.theta0 import build_theta0
 from ltsoups.tracking import PipelineTracker, pipeline_tracking
-from ltsoups.tracking.local_server import local_mlflow_server
 from ltsoups.training.loop import TrainingObserver
 from ltsoups.workspace import Workspace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test suite's MLflow server
+from mlflow_server import local_mlflow_server
 
 
 class Stopwatch:

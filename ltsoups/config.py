@@ -459,13 +459,6 @@ def validate_layers(
         raise ConfigError(_issues_from_validation(err, merge.carried), source) from err
 
 
-def validate_config(
-    raw: dict[str, Any], source: str = "params", registry: PluginRegistry | None = None
-) -> LtSoupsConfig:
-    """A validated config from one user-written mapping (over its preset and the defaults), or ConfigError."""
-    return validate_layers([ConfigLayer(source, raw, user=True)], source, registry)
-
-
 def user_layers(path: Path | None, overrides: Sequence[str] = ()) -> tuple[list[ConfigLayer], str]:
     """The params file (if any), then each ``--set`` override, as layers; and a name for their source."""
     layers = [ConfigLayer(str(path), read_params_file(path), user=True)] if path is not None else []

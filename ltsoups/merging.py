@@ -19,7 +19,6 @@ from typing import Protocol
 
 import torch
 
-from ltsoups.checkpoint import Checkpoint, CheckpointWriter
 from ltsoups.contracts import FactorGroup, FactorTensors, PerTensorMerger, Weights
 from ltsoups.io.safetensors import DTYPES, CheckpointError, TensorFileReader, TensorLayout
 from ltsoups.peft.adapters import fold_inputs, fold_lora, is_lora_state
@@ -272,12 +271,3 @@ def _common_order(sums: Sequence[Weights]) -> list[Path] | None:
         if places != sorted(places):
             return None
     return longest
-
-
-def merge_weighted(weighted: Weights, out: Path, **provenance: object) -> Checkpoint:
-    """Write sum_i w_i * checkpoint_i to ``out`` (a soup checkpoint), streaming; see `MergeInputs.weighted_sums`."""
-    with MergeInputs.open([path for path, _ in weighted]) as inputs:
-        inputs_record = [{"path": str(path), "weight": weight} for path, weight in weighted]
-        with CheckpointWriter(out, inputs.layout, "soup", inputs=inputs_record, **provenance) as writer:
-            inputs.weighted_sums([weighted], [writer])
-    return writer.checkpoint

@@ -130,10 +130,6 @@ class PluginRegistry:
     def params_model(self, kind: PluginKind, name: str) -> type[PluginParams]:
         return self.entry(kind, name).load().Params
 
-    def validate_params(self, kind: PluginKind, name: str, params: dict[str, Any]) -> PluginParams:
-        """The plugin's own Params model applied to ``params`` (raises pydantic's ValidationError)."""
-        return self.params_model(kind, name).model_validate(params)
-
     def create(self, kind: PluginKind, name: str, params: dict[str, Any] | PluginParams | None = None) -> Any:
         """An instance of plugin ``name`` with validated params."""
         plugin_cls = self.entry(kind, name).load()

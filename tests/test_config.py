@@ -2,8 +2,9 @@ import re
 from pathlib import Path
 
 import pytest
+from tiny_config import validate_config
 
-from ltsoups.config import ConfigError, load_config, validate_config
+from ltsoups.config import ConfigError, load_config
 from ltsoups.registry import PluginKind
 
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from soups import merge_weighted
 
 from ltsoups import merging
 from ltsoups.checkpoint import CheckpointWriter, open_checkpoint, save_checkpoint
 from ltsoups.contracts import FactorGroup, Weights
 from ltsoups.io.safetensors import CheckpointError, TensorFileReader, load_tensors
-from ltsoups.merging import MergeInputs, merge_weighted
+from ltsoups.merging import MergeInputs
 from ltsoups.plugins.mergers import (
     RecursiveMerger,
     RecursiveParams,

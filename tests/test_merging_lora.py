@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_config import validate_config
 
 from ltsoups.checkpoint import save_checkpoint
-from ltsoups.config import validate_config
 from ltsoups.contracts import FactorGroup
 from ltsoups.io.safetensors import load_tensors
 from ltsoups.merging import MergeInputs, TensorCollector

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 import yaml
 
+from ltsoups.config import ConfigLayer, LtSoupsConfig, validate_layers
+
 TINY_DATA = {"num_classes": 6, "n_max": 40, "rho": 8, "val_per_class": 3, "test_per_class": 5}
 
 
@@ -55,3 +57,8 @@ def write_params(folder: Path, params: dict[str, Any]) -> Path:
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
+
+
+def validate_config(raw: dict[str, Any], source: str = "params") -> LtSoupsConfig:
+    """A validated config from one user-written mapping (over its preset and the defaults), or ConfigError."""
+    return validate_layers([ConfigLayer(source, raw, user=True)], source)

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tiny_config import tiny_params
+from tiny_config import tiny_params, validate_config
 
 from ltsoups.checkpoint import open_checkpoint, save_checkpoint, sidecar_path
 from ltsoups.compare.store import ArtifactStore, CachedPredictor
-from ltsoups.config import validate_config
 from ltsoups.predictions import Split
 
 

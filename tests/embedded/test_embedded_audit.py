@@ -3,9 +3,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_config import tiny_params
+from tiny_config import tiny_params, validate_config
 
-from ltsoups.config import LtSoupsConfig, validate_config
+from ltsoups.config import LtSoupsConfig
 from ltsoups.data.stats import ShotGroup
 from ltsoups.embedded.audit import TaskAudit, audit_task, images_per_class_for_standard_error, world_config
 

@@ -61,7 +61,7 @@ def test_two_axis_plugin_reports_realised_h_t_and_eta(registry: PluginRegistry, 
 )
 def test_bad_cifar_params_are_refused(registry: PluginRegistry, params: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        registry.validate_params(PluginKind.DATASET, "cifar100-lt", params)
+        registry.params_model(PluginKind.DATASET, "cifar100-lt").model_validate(params)
 
 
 def test_two_axis_plugin_follows_the_authors_curve_or_the_geometric_one(registry: PluginRegistry) -> None:
@@ -70,12 +70,12 @@ def test_two_axis_plugin_follows_the_authors_curve_or_the_geometric_one(registry
     assert (int(authors.sum()), authors[49], authors[-1]) == (10_312, 103, 5)
     assert (int(geometric.sum()), geometric[49], geometric[-1]) == (14_128, 101, 5)
     with pytest.raises(ValidationError, match="curve"):
-        registry.validate_params(PluginKind.DATASET, "cifar100-two-axis", {"curve": "linear"})
+        registry.params_model(PluginKind.DATASET, "cifar100-two-axis").model_validate({"curve": "linear"})
 
 
 def test_two_axis_params_need_head_classes(registry: PluginRegistry) -> None:
     with pytest.raises(ValidationError, match="n_max must exceed 101"):
-        registry.validate_params(PluginKind.DATASET, "cifar100-two-axis", {"n_max": 100})
+        registry.params_model(PluginKind.DATASET, "cifar100-two-axis").model_validate({"n_max": 100})
 
 
 def test_tiny_imagenet_plugin_counts_without_images_and_loads(
@@ -88,7 +88,7 @@ def test_tiny_imagenet_plugin_counts_without_images_and_loads(
     assert np.array_equal(splits.train.class_counts(), dataset.class_counts())
     assert (len(splits.val), len(splits.test)) == (6, 9)
     with pytest.raises(ValidationError, match="leaves the last classes without images"):
-        registry.validate_params(PluginKind.DATASET, "tiny-imagenet-lt", {"n_max": 50, "rho": 100})
+        registry.params_model(PluginKind.DATASET, "tiny-imagenet-lt").model_validate({"n_max": 50, "rho": 100})
 
 
 def test_list_file_plugin(registry: PluginRegistry, image_tree: ImageTree, tmp_path: Path) -> None:
@@ -118,8 +118,8 @@ def test_csv_plugin_with_class_columns(registry: PluginRegistry, image_tree: Ima
     assert list(dataset.class_counts()) == list(TRAIN_COUNTS)
     assert dataset.load().val.class_names == CLASS_NAMES
     with pytest.raises(ValidationError, match="class_columns already name the classes"):
-        registry.validate_params(
-            PluginKind.DATASET, "csv", {"root": ".", "tables": tables, "class_columns": ["a"], "class_names": "n.txt"}
+        registry.params_model(PluginKind.DATASET, "csv").model_validate(
+            {"root": ".", "tables": tables, "class_columns": ["a"], "class_names": "n.txt"}
         )
 
 

@@ -84,10 +84,10 @@ from contextlib import ExitStack
 from pathlib import Path
 import torch
 from ltsoups.checkpoint import CheckpointWriter, save_checkpoint
-from ltsoups.config import validate_config
 from ltsoups.contracts import FactorGroup
 from ltsoups.io.safetensors import load_tensors
 from ltsoups.merging import MergeInputs
+from ltsoups.plugin_specs import MergerSpec
 from ltsoups.registry import installed_registry
 
 folder = Path(sys.argv[1])
@@ -98,7 +98,7 @@ for index, value in enumerate([1.0, 7.0, 2.0, 10.0, 4.0]):  # theta_0; factor 1:
 groups = [FactorGroup(1, tuple(paths[1:3])), FactorGroup(2, tuple(paths[3:]))]
 results = {}
 for spec in json.loads(sys.argv[2]):
-    merger = installed_registry().instantiate(validate_config({"merge": {"merger": spec}}).merge.merger)
+    merger = installed_registry().instantiate(MergerSpec.model_validate(spec))
     targets = [folder / f"{spec['name']}-{k}.safetensors" for k in (1, 2)]
     with MergeInputs.open(paths) as inputs, ExitStack() as stack:
         writers = [stack.enter_context(CheckpointWriter(t, inputs.layout, "soup")) for t in targets]

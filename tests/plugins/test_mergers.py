@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_config import validate_config
 
 from ltsoups.checkpoint import save_checkpoint
-from ltsoups.config import ConfigError, validate_config
+from ltsoups.config import ConfigError
 from ltsoups.contracts import FactorGroup, ValidationMetric
 from ltsoups.merging import MergeInputs, TensorCollector
 from ltsoups.plugins.mergers import GreedySoupMerger, GreedySoupParams, RecursiveMerger

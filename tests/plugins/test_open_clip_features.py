@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_config import validate_config
 
-from ltsoups.config import validate_config
 from ltsoups.contracts import TextTower
 from ltsoups.plugins.backbones import FeatureSpace, OpenClipBackbone, OpenClipParams
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from soups import merge_weighted
 
 from ltsoups.checkpoint import CheckpointWriter, save_checkpoint
 from ltsoups.contracts import FactorGroup, PerTensorMerger
 from ltsoups.io.safetensors import load_tensors
-from ltsoups.merging import MergeInputs, merge_weighted
+from ltsoups.merging import MergeInputs
 from ltsoups.plugins.mergers import RecursiveMerger, RecursiveParams, TaskArithmeticMerger, TaskArithmeticParams
 from ltsoups.plugins.task_vectors import DareMerger, DareParams, TiesMerger, TiesParams, drop_mask
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tiny_config import validate_config
 
-from ltsoups.config import ConfigError, validate_config
+from ltsoups.config import ConfigError
 from ltsoups.presets import available_presets, preset_path
 
 PUBLISHED = {  # name: (dataset plugin, N, lambda), paper Table 7 and Section 4

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tiny_config import tiny_params
+from tiny_config import tiny_params, validate_config
 
-from ltsoups.config import validate_config
 from ltsoups.stages.context import RunContext
 
 

@@ -23,10 +23,9 @@ from typing import Any
 
 import pytest
 import torch
-from tiny_config import tiny_params, tiny_training
+from tiny_config import tiny_params, tiny_training, validate_config
 from torch import nn
 
-from ltsoups.config import validate_config
 from ltsoups.evaluation import evaluate
 from ltsoups.runtime import Precision, Runtime
 from ltsoups.stages.context import RunContext

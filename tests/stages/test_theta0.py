@@ -3,9 +3,8 @@
 from pathlib import Path
 
 import torch
-from tiny_config import tiny_params
+from tiny_config import tiny_params, validate_config
 
-from ltsoups.config import validate_config
 from ltsoups.io.safetensors import load_tensors
 from ltsoups.model import prompt_embeddings
 from ltsoups.plugins.backbones import OpenClipBackbone, OpenClipParams

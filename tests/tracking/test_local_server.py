@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from ltsoups.tracking.local_server import _stop
+from mlflow_server import _stop
 
 
 def test_stopping_a_server_that_already_exited_is_no_error_of_its_own() -> None:

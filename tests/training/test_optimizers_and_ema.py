@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_config import validate_config
 from torch import nn
 
-from ltsoups.config import ConfigError, validate_config
+from ltsoups.config import ConfigError
 from ltsoups.training.ema import ParameterEma
 from ltsoups.training.loop import build_optimizer
 from ltsoups.training.resume import ResumeState

@@ -1,7 +1,7 @@
-"""A real `mlflow server` on 127.0.0.1 with a sqlite store, for processes that must share one store.
+"""A real `mlflow server` on 127.0.0.1 with a sqlite store, for tests and benchmarks whose processes share a store.
 
 One sqlite file is safe for the processes of one machine, but a server is what MLflow's clients
-expect when many processes log at once (tests, benchmarks, several workers on one machine).
+expect when many processes log at once.
 """
 
 from __future__ import annotations
