@@ -7,12 +7,13 @@ params. Every problem is collected and reported at once.
 
 from __future__ import annotations
 
+import re
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -31,7 +32,7 @@ from ltsoups.plugin_specs import (
 from ltsoups.provenance import hash_json
 from ltsoups.registry import PluginKind, PluginRegistry, installed_registry
 from ltsoups.runtime import RuntimeSettings
-from ltsoups.schema import StrictModel
+from ltsoups.schema import SettingsModel
 from ltsoups.training.settings import AugmentSettings, EvaluationSettings, LoopSettings, Selection
 
 
@@ -39,14 +40,14 @@ class RunnerSpec(PluginSpec):
     kind = PluginKind.RUNNER
 
 
-class DataConfig(StrictModel):
+class DataConfig(SettingsModel):
     dataset: DatasetSpec = Field(
         default_factory=lambda: DatasetSpec(name="embedded"), description="which dataset plugin provides the splits"
     )
     thresholds: ShotThresholds = Field(ShotThresholds(), description="many/medium/few and head/tail thresholds")
 
 
-class HeadConfig(StrictModel):
+class HeadConfig(SettingsModel):
     scale: float = Field(30.0, gt=0, description="cosine classifier scale s: logits = s * cos(feature, class)")
     templates: tuple[str, ...] = Field(
         ("a photo of a {}.",),
@@ -65,7 +66,7 @@ class HeadConfig(StrictModel):
         return templates
 
 
-class PlanConfig(StrictModel):
+class PlanConfig(SettingsModel):
     sampler: SamplerSpec = Field(
         default_factory=lambda: SamplerSpec(name="progressive", params={"rounds": 5, "replicas": 2}),
         description="which members to train on which subsets",
@@ -84,7 +85,7 @@ class TrainConfig(LoopSettings):
 DEFAULT_LAMBDAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-class SearchSettings(StrictModel):
+class SearchSettings(SettingsModel):
     """A grid over the recursive merger's lambda and N (every prefix of factors), scored on validation."""
 
     enabled: bool = Field(False, description="search instead of using merge.merger.params.lambda and every factor")
@@ -108,7 +109,7 @@ class SearchSettings(StrictModel):
         return tuple(sorted(lambdas))
 
 
-class MergeConfig(StrictModel):
+class MergeConfig(SettingsModel):
     merger: MergerSpec = Field(
         default_factory=lambda: MergerSpec(name="recursive"),  # its params' defaults: lambda 0.7 on the previous merge
         description="how members become one model; recursive: Theta_k = lambda*Theta_(k-1) + (1-lambda)*mean_k",
@@ -156,15 +157,32 @@ class RetrainHeadConfig(LoopSettings):
     )
 
 
-class TrackingConfig(StrictModel):
+class TrackingConfig(SettingsModel):
     experiment: str = Field("ltsoups", min_length=1, description="MLflow experiment name")
     uri: str | None = Field(
         None, min_length=1, description="MLflow tracking URI; default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db"
     )
     enabled: bool = Field(True, description="log runs to MLflow")
+    # `register` is a method of every pydantic model (ABC.register): the attribute takes another name.
+    registered_model: str | None = Field(
+        None,
+        alias="register",
+        min_length=1,
+        description="registered model that each evaluation's final classifier becomes a new version of "
+        "(created on first use); default: logged on the pipeline's run, not registered",
+    )
+
+    @model_validator(mode="after")
+    def _register_needs_tracking(self) -> TrackingConfig:
+        if self.registered_model is not None and not self.enabled:
+            raise ValueError(
+                f"tracking.register: {self.registered_model!r} registers the model that tracking logs, but "
+                "tracking.enabled is false; enable tracking or leave register unset"
+            )
+        return self
 
 
-class CompareConfig(StrictModel):
+class CompareConfig(SettingsModel):
     """`ltsoups compare`'s protocol: how many runs of every method, and what changes from one run to the next."""
 
     seeds: int = Field(3, ge=1, description="S: runs at seed, seed + 1, ..., seed + S - 1 (the --seeds default)")
@@ -176,11 +194,14 @@ class CompareConfig(StrictModel):
     )
 
 
-class LtSoupsConfig(StrictModel):
+class LtSoupsConfig(SettingsModel):
     """Everything a run depends on, grouped by pipeline stage."""
 
     seed: int = Field(0, ge=0, description="one seed for subsets, data order, augmentation and init")
-    preset: str | None = Field(None, description="named profile deep-merged under this file (see ltsoups.presets)")
+    preset: str | None = Field(
+        None,
+        description="named profile: under this file's keys, or over them when given with --set (see ltsoups.presets)",
+    )
     runtime: RuntimeSettings = Field(
         RuntimeSettings(), description="device, precision and loader workers of every stage (not part of any hash)"
     )
@@ -212,7 +233,11 @@ class LtSoupsConfig(StrictModel):
     )
 
     def section_hash(self, *sections: str) -> str:
-        """Hash of the named top-level sections: what a stage's output depends on.
+        """Hash of the named top-level sections: what a stage's output depends on."""
+        return hash_json(self.hashed_sections(*sections))
+
+    def hashed_sections(self, *sections: str) -> dict[str, Any]:
+        """The named top-level sections as `section_hash` hashes them.
 
         A training section that keeps its best validation snapshot (selection best-val) depends on how
         validation is predicted too: the ``evaluation`` section then joins its hash. With the default
@@ -224,7 +249,7 @@ class LtSoupsConfig(StrictModel):
             loop = getattr(self, name)
             if isinstance(loop, LoopSettings) and loop.selection.mode is Selection.BEST_VAL:
                 hashed[f"{name}.selection:evaluation"] = dumped["evaluation"]
-        return hash_json(hashed)
+        return hashed
 
 
 def plugin_locations(model: type[BaseModel] = LtSoupsConfig, prefix: str = "") -> Iterator[tuple[str, PluginKind]]:
@@ -266,23 +291,66 @@ class ConfigError(ValueError):
         super().__init__(f"{len(self.issues)} problem(s) in {source}:\n{lines}")
 
 
-def _issues_from_validation(err: ValidationError, carried: dict[str, CarriedParam]) -> list[ConfigIssue]:
+_NUMBER_ERRORS = frozenset({"int_type", "float_type"})
+
+
+def _issues_from_validation(
+    err: ValidationError, carried: dict[str, CarriedParam], tree: dict[str, Any], registry: PluginRegistry
+) -> list[ConfigIssue]:
     issues = []
     for item in err.errors():
         loc = ".".join(str(part) for part in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         value = item.get("input", _NO_VALUE)
         if item["type"] == "extra_forbidden":
-            message = "unknown key"
+            allowed = _allowed_keys(item["loc"], tree, registry)
+            message = f"unknown key; allowed: {', '.join(allowed)}" if allowed else "unknown key"
         elif item["type"] == "missing" or (item["type"] == "value_error" and isinstance(value, dict)):
             value = _NO_VALUE  # a required key, or a rule across a section's keys: the message says what
+        elif isinstance(value, bool) and item["type"] in _NUMBER_ERRORS:
+            message += " (YAML reads yes/no, on/off and true/false as booleans; write a number)"
         if loc in carried:
             message += f" ({carried[loc].explain()})"
         issues.append(ConfigIssue(loc, value, message))
     return issues
 
 
+def _allowed_keys(location: Sequence[str | int], tree: Any, registry: PluginRegistry) -> list[str]:
+    """The keys of the section holding ``location``: its model's fields, or the plugin's params ([]: unknown)."""
+    model: type[BaseModel] | None = LtSoupsConfig
+    node = tree
+    for part in location[:-1]:
+        if model is None or not isinstance(node, dict):
+            return []
+        if issubclass(model, PluginSpec) and part == "params":
+            try:
+                model = registry.params_model(model.kind, str(node.get("name")))
+            except ValueError:  # an unknown plugin: its own issue says so
+                return []
+        else:
+            field = next((f for name, f in model.model_fields.items() if (f.alias or name) == part), None)
+            model = None if field is None else _model_in(field.annotation)
+        node = node.get(part)
+    return [] if model is None else [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The settings model an annotation holds (``Section``, ``Section | None``), if any."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
 # ------------------------------------------------------------------------------------------ layers
+
+
+class LayerRole(Enum):
+    DEFAULTS = "defaults"
+    PRESET = "preset"
+    PARAMS_FILE = "params file"
+    OVERRIDE = "override"
+    """--set, a method's settings, a comparison's run: anything that comes after the params file."""
 
 
 @dataclass(frozen=True)
@@ -293,6 +361,7 @@ class ConfigLayer:
     tree: dict[str, Any]
     user: bool
     """Written by the user (a params file, --set), as opposed to ltsoups' defaults and presets."""
+    role: LayerRole = LayerRole.OVERRIDE
 
 
 @dataclass(frozen=True)
@@ -378,6 +447,38 @@ class _Merge:
 # ------------------------------------------------------------------------------------------ reading
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """YAML as ltsoups reads params: a key twice in one mapping is an error naming both lines, and
+    ``3e-4`` is a number as YAML 1.2 (and DVC) read it, not the string PyYAML's YAML 1.1 makes of it."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor`: keys written beside it override the merged ones, as YAML says
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, Hashable) and key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first at line {first_line[key]})", key_node.start_mark
+                )
+            if isinstance(key, Hashable):
+                first_line[key] = line
+        return super().construct_mapping(node, deep)
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """``text`` parsed as ltsoups reads params (see `ParamsLoader`); yaml.YAMLError when it is malformed."""
+    return yaml.load(text, Loader=ParamsLoader)  # a SafeLoader: builds plain data only
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """'merge.merger.params.lambda=0.5' -> (['merge', 'merger', 'params', 'lambda'], 0.5)."""
     key, sep, raw = text.partition("=")
@@ -386,7 +487,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             [ConfigIssue("--set", text, "expected KEY=VALUE, e.g. merge.merger.params.lambda=0.5")], "CLI"
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as err:
         issue = ConfigIssue("--set", text, f"the value is malformed YAML: {_yaml_problem(err)}")
         raise ConfigError([issue], "CLI") from err
@@ -415,7 +516,7 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
 
 def read_params_file(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = load_yaml(Path(path).read_text())
     except OSError as err:
         raise ConfigError([ConfigIssue(str(path), _NO_VALUE, f"cannot read file ({err.strerror})")], str(path)) from err
     except UnicodeDecodeError as err:
@@ -431,37 +532,56 @@ def read_params_file(path: Path) -> dict[str, Any]:
     return raw
 
 
-def _preset_layer(layers: Sequence[ConfigLayer]) -> ConfigLayer | None:
-    """The preset the user layers name (the last one wins), as the layer under them."""
-    name = next((layer.tree["preset"] for layer in reversed(layers) if layer.tree.get("preset")), None)
-    if name is None:
-        return None
+def _preset_layer(name: Any) -> ConfigLayer:
     from ltsoups.presets import available_presets, preset_path
 
     if name not in available_presets():
         allowed = ", ".join(available_presets())
         raise ConfigError([ConfigIssue("preset", name, f"unknown preset; available: {allowed}")], "preset")
-    return ConfigLayer(f"preset {name}", read_params_file(preset_path(name)), user=False)
+    return ConfigLayer(f"preset {name}", read_params_file(preset_path(name)), user=False, role=LayerRole.PRESET)
+
+
+def stacked_layers(layers: Sequence[ConfigLayer]) -> list[ConfigLayer]:
+    """Every layer in the order it applies: the defaults, then ``layers`` with the preset they name in its place.
+
+    The last layer naming a preset wins. Named in a params file, the preset lies right under that file
+    (the file's keys win); named anywhere after it (``--set preset=NAME``), right above the params file
+    (the preset's keys win over the file's, and a method's settings and every --set still win over it).
+    """
+    defaults = ConfigLayer(
+        "defaults", LtSoupsConfig().model_dump(mode="json", by_alias=True), user=False, role=LayerRole.DEFAULTS
+    )
+    naming = next((i for i in reversed(range(len(layers))) if layers[i].tree.get("preset")), None)
+    if naming is None:
+        return [defaults, *layers]
+    files = [i for i in range(naming + 1) if layers[i].role is LayerRole.PARAMS_FILE]
+    place = naming if layers[naming].role is LayerRole.PARAMS_FILE else (files[-1] + 1 if files else 0)
+    return [defaults, *layers[:place], _preset_layer(layers[naming].tree["preset"]), *layers[place:]]
+
+
+def merged_tree(layers: Sequence[ConfigLayer]) -> tuple[dict[str, Any], dict[str, CarriedParam]]:
+    """The settings ``stacked_layers`` gives, folded into one tree (not yet validated), and the carried params."""
+    merge = _Merge(frozenset(location for location, _ in plugin_locations()))
+    for layer in stacked_layers(layers):
+        merge.add(layer)
+    return merge.tree, merge.carried
 
 
 def validate_layers(
     layers: Sequence[ConfigLayer], source: str, registry: PluginRegistry | None = None
 ) -> LtSoupsConfig:
     """The user's layers over the preset they name and the defaults, validated; or ConfigError."""
-    merge = _Merge(frozenset(location for location, _ in plugin_locations()))
-    merge.add(ConfigLayer("defaults", LtSoupsConfig().model_dump(mode="json", by_alias=True), user=False))
-    preset = _preset_layer(layers)
-    for layer in [preset, *layers] if preset is not None else layers:
-        merge.add(layer)
+    tree, carried = merged_tree(layers)
+    registry = registry or installed_registry()
     try:
-        return LtSoupsConfig.model_validate(merge.tree, context={"registry": registry or installed_registry()})
+        return LtSoupsConfig.model_validate(tree, context={"registry": registry})
     except ValidationError as err:
-        raise ConfigError(_issues_from_validation(err, merge.carried), source) from err
+        raise ConfigError(_issues_from_validation(err, carried, tree, registry), source) from err
 
 
 def user_layers(path: Path | None, overrides: Sequence[str] = ()) -> tuple[list[ConfigLayer], str]:
     """The params file (if any), then each ``--set`` override, as layers; and a name for their source."""
-    layers = [ConfigLayer(str(path), read_params_file(path), user=True)] if path is not None else []
+    layers = [ConfigLayer(str(path), read_params_file(path), True, LayerRole.PARAMS_FILE)] if path is not None else []
     layers += [override_layer(text) for text in overrides]
     source = str(path) if path is not None else "defaults"
     if overrides:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
-from ltsoups.schema import StrictModel
+from ltsoups.schema import SettingsModel
 
 if TYPE_CHECKING:  # only for annotations: naming and validating plugins must not cost a torch import
     import torch
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # only for annotations: naming and validating plugins must no
     from ltsoups.data.dataset import DatasetSplits
 
 
-class PluginParams(StrictModel):
+class PluginParams(SettingsModel):
     """Base of every plugin's parameters: unknown keys are errors, values are frozen."""
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import Field
 
-from ltsoups.schema import StrictModel
+from ltsoups.schema import SettingsModel
 
 # torch is imported where it is used: the config schema imports this module, and the CLI starts without torch.
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ class Precision(str, Enum):
     FP16 = "fp16"
 
 
-class RuntimeSettings(StrictModel):
+class RuntimeSettings(SettingsModel):
     """Hardware settings: they decide where a stage runs and how fast, never what it computes on the CPU."""
 
     device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda' or 'cuda:N'")

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from ltsoups.schema import SettingsModel
 
 
 class ShotGroup(str, Enum):
@@ -22,10 +24,8 @@ class Side(str, Enum):
     TAIL = "tail"
 
 
-class ShotThresholds(BaseModel):
+class ShotThresholds(SettingsModel):
     """many: n > many; few: n < few; medium: the rest (the LT literature's 100 and 20)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     many: int = Field(100, ge=1, description="classes with more training samples than this are many-shot")
     few: int = Field(20, ge=1, description="classes with fewer training samples than this are few-shot")

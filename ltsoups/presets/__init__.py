@@ -1,6 +1,8 @@
 """Named parameter profiles reproducing the published LT-Soups settings, one YAML file per dataset.
 
-A preset is a partial params.yaml; ``preset: NAME`` deep-merges it under the user's own params.
+A preset is a partial params.yaml. ``preset: NAME`` in a params file deep-merges it under that file's
+keys; ``--set preset=NAME`` deep-merges it over the params file (and under the other ``--set``); see
+`ltsoups.config.stacked_layers`, and `ltsoups.presets.report` for the warnings naming what was overridden.
 """
 
 from __future__ import annotations

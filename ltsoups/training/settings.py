@@ -14,7 +14,7 @@ from enum import Enum
 
 from pydantic import Field, model_validator
 
-from ltsoups.schema import StrictModel
+from ltsoups.schema import SettingsModel
 
 
 class Optimizer(str, Enum):
@@ -26,7 +26,7 @@ ADAMW_BETAS = (0.9, 0.999)
 SGD_MOMENTUM = 0.9  # LIFT's
 
 
-class OptimizerSettings(StrictModel):
+class OptimizerSettings(SettingsModel):
     """The optimiser and the batch it steps on: AdamW (the paper) or SGD with momentum (LIFT)."""
 
     name: Optimizer = Field(
@@ -74,7 +74,7 @@ class EpochSteps(str, Enum):
     FLOOR_PLUS_ONE = "floor-plus-one"
 
 
-class ScheduleSettings(StrictModel):
+class ScheduleSettings(SettingsModel):
     """How long a training runs, and its learning-rate curve: linear warmup, then cosine to a floor."""
 
     epochs: float = Field(10, gt=0, description="passes over the data the model trains on (a member: its subset)")
@@ -96,7 +96,7 @@ class EmaInit(str, Enum):
     FIRST_STEP = "first-step"
 
 
-class EmaSettings(StrictModel):
+class EmaSettings(SettingsModel):
     """An exponential moving average of the weights, updated every step; it is what the training returns."""
 
     decay: float = Field(
@@ -123,7 +123,7 @@ class Selection(str, Enum):
     BEST_VAL = "best-val"
 
 
-class SelectionSettings(StrictModel):
+class SelectionSettings(SettingsModel):
     """Which EMA weights the training keeps."""
 
     mode: Selection = Field(
@@ -142,7 +142,7 @@ class Sampling(str, Enum):
 CLASS_VISIT_SAMPLES = 4  # Kang et al.'s ClassAwareSampler default (num_samples_cls), also in the authors' code
 
 
-class SamplingSettings(StrictModel):
+class SamplingSettings(SettingsModel):
     """Which samples each batch holds."""
 
     mode: Sampling = Field(
@@ -172,7 +172,7 @@ class Interpolation(str, Enum):
     BILINEAR = "bilinear"
 
 
-class AugmentSettings(StrictModel):
+class AugmentSettings(SettingsModel):
     """Training-time image augmentation: random resized crop and horizontal flip."""
 
     enabled: bool = Field(
@@ -194,7 +194,7 @@ class AugmentSettings(StrictModel):
         return self
 
 
-class LoopSettings(StrictModel):
+class LoopSettings(SettingsModel):
     """Everything the optimisation loop reads."""
 
     optim: OptimizerSettings = OptimizerSettings()
@@ -210,7 +210,7 @@ class LoopSettings(StrictModel):
 # ------------------------------------------------------------------------------------ evaluation
 
 
-class CropSettings(StrictModel):
+class CropSettings(SettingsModel):
     """The evaluation image: its short side resized to round(input size / fraction), the centre cropped."""
 
     fraction: float = Field(
@@ -234,7 +234,7 @@ class EnsembleMode(str, Enum):
 TTE_EXPAND = 24  # LIFT's `expand`: pixels added to the resized short side
 
 
-class EnsembleSettings(StrictModel):
+class EnsembleSettings(SettingsModel):
     """Test-time ensembling: several views of each image, their logits averaged (LIFT's `tte`)."""
 
     mode: EnsembleMode = Field(
@@ -267,7 +267,7 @@ class EnsembleSettings(StrictModel):
         return TTE_EXPAND if self.expand is None else self.expand
 
 
-class EvaluationSettings(StrictModel):
+class EvaluationSettings(SettingsModel):
     """How validation and test predictions are made: the crop, and optional test-time ensembling.
 
     Used by every prediction on val or test (evaluate, the merge's val scores, best-val selection);

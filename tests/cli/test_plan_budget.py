@@ -61,4 +61,7 @@ def test_validate_shows_the_steps_and_warns_too(tmp_path: Path) -> None:
     result = _invoke("validate", "--params", str(params))
     assert "factor 2^2 members: 140 steps (71% warmup)" in result.stdout
     assert "CR (all data): 850 steps (2% warmup)" in result.stdout  # the preset's CR keeps the authors' 20
-    assert result.stderr.count("warning:") == 3
+    assert result.stderr.count("warning:") == 3 + 1  # and the preset's value the file replaced:
+    assert "warning: preset cifar100-lt: 1 of its values are replaced by yours: train.schedule.warmup_min_steps" in (
+        " ".join(result.stderr.split())
+    )
