@@ -72,7 +72,6 @@ def cli_layers(params: Path | None, overrides: list[str] | None) -> tuple[list[C
 
 def cli_config(params: Path | None, overrides: list[str] | None) -> LtSoupsConfig:
     """``params`` (else ./params.yaml if present, else the defaults) with the ``--set`` overrides, validated."""
-    from ltsoups.config import validate_layers
     return validated(*cli_layers(params, overrides))
 
 
@@ -81,8 +80,9 @@ def validated(layers: list[ConfigLayer], source: str) -> LtSoupsConfig:
     from rich.markup import escape
 
     from ltsoups.cli.render import error_console
-
+    from ltsoups.config import validate_layers
     from ltsoups.presets.report import preset_warnings
+
     config = validate_layers(layers, source)
     for warning in preset_warnings(layers):
         error_console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
