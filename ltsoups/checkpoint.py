@@ -59,6 +59,15 @@ def save_checkpoint(path: Path, tensors: Mapping[str, torch.Tensor], kind: str, 
     return writer.checkpoint
 
 
+def refuse_non_finite(path: Path, name: str, tensor: torch.Tensor, consequence: str) -> None:
+    """A CheckpointError naming ``path`` and ``name`` when a floating-point ``tensor`` holds a NaN or an infinity.
+
+    Weights that diverged load and score like any others: they are refused where they are written and read.
+    """
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise CheckpointError(f"{path}: tensor {name!r} holds NaN or infinite values; {consequence}")
+
+
 class CheckpointWriter:
     """A checkpoint written tensor by tensor, its layout known up front (how merges stream their output).
 
@@ -85,10 +94,12 @@ class CheckpointWriter:
 
     def write(self, name: str, tensor: torch.Tensor) -> None:
         """The next tensor of ``order``, in the shape and dtype of the layout."""
+        refuse_non_finite(self.path, name, tensor, "nothing was written")
         self._open().write(name, tensor)
 
     def write_part(self, name: str, part: torch.Tensor) -> None:
         """The next elements of the tensor being written, flattened (see `SafetensorsWriter.write_part`)."""
+        refuse_non_finite(self.path, name, part, "nothing was written")
         self._open().write_part(name, part)
 
     def _open(self) -> SafetensorsWriter:

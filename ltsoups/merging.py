@@ -19,6 +19,7 @@ from typing import Protocol
 
 import torch
 
+from ltsoups.checkpoint import refuse_non_finite
 from ltsoups.contracts import FactorGroup, FactorTensors, PerTensorMerger, Weights
 from ltsoups.io.safetensors import DTYPES, CheckpointError, TensorFileReader, TensorLayout
 from ltsoups.peft.adapters import fold_inputs, fold_lora, is_lora_state
@@ -90,6 +91,13 @@ class TensorSource:
 
     def read(self, name: str, scratch: torch.Tensor | None = None) -> torch.Tensor:
         """Tensor ``name`` (folded if it is a LoRA weight); with a uint8 ``scratch``, possibly a view into it."""
+        return self._finite(name, self._read(name, scratch))
+
+    def _finite(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        refuse_non_finite(self.path, name, tensor, "it cannot be merged (did its training diverge?)")
+        return tensor
+
+    def _read(self, name: str, scratch: torch.Tensor | None) -> torch.Tensor:
         sources = self._inputs[name]
         if sources == (name,):
             return self.reader.read(name, scratch)
@@ -106,7 +114,7 @@ class TensorSource:
         A folded weight is computed whole once (then sliced): the update of a slice needs all of A and B.
         """
         if self._inputs[name] == (name,):
-            return self.reader.read_range(name, start, count, scratch)
+            return self._finite(name, self.reader.read_range(name, start, count, scratch))
         if self._folded is None or self._folded[0] != name:
             self._folded = (name, self.read(name).reshape(-1))
         return self._folded[1][start : start + count]

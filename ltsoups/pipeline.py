@@ -7,6 +7,7 @@ from typing import Protocol
 
 from ltsoups.checkpoint import Checkpoint
 from ltsoups.contracts import MemberFollower, Runner, Worker
+from ltsoups.data.image_check import ImageCheckProgress
 from ltsoups.plan import PlanFiles
 from ltsoups.runners.batch import train_members
 from ltsoups.runners.task import MemberTracking, SilentFollower
@@ -79,14 +80,17 @@ def run_pipeline(
     hooks: PipelineHooks | None = None,
     runner: Runner | None = None,
     follower: MemberFollower | None = None,
+    images: ImageCheckProgress | None = None,
 ) -> Evaluation:
     """prepare, theta0, every member, merge, retrain-head, evaluate; ``observer_for(name)`` follows training.
+
+    ``images`` follows prepare's check of every image file.
 
     Members already trained from their current inputs are kept; the others train through ``runner``
     (default: the config's), followed by ``follower`` (default: through ``observer_for``).
     """
     hooks = hooks or NoHooks()
-    files = prepare(context, workspace)
+    files = prepare(context, workspace, images)
     hooks.plan_written(files)
     hooks.theta0_built(build_theta0(context, workspace))
     runner = runner or context.plugin(context.config.runner)

@@ -21,6 +21,7 @@ from ltsoups.cli.common import (
     cli_layers,
     reports_errors,
     source_name,
+    validated,
     with_runner,
     workspace_of,
 )
@@ -97,7 +98,13 @@ def plan(
 
 @app.command()
 @reports_errors
-def validate(params: ParamsOption = None, set_: SetOption = None) -> None:
+def validate(
+    params: ParamsOption = None,
+    set_: SetOption = None,
+    check_data: Annotated[
+        bool, typer.Option("--check-data", help="also decode every image file of every split once, naming each bad one")
+    ] = False,
+) -> None:
     """Check a params file (and overrides); report every problem at once."""
     import numpy as np
 
@@ -125,6 +132,15 @@ def validate(params: ParamsOption = None, set_: SetOption = None) -> None:
         console.print(f"  {budget.name}: {budget.steps:,} steps ({budget.warmup_share:.0f}% warmup)", markup=False)
     for warning in budget_warnings(budgets, head_budget):
         error_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    if check_data:
+        from ltsoups.cli.progress import ImageCheckBar, make_progress
+        from ltsoups.data.image_check import check_images
+
+        splits = registry.instantiate(config.data.dataset).load()
+        with make_progress() as progress:
+            checked = check_images(splits, ImageCheckBar(progress))
+        held = "" if checked else " (its images are held in memory: nothing to read)"
+        console.print(f"[green]ok[/green]: {checked:,} image files decoded, none unreadable{held}")
 
 
 @plugins_app.command("list")
@@ -163,6 +179,7 @@ def counts(
 @reports_errors
 def prepare(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Write the class counts, the subsample plan and one manifest per member."""
+    from ltsoups.cli.progress import ImageCheckBar, make_progress
     from ltsoups.cli.render import console
     from ltsoups.member_list import check_member_list
     from ltsoups.stages.context import RunContext
@@ -173,7 +190,8 @@ def prepare(params: ParamsOption = None, set_: SetOption = None) -> None:
     check_member_list(config, source_name(params))
     workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking:
-        files = prepare_stage(RunContext(config), workspace)
+        with make_progress() as progress:
+            files = prepare_stage(RunContext(config), workspace, ImageCheckBar(progress))
         tracking.plan_written(files)
     console.print(f"wrote {len(files.manifests)} manifests and {files.path}")
 
@@ -403,9 +421,9 @@ def run(
 
     With --method, a baseline instead: its settings come after the params file and before --set.
     """
-    from ltsoups.cli.progress import MemberBoard, ProgressObserver, make_progress
+    from ltsoups.cli.progress import ImageCheckBar, MemberBoard, ProgressObserver, make_progress
     from ltsoups.cli.render import console, results_table
-    from ltsoups.config import override_layer, validate_layers
+    from ltsoups.config import override_layer
     from ltsoups.pipeline import run_pipeline
     from ltsoups.stages.context import RunContext
     from ltsoups.tracking import pipeline_tracking
@@ -418,13 +436,14 @@ def run(
 
         layers, source = cli_layers(params, [])
         layers += [*trained_method(method, methods_file).layers, *(override_layer(text) for text in overrides)]
-        config = validate_layers(layers, f"{source} + method {method}" + (" + --set/--runner" if overrides else ""))
+        config = validated(layers, f"{source} + method {method}" + (" + --set/--runner" if overrides else ""))
     workspace = workspace_of(config)
     context = RunContext(config)
     chosen = context.plugin(config.runner)
     with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
         observer_for = functools.partial(ProgressObserver, progress)
-        evaluation = run_pipeline(context, workspace, observer_for, tracking, chosen, MemberBoard(progress))
+        board = MemberBoard(progress)
+        evaluation = run_pipeline(context, workspace, observer_for, tracking, chosen, board, ImageCheckBar(progress))
     rows = [(row.name, row.scores.headline()) for row in evaluation.rows]
     console.print(results_table(rows, "LT-Soups results (test split)"))
 

@@ -113,3 +113,19 @@ class MemberRowObserver:
 
     def on_validation(self, step: int, score: float) -> None:
         self.progress.console.log(f"member {self.member}: step {step} val balanced accuracy {score:.2f}")
+
+
+class ImageCheckBar:
+    """An ImageCheckProgress drawn as one row: every image file of the dataset decoded once before training."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+
+    def start(self, total: int) -> None:
+        if total:  # images held in memory (the embedded task, CIFAR): nothing to read, no row
+            self.task = self.progress.add_task("checking images", total=total, status="", metrics="")
+
+    def advance(self, count: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, count)

@@ -21,6 +21,7 @@ from ltsoups.data.file_splits import (
     build_splits,
     check_classes,
     indexed_files,
+    refuse_metadata,
     require_dir,
     require_file,
     resolve_class_names,
@@ -58,6 +59,7 @@ def read_csv_split(path: Path, image_root: Path, columns: CsvColumns, what: str)
                 raise DatasetFormatError(f"{where}: no value in column(s) {', '.join(empty)}")
             one_hot = columns.one_hot
             labels.append(_one_hot_label(row, one_hot, where) if one_hot else _int(row[columns.label], where))
+            refuse_metadata(row[columns.path], path, reader.line_num)
             paths.append(image_root / row[columns.path])
             lines.append(reader.line_num)
     return SplitIndex(path, tuple(paths), np.array(labels, dtype=np.int64), np.array(lines, dtype=np.int64))

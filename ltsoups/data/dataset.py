@@ -38,6 +38,19 @@ class ArrayImages:
         return Image.fromarray(self.pixels[index])
 
 
+class UnreadableImageError(OSError):
+    """An image file that cannot be decoded; the message names the file."""
+
+
+NOT_DATA = "__MACOSX"
+"""The folder macOS zips put their resource forks in: never data."""
+
+
+def is_metadata(name: str) -> bool:
+    """A file or folder name that is not data: hidden (``.DS_Store``, ``._cat.jpg``) or ``__MACOSX``."""
+    return name.startswith(".") or name == NOT_DATA
+
+
 @dataclass(frozen=True)
 class FileImages:
     """Images read from files on demand (JPEG, PNG, ...), converted to RGB."""
@@ -51,8 +64,11 @@ class FileImages:
         path = self.paths[index]
         if not path.is_file():
             raise FileNotFoundError(f"image {index} not found: {path}")
-        with Image.open(path) as img:
-            return img.convert("RGB")
+        try:
+            with Image.open(path) as img:
+                return img.convert("RGB")
+        except Exception as err:  # PIL says "broken" in OSError, SyntaxError, ValueError, EOFError, ...
+            raise UnreadableImageError(f"cannot read image {path}: {type(err).__name__}: {err}") from err
 
 
 @dataclass(frozen=True)

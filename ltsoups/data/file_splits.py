@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ltsoups.data.dataset import DatasetSplits, FileImages, LabelledImages
+from ltsoups.data.dataset import NOT_DATA, DatasetSplits, FileImages, LabelledImages
 
 
 class DatasetFormatError(ValueError):
@@ -60,6 +60,16 @@ def indexed_files(splits: Iterable[SplitIndex], *index_files: Path | None) -> tu
     """The images of ``splits`` and the files declaring them (None: no such file), each once, sorted."""
     images = {path for split in splits for path in split.paths}
     return tuple(sorted(images | {path for path in index_files if path is not None}))
+
+
+def refuse_metadata(relative: str, index_file: Path, line: int) -> None:
+    """A DatasetFormatError when an index file names a macOS resource fork (``._*``) or a file in ``__MACOSX/``."""
+    parts = Path(relative).parts
+    if any(part == NOT_DATA or part.startswith("._") for part in parts):
+        raise DatasetFormatError(
+            f"{index_file}:{line}: {relative!r} is macOS metadata (a '._' file or inside {NOT_DATA}/), "
+            f"not an image; remove the line"
+        )
 
 
 def require_file(path: Path, what: str) -> Path:

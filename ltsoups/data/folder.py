@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ltsoups.data.dataset import DatasetSplits
+from ltsoups.data.dataset import DatasetSplits, is_metadata
 from ltsoups.data.file_splits import (
     DatasetFormatError,
     SplitFiles,
@@ -19,6 +19,7 @@ from ltsoups.data.file_splits import (
     check_classes,
     indexed_files,
     numbered_lines,
+    refuse_metadata,
     require_dir,
 )
 
@@ -26,13 +27,24 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".
 
 
 def class_folders(folder: Path) -> tuple[str, ...]:
-    """The sorted names of the (non-hidden) sub-folders of ``folder``."""
+    """The sorted names of the sub-folders of ``folder``, hidden ones and ``__MACOSX`` left out.
+
+    (torchvision's ``find_classes`` lists every folder, hidden ones too, and importing it loads torch,
+    which `ltsoups validate` and `plan` never do.)
+    """
     require_dir(folder, "class folder root")
-    return tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    return tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not is_metadata(p.name)))
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """Image files under ``folder``, leaving out hidden files and folders (``._*`` forks too) and ``__MACOSX``."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(is_metadata(part) for part in p.relative_to(folder).parts)
+        and p.is_file()
+    )
 
 
 def read_split_folder(folder: Path, class_names: tuple[str, ...]) -> SplitIndex:
@@ -83,6 +95,7 @@ def read_folder_list(path: Path, root: Path, class_names: tuple[str, ...], what:
     labels: list[int] = []
     lines: list[int] = []
     for number, line in numbered_lines(path, what):
+        refuse_metadata(line, path, number)
         folder = Path(line).parts[0]
         if folder not in index or len(Path(line).parts) < 2:
             raise DatasetFormatError(

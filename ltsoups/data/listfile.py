@@ -18,6 +18,7 @@ from ltsoups.data.file_splits import (
     build_splits,
     indexed_files,
     numbered_lines,
+    refuse_metadata,
     require_dir,
     resolve_class_names,
 )
@@ -33,6 +34,7 @@ def read_list_file(path: Path, image_root: Path, what: str) -> SplitIndex:
         if len(parts) != 2:
             raise DatasetFormatError(f"{path}:{number}: expected '<relative image path> <label>', got {line!r}")
         relative, label = parts
+        refuse_metadata(relative, path, number)
         try:
             labels.append(int(label))
         except ValueError:

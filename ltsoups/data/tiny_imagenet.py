@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ltsoups.data.dataset import DatasetSplits
+from ltsoups.data.dataset import DatasetSplits, is_metadata
 from ltsoups.data.file_splits import (
     DatasetFormatError,
     SplitIndex,
@@ -91,13 +91,14 @@ def _names_by_wnid(path: Path, separator: str | None) -> dict[str, str]:
 
 
 def _jpegs(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in _JPEG and p.is_file()), key=lambda p: p.name)
+    jpegs = (p for p in folder.iterdir() if p.suffix.lower() in _JPEG and not is_metadata(p.name) and p.is_file())
+    return sorted(jpegs, key=lambda p: p.name)
 
 
 def read_train(folder: Path, wnids: tuple[str, ...]) -> SplitIndex:
     """Every training image, class after class, each class in sorted file-name order."""
     train = require_dir(folder / "train", "Tiny ImageNet train folder")
-    unknown = sorted({p.name for p in train.iterdir() if p.is_dir()} - set(wnids))
+    unknown = sorted({p.name for p in train.iterdir() if p.is_dir() and not is_metadata(p.name)} - set(wnids))
     if unknown:
         raise DatasetFormatError(f"{train}: class folder(s) {', '.join(unknown[:10])} are not in wnids.txt")
     paths: list[Path] = []

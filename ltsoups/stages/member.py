@@ -115,6 +115,7 @@ def _train(
         context.runtime,
         job.seed,
         label=f"member {job.member}",
+        step_size={"train.optim.lr": config.train.optim.lr, "head.scale": config.head.scale},
         resume=ResumeState(resume_path, job.resume_fingerprint),
         observer=observer,
         validate=ClassifierScorer(context, model) if config.train.selection.mode is Selection.BEST_VAL else None,

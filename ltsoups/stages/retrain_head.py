@@ -92,6 +92,7 @@ def retrain_head(context: RunContext, workspace: Workspace, observer: TrainingOb
         context.runtime,
         derive_seed(config.seed, CR_SEED),
         label="retrain-head",
+        step_size={"retrain_head.optim.lr": stage.optim.lr, "head.scale": config.head.scale},
         resume=ResumeState(workspace.final_resume, f"{config_sha}:{soup.sidecar['weights_sha256']}"),
         observer=observer,
         validate=scorer,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,13 +70,16 @@ def train(
     resume: ResumeState | None = None,
     observer: TrainingObserver | None = None,
     validate: Callable[[dict[str, torch.Tensor]], float] | None = None,
+    step_size: Mapping[str, float] | None = None,
 ) -> TrainResult:
     """Train the parameters of ``module`` that require grad; return its EMA (or best-val EMA) weights.
 
     ``samples`` is indexed by (sample index, augmentation seed); ``labels`` are its classes, in order
     (class-balanced batches draw from them). ``label`` names the run in errors.
     With ``resume`` a resumable state is written every ``settings.resume_every`` steps and on Ctrl-C,
-    and picked up when the same training is started again.
+    and picked up when the same training is started again. ``step_size`` names the settings that set
+    the size of the updates (``{"train.optim.lr": 3e-4, "head.scale": 30.0}``): a training that diverges
+    says them. A NaN or infinite loss, or weights that became NaN or infinite, stop the training.
     """
     observer = observer or SilentObserver()
     optim, schedule, selection = settings.optim, settings.schedule, settings.selection
@@ -102,7 +105,9 @@ def train(
     batches = step_batches(labels, optim.batch_size, total, seed, start, settings.sampling)
     loader = runtime.loader(samples, batch_sampler=batches)
     observer.on_start(total, start)
+    diverged = _Divergence(label, total, step_size or {"optim.lr": optim.lr}, resume)
     loss_value = math.nan
+    lr: float | None = None
     with deferred_interrupt() as interrupted:
         for step, (inputs, targets) in enumerate(loader, start=start):
             torch.manual_seed(derive_seed(seed, step, 1))
@@ -115,9 +120,7 @@ def train(
                 with runtime.autocast():
                     loss = loss_fn(module(runtime.place(chunk_in)), runtime.place(chunk_y))
                 if not torch.isfinite(loss):
-                    if resume is not None:
-                        resume.discard()  # resuming would replay the same divergence
-                    raise TrainingDiverged(f"{label}: loss is {loss.item()} at step {step + 1} of {total}")
+                    raise diverged(f"loss is {loss.item()}", step + 1, lr)
                 scaler.scale(loss * (len(chunk_y) / len(targets))).backward()
                 loss_value += loss.item() * len(chunk_y) / len(targets)
             scaler.step(optimizer)
@@ -134,10 +137,12 @@ def train(
             stop = interrupted()
             # Stopped on the last step too: the state saved holds the whole training, and the rerun just ends it.
             if resume is not None and (stop or (done < total and done % settings.resume_every == 0)):
+                diverged.check_weights(module.state_dict(), done, lr)
                 resume.save(done, module, optimizer, scaler, ema, best)
             if stop:
                 raise KeyboardInterrupt(f"{label}: interrupted after step {done}; run again to resume")
     final = best[1] if best is not None else ema.state_dict(module)
+    diverged.check_weights(final, total, lr)
     return TrainResult(
         state={k: v.detach().cpu() for k, v in final.items()},
         steps=total,
@@ -145,6 +150,29 @@ def train(
         final_loss=loss_value,
         best_val=best[0] if best is not None else None,
     )
+
+
+class _Divergence:
+    """The error of a training that diverged: the run, the step, and the settings that size its updates."""
+
+    def __init__(self, label: str, total: int, step_size: Mapping[str, float], resume: ResumeState | None) -> None:
+        self.label, self.total, self.step_size, self.resume = label, total, step_size, resume
+
+    def __call__(self, what: str, step: int, lr: float | None) -> TrainingDiverged:
+        if self.resume is not None:
+            self.resume.discard()  # resuming would replay the same divergence
+        settings = ", ".join(f"{name} = {value:g}" for name, value in self.step_size.items())
+        at = f" (learning rate {lr:.3g} at that step)" if lr is not None else ""
+        return TrainingDiverged(
+            f"{self.label}: {what} at step {step} of {self.total}{at}; the size of its updates comes from "
+            f"{settings}: lower them"
+        )
+
+    def check_weights(self, state: Mapping[str, torch.Tensor], step: int, lr: float | None) -> None:
+        """Raise when a floating-point tensor of ``state`` holds a NaN or an infinity (one check per tensor)."""
+        for name, tensor in state.items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise self(f"weight {name} holds NaN or infinite values", step, lr)
 
 
 def build_optimizer(params: Iterable[torch.Tensor], settings: OptimizerSettings) -> torch.optim.Optimizer:
