@@ -386,6 +386,18 @@ class MemberFailed(RuntimeError):
         super().__init__(f"{causes}; {kept}, {rest}")
 
 
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a batch; the members that finished are on disk and will not be trained again."""
+
+    def __init__(self, finished: Sequence[str], unfinished: Sequence[str]) -> None:
+        self.finished, self.unfinished = list(finished), list(unfinished)
+        kept = f"{len(self.finished)} finished and kept" + (f" ({', '.join(self.finished)})" if self.finished else "")
+        super().__init__(
+            f"stopped with {len(self.unfinished)} member(s) unfinished ({', '.join(self.unfinished)}); {kept}; "
+            "run again to resume the others"
+        )
+
+
 def describe(error: BaseException) -> str:
     """How a member's error is reported to the follower and in ``MemberFailed``."""
     return f"{type(error).__name__}: {error}"

@@ -24,6 +24,7 @@ from ltsoups.cli.common import (
     validated,
     with_runner,
     workspace_of,
+    writing_checkpoint,
 )
 from ltsoups.cli.compare import compare_app
 from ltsoups.cli.embedded_audit import audit_embedded
@@ -232,7 +233,11 @@ def train_member_command(
     workspace = workspace_of(config)
     context = RunContext(config)
     job = member_job(context, workspace, member)
-    with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
+    with (
+        writing_checkpoint(workspace.member(member)),
+        pipeline_tracking(config, workspace) as tracking,
+        make_progress() as progress,
+    ):
         observer = ObserverGroup(ProgressObserver(progress, member), tracking.start_member(job))
         output = train_member(context, workspace, job, observer)
         tracking.member_trained(output)
@@ -257,7 +262,7 @@ def train_members_command(
     from ltsoups.cli.dvc_lock import record_members
     from ltsoups.cli.progress import MemberBoard, make_progress
     from ltsoups.cli.render import console
-    from ltsoups.contracts import MemberFailed
+    from ltsoups.contracts import BatchInterrupted, MemberFailed
     from ltsoups.runners.batch import train_members
     from ltsoups.stages.context import RunContext
     from ltsoups.tracking import pipeline_tracking
@@ -270,9 +275,9 @@ def train_members_command(
         with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
             board = MemberBoard(progress)
             done = train_members(context, workspace, members, chosen, board, tracking.member_tracking())
-    except MemberFailed as failed:
+    except (MemberFailed, BatchInterrupted) as stopped:  # the members that finished are kept: record them
         if dvc:
-            _report_dvc(record_members(failed.finished, config))
+            _report_dvc(record_members(stopped.finished, config))
         raise
     console.print(f"trained {len(done.trained)} member(s); {len(done.up_to_date)} already up to date")
     if dvc:
@@ -315,7 +320,7 @@ def merge(
 
     config = cli_config(params, [*(set_ or []), *(["merge.search.enabled=true"] if search else [])])
     workspace = workspace_of(config)
-    with pipeline_tracking(config, workspace) as tracking:
+    with writing_checkpoint(workspace.soup), pipeline_tracking(config, workspace) as tracking:
         merged = merge_members(RunContext(config), workspace)
         tracking.soups_merged(merged)
     if merged.search is not None:
@@ -343,7 +348,11 @@ def retrain_head_command(params: ParamsOption = None, set_: SetOption = None) ->
 
     config = cli_config(params, set_)
     workspace = workspace_of(config)
-    with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
+    with (
+        writing_checkpoint(workspace.final),
+        pipeline_tracking(config, workspace) as tracking,
+        make_progress() as progress,
+    ):
         observer = ObserverGroup(ProgressObserver(progress, "retrain-head"), tracking.start_head())
         output = retrain_head(RunContext(config), workspace, observer)
         tracking.head_retrained(output)
@@ -440,7 +449,12 @@ def run(
     workspace = workspace_of(config)
     context = RunContext(config)
     chosen = context.plugin(config.runner)
-    with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
+    with (
+        writing_checkpoint(workspace.soup),
+        writing_checkpoint(workspace.final),
+        pipeline_tracking(config, workspace) as tracking,
+        make_progress() as progress,
+    ):
         observer_for = functools.partial(ProgressObserver, progress)
         board = MemberBoard(progress)
         evaluation = run_pipeline(context, workspace, observer_for, tracking, chosen, board, ImageCheckBar(progress))

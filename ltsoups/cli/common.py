@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -96,6 +97,14 @@ def with_runner(overrides: list[str] | None, runner: str | None) -> list[str]:
 
 def source_name(params: Path | None) -> str:
     return str(params or ("params.yaml" if Path("params.yaml").is_file() else "the built-in defaults"))
+
+
+def writing_checkpoint(weights: Path) -> AbstractContextManager[None]:
+    """One writer per checkpoint: it and its sidecar locked for the block, or an error naming who writes them."""
+    from ltsoups.checkpoint import sidecar_path
+    from ltsoups.io.locks import writing
+
+    return writing(weights, sidecar_path(weights))
 
 
 def workspace_of(config: LtSoupsConfig) -> Workspace:

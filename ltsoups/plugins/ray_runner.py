@@ -7,13 +7,24 @@ when the plugin is listed or its params are validated.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic
 
 from pydantic import Field, model_validator
 
-from ltsoups.contracts import MemberFailed, MemberFollower, MemberTask, Output, PluginParams, Runner, Worker, describe
+from ltsoups.contracts import (
+    BatchInterrupted,
+    MemberFailed,
+    MemberFollower,
+    MemberTask,
+    Output,
+    PluginParams,
+    Runner,
+    Worker,
+    describe,
+)
 from ltsoups.registry import PluginError
 
 if TYPE_CHECKING:
@@ -90,23 +101,74 @@ class RayRunner(Runner):
         """This process's connection when it has one (kept), else a connection for the run (closed after)."""
         ray = self.ray
         if ray.is_initialized():
+            self._check_connection()
             yield
             return
         setup = {"worker_process_setup_hook": WORKER_SETUP_HOOK}
+        marker = None
         if self.params.address is None:
-            ray.init(
+            from ltsoups.runners.local_cluster import record_cluster, stop_abandoned
+
+            stop_abandoned()  # what a killed driver's cluster left running
+            started = ray.init(
                 address="local",
                 num_cpus=self.params.cluster_cpus,
                 include_dashboard=False,
                 logging_level=logging.WARNING,
                 runtime_env=setup,
             )
+            marker = record_cluster(started.address_info["session_dir"])
         else:
             ray.init(address=self.params.address, logging_level=logging.WARNING, runtime_env=setup)
         try:
             yield
         finally:
             ray.shutdown()
+            if marker is not None:
+                marker.unlink(missing_ok=True)
+
+    def _check_connection(self) -> None:
+        """This process's connection serves only an ``address`` that names its cluster (or none, or 'auto')."""
+        wanted = self.params.address
+        if wanted is None or wanted == "auto":
+            return
+        from ray.util.client import ray as ray_client
+
+        client = ray_client.is_connected()
+        current = "a Ray Client server" if client else self.ray.get_runtime_context().gcs_address
+        # A Ray Client connection does not say which server it reaches: any serves a ray:// address.
+        if client == wanted.startswith("ray://") and (client or _host_port(wanted) == _host_port(current)):
+            return
+        raise PluginError(
+            f"runner.params.address is {wanted!r}, but this process is already connected to the Ray cluster at "
+            f"{current}: leave address unset to train there, or name that cluster"
+        )
+
+
+def _host_port(address: str) -> str:
+    """``host:port`` with the host as an IP address, so that a name and its address compare equal."""
+    host, _, port = address.rpartition(":")
+    try:
+        return f"{socket.gethostbyname(host)}:{port}"
+    except OSError:
+        return address
+
+
+class RayClusterFailed(MemberFailed):
+    """Ray itself failed while members trained (a node, its raylet or the driver's relay actor died)."""
+
+    def __init__(self, cause: str, finished: Sequence[str], not_trained: Sequence[str]) -> None:
+        super().__init__({}, finished, not_trained)
+        kept = f"{len(self.finished)} finished and kept" + (f" ({', '.join(self.finished)})" if self.finished else "")
+        self.args = (
+            f"the Ray cluster failed while the members trained ({cause}); {kept}, "
+            f"{len(self.not_trained)} not trained ({', '.join(self.not_trained)}): run again to train them",
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
 class _RayBatch(Generic[Output]):
@@ -144,16 +206,32 @@ class _RayBatch(Generic[Output]):
                 for ref in ready:
                     self._collect(ref, pending.pop(ref), pending)
         except KeyboardInterrupt:
-            for ref in pending:
-                ray.cancel(ref)  # a running member saves its resume state at the end of its step
-            ray.wait(list(pending), num_returns=len(pending), timeout=INTERRUPT_GRACE_SECONDS)
-            raise KeyboardInterrupt(
-                f"stopped with {len(pending)} member(s) unfinished; run again to resume them"
+            self._stop(pending)
+            raise BatchInterrupted(
+                self._finished(), [t.name for t in self.tasks if t.name not in self.outputs]
             ) from None
+        except ray.exceptions.RayError as err:  # the relay or the cluster died, not a member's training
+            not_trained = [task.name for task in self.tasks if task.name not in self.outputs]
+            raise RayClusterFailed(_first_line(err), self._finished(), not_trained) from err
         if self.failures:
-            finished = [task.name for task in self.tasks if task.name in self.outputs]
-            raise MemberFailed(self.failures, finished, self.stopped)
+            raise MemberFailed(self.failures, self._finished(), self.stopped)
         return [self.outputs[task.name] for task in self.tasks]
+
+    def _finished(self) -> list[str]:
+        return [task.name for task in self.tasks if task.name in self.outputs]
+
+    def _unfinished(self) -> list[str]:
+        return [task.name for task in self.tasks if task.name not in self.outputs]
+
+    def _stop(self, pending: dict[Any, MemberTask[Output]]) -> None:
+        """Cancel the members still pending; keep those that finish meanwhile (each saves its resume state at the
+        end of its step)."""
+        ray = self.ray
+        for ref in pending:
+            ray.cancel(ref)
+        done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=INTERRUPT_GRACE_SECONDS)
+        for ref in done:
+            self._collect(ref, pending.pop(ref), pending)
 
     def _collect(self, ref: Any, task: MemberTask[Output], pending: dict[Any, MemberTask[Output]]) -> None:
         ray = self.ray
@@ -166,7 +244,7 @@ class _RayBatch(Generic[Output]):
             self._fail(task.name, describe(err.cause), pending)
             return
         except ray.exceptions.RayError as err:  # its worker died more often than max_retries, or cannot start
-            self._fail(task.name, str(err).strip().splitlines()[0], pending)
+            self._fail(task.name, _first_line(err), pending)
             return
         self.outputs[task.name] = output
         self.follower.finished(task.name, output)

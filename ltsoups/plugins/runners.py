@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ltsoups.contracts import MemberFailed, MemberFollower, MemberTask, Output, PluginParams, Runner, Worker, describe
+from ltsoups.contracts import (
+    BatchInterrupted,
+    MemberFailed,
+    MemberFollower,
+    MemberTask,
+    Output,
+    PluginParams,
+    Runner,
+    Worker,
+    describe,
+)
 
 
 class LocalRunner(Runner):
@@ -19,6 +29,8 @@ class LocalRunner(Runner):
             observer = follower.started(task.name, Worker.this_process())
             try:
                 output = task.train(observer)
+            except KeyboardInterrupt as err:  # the member saved its resume state at the end of its step
+                raise BatchInterrupted([t.name for t in tasks[:index]], [t.name for t in tasks[index:]]) from err
             except Exception as err:
                 follower.failed(task.name, describe(err))
                 finished, rest = [t.name for t in tasks[:index]], [t.name for t in tasks[index + 1 :]]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ltsoups.checkpoint import CheckpointError, open_checkpoint, sidecar_path
-from ltsoups.contracts import MemberFollower, Runner
+from ltsoups.contracts import BatchInterrupted, MemberFailed, MemberFollower, Runner
 from ltsoups.plan import Plan
 from ltsoups.runners.task import MemberTask, MemberTracking, SilentFollower, lending
 from ltsoups.stages.context import RunContext
@@ -72,7 +73,32 @@ def train_members(
     follower = follower or SilentFollower()
     tasks, up_to_date = member_tasks(context, workspace, member_ids, tracking)
     follower.planned([task.name for task in tasks], up_to_date)
+    if tracking is not None:  # trained, yet their runs stayed open (the store was away when they ended)
+        tracking.close_left_open(workspace, up_to_date, "FINISHED")
     if not tasks:
         return TrainedMembers([], up_to_date)
-    with lending(context):
+    with lending(context), _runs_closed(workspace, tasks, tracking):
         return TrainedMembers(runner.train(tasks, follower), up_to_date)
+
+
+@contextmanager
+def _runs_closed(workspace: Workspace, tasks: Sequence[MemberTask], tracking: MemberTracking | None) -> Iterator[None]:
+    """No member run left RUNNING by the batch: those a dead worker or an absent store left open are closed here,
+    FINISHED, FAILED with the member's error, or KILLED after Ctrl-C."""
+    if tracking is None:
+        yield
+        return
+    member_of = {task.name: task.member for task in tasks}
+    try:
+        yield
+    except MemberFailed as failed:
+        for name, error in failed.failures.items():
+            tracking.close_left_open(workspace, [member_of[name]], "FAILED", error)
+        tracking.close_left_open(workspace, [member_of[name] for name in failed.not_trained], "KILLED")
+        tracking.close_left_open(workspace, [member_of[name] for name in failed.finished], "FINISHED")
+        raise
+    except BatchInterrupted as stopped:
+        tracking.close_left_open(workspace, [member_of[name] for name in stopped.unfinished], "KILLED")
+        tracking.close_left_open(workspace, [member_of[name] for name in stopped.finished], "FINISHED")
+        raise
+    tracking.close_left_open(workspace, list(member_of.values()), "FINISHED")

@@ -35,6 +35,9 @@ class MemberTracking(Protocol):
 
     def open(self, config: LtSoupsConfig, workspace: Workspace) -> MemberHooks: ...
 
+    def close_left_open(self, workspace: Workspace, members: Sequence[str], status: str, error: str = "") -> None:
+        """In the driver: end ``status`` (FINISHED, FAILED, KILLED) the runs of ``members`` no process closed."""
+
 
 @dataclass(frozen=True)
 class MemberTask:

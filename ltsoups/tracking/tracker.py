@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,6 +301,23 @@ class MemberRuns:
 
     def __reduce__(self) -> tuple[type[MemberRuns], tuple[str, str | None, str | None]]:
         return MemberRuns, (self.uri, self.experiment, self.parent_id)
+
+    def close_left_open(self, workspace: Workspace, members: Sequence[str], status: str, error: str = "") -> None:
+        """End ``status`` the runs of ``members`` still RUNNING: a worker killed past its retries, or a store that
+        was away when the member ended, leaves its run open; the driver, or the next batch, closes it."""
+        session = TrackingSession.connect(self.uri)  # a new session: the store may be back
+        for member in members:
+            record = RunRecord.load(workspace.member_resume(member).with_name(RUN_FILE))
+            if record is None or record.tracking_uri != self.uri:
+                continue
+            run = session.find_run(record.run_id)
+            if run is None or run.info.status != "RUNNING":
+                continue
+            if error:
+                session.set_tag(record.run_id, "error", error[:8000], "error tag")
+            session.set_tag(record.run_id, "closed_by", "driver (the member's process did not close it)", "closing")
+            session.terminate(record.run_id, status, f"end of a run left open ({status})")
+        session.report()
 
     def open(self, config: LtSoupsConfig, workspace: Workspace) -> PipelineTracker:
         if self.driver is not None:  # one session per process: a store that failed once is not tried again

@@ -221,3 +221,45 @@ def test_a_comparison_on_ray_trains_each_shared_member_once_to_the_same_bits(
     assert all(name.startswith(("lt-soups seed 0 ", "full-ft seed 0 ")) for name in probe.finished_members)
     trainers = {worker.pid for attempts in probe.workers.values() for worker in attempts}
     assert os.getpid() not in trainers and ComparisonSpec.read(tmp_path / "ray" / "compare").members_used > 0
+
+
+def test_a_member_whose_worker_dies_without_retries_fails_by_name_and_its_run_ends_failed(
+    ray_cluster: None, planned_run: Run, tmp_path: Path, one_thread: None, mlflow_server: str
+) -> None:
+    killed: list[Worker] = []
+
+    def kill_the_worker(member: str, worker: Worker, attempt: int, step: int) -> None:
+        if step >= 10 and not killed:
+            os.kill(worker.pid, signal.SIGKILL)
+            killed.append(worker)
+
+    run = planned_run.clone(tmp_path / "run")
+    config = run.config(*LONG, *tracked("ray-no-retry", mlflow_server))
+    no_retry = RayRunner(RayRunnerParams(max_retries=0))
+    with pytest.raises(MemberFailed) as failed, pipeline_tracking(config, run.workspace) as tracking:
+        members = ["f1-r0"]
+        train_members(
+            RunContext(config), run.workspace, members, no_retry, Probe(kill_the_worker), tracking.member_tracking()
+        )
+    assert killed and list(failed.value.failures) == ["f1-r0"] and run.member_digests() == {}
+    (member_run,) = [run for run in runs_of("ray-no-retry", mlflow_server) if run.data.tags["kind"] == "member"]
+    assert member_run.info.status == "FAILED"  # opened by the killed worker, closed by the driver
+    assert member_run.data.tags["error"] == failed.value.failures["f1-r0"]
+
+
+def test_an_address_other_than_the_cluster_this_process_is_connected_to_is_refused(
+    ray_cluster: None, planned_run: Run, tmp_path: Path
+) -> None:
+    from ltsoups.registry import PluginError
+
+    run = planned_run.clone(tmp_path / "run")
+    elsewhere = RayRunner(RayRunnerParams(address="127.0.0.1:1"))
+    with pytest.raises(
+        PluginError, match=r"'127\.0\.0\.1:1', but this process is already connected to the Ray cluster"
+    ):
+        train(run, elsewhere, members=["f1-r0"])
+    assert run.member_digests() == {}
+    here = RayRunner(RayRunnerParams(address=ray.get_runtime_context().gcs_address))
+    with here._connected():  # the cluster it is connected to, named: used as it is
+        assert ray.is_initialized()
+    assert ray.is_initialized()
