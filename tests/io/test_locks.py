@@ -44,9 +44,8 @@ def held_elsewhere(target: Path) -> Iterator[subprocess.Popen[str]]:
 
 def test_a_lock_held_by_another_process_names_it_and_nothing_is_written(tmp_path: Path) -> None:
     target = tmp_path / "weights.safetensors"
-    with held_elsewhere(target) as holder, pytest.raises(OutputLocked) as locked:
-        with writing(target):
-            write_text_atomic(target, "second writer")
+    with held_elsewhere(target) as holder, pytest.raises(OutputLocked) as locked, writing(target):
+        write_text_atomic(target, "second writer")
     message = str(locked.value)
     assert f"pid {holder.pid} on {socket.gethostname()}" in message and str(target) in message
     assert "-c" in message  # the holder's command line
@@ -94,9 +93,8 @@ def test_a_directory_or_a_link_loop_where_an_output_belongs_is_named_before_any_
         "folder loop": "is a symbolic link loop",
         "file as folder": "is a file, where a folder belongs",
     }[blocker]
-    with pytest.raises(OSError, match=expected) as refused:
-        with writing(target):
-            raise AssertionError("the block must not run")
+    with pytest.raises(OSError, match=expected) as refused, writing(target):
+        raise AssertionError("the block must not run")
     assert str(culprit[blocker]) in str(refused.value)
     with pytest.raises(OSError, match=expected):
         write_text_atomic(target, "x")
