@@ -81,15 +81,11 @@ def predict_files(
             readable = [i for i, error in enumerate(errors) if not error]
             unreadable += [UnreadableImage(paths[int(indices[i])], errors[i]) for i, e in enumerate(errors) if e]
             if readable:
-                logits = mean_over_views(model, views[readable], runtime)
-                top = torch.softmax(logits, dim=1).topk(top_k, dim=1)
-                for row, i in enumerate(readable):
+                batch = views if len(readable) == len(errors) else views[readable]
+                top = torch.softmax(mean_over_views(model, batch, runtime), dim=1).topk(top_k, dim=1)
+                for i, classes, probabilities in zip(readable, top.indices.tolist(), top.values.tolist(), strict=True):
                     predictions.append(
-                        ImagePrediction(
-                            paths[int(indices[i])],
-                            tuple(names[c] for c in top.indices[row].tolist()),
-                            tuple(top.values[row].tolist()),
-                        )
+                        ImagePrediction(paths[int(indices[i])], tuple(names[c] for c in classes), tuple(probabilities))
                     )
             if on_batch is not None:
                 on_batch(len(errors))
