@@ -80,9 +80,9 @@ def validated(layers: list[ConfigLayer], source: str) -> LtSoupsConfig:
     """``layers`` validated; then a warning for each value a preset they name gave up or replaced."""
     from rich.markup import escape
 
+    from ltsoups.cli.preset_warnings import preset_warnings
     from ltsoups.cli.render import error_console
     from ltsoups.config import validate_layers
-    from ltsoups.presets.report import preset_warnings
 
     config = validate_layers(layers, source)
     for warning in preset_warnings(layers):

@@ -2,7 +2,7 @@
 
 A preset is a partial params.yaml. ``preset: NAME`` in a params file deep-merges it under that file's
 keys; ``--set preset=NAME`` deep-merges it over the params file (and under the other ``--set``); see
-`ltsoups.config.stacked_layers`, and `ltsoups.presets.report` for the warnings naming what was overridden.
+`ltsoups.config.stacked_layers`, and `ltsoups.cli.preset_warnings` for the warnings naming what was overridden.
 """
 
 from __future__ import annotations
