@@ -13,10 +13,12 @@ from ltsoups.cli.app import app
 runner = CliRunner()
 
 
-def test_audit_prints_the_gap_and_standard_error_and_writes_them(tiny_params: Path, tmp_path: Path) -> None:
+def test_audit_prints_the_gap_and_standard_error_and_writes_them(tiny_params_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "audit.json"
     result = runner.invoke(
-        app, ["audit-embedded", "--params", str(tiny_params), "--seeds", "2", "--out", str(out)], env={"COLUMNS": "200"}
+        app,
+        ["audit-embedded", "--params", str(tiny_params_file), "--seeds", "2", "--out", str(out)],
+        env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
     audit = json.loads(out.read_text())
@@ -36,6 +38,6 @@ def test_audit_refuses_another_dataset(tmp_path: Path, random_mini_clip: Path) -
 
 
 @pytest.mark.parametrize("value", ["0", "x"])
-def test_audit_refuses_a_bad_seed_count(tiny_params: Path, value: str) -> None:
-    result = runner.invoke(app, ["audit-embedded", "--params", str(tiny_params), "--seeds", value])
+def test_audit_refuses_a_bad_seed_count(tiny_params_file: Path, value: str) -> None:
+    result = runner.invoke(app, ["audit-embedded", "--params", str(tiny_params_file), "--seeds", value])
     assert result.exit_code == 2

@@ -19,9 +19,9 @@ def invoke(*args: str):
 
 
 @pytest.mark.slow
-def test_stage_by_stage_run_matches_the_method(tiny_params: Path) -> None:
-    outputs = tiny_params.parent / "outputs"
-    p = ["--params", str(tiny_params)]
+def test_stage_by_stage_run_matches_the_method(tiny_params_file: Path) -> None:
+    outputs = tiny_params_file.parent / "outputs"
+    p = ["--params", str(tiny_params_file)]
     invoke("prepare", *p)
     plan = json.loads((outputs / "plan" / "plan.json").read_text())
     members = [m["member"] for m in plan["members"]]
@@ -52,14 +52,14 @@ def test_stage_by_stage_run_matches_the_method(tiny_params: Path) -> None:
 
 
 @pytest.mark.slow
-def test_same_seed_gives_bit_identical_members(tiny_params: Path, tmp_path: Path) -> None:
-    first = ["--params", str(tiny_params)]
+def test_same_seed_gives_bit_identical_members(tiny_params_file: Path, tmp_path: Path) -> None:
+    first = ["--params", str(tiny_params_file)]
     second = [*first, "--set", f"workdir={tmp_path / 'again'}"]
     for args in (first, second):
         invoke("prepare", *args)
         invoke("theta0", *args)
         invoke("train-member", "f2-r1", *args)
-    a = tiny_params.parent / "outputs" / "members" / "f2-r1" / "weights.safetensors"
+    a = tiny_params_file.parent / "outputs" / "members" / "f2-r1" / "weights.safetensors"
     b = tmp_path / "again" / "members" / "f2-r1" / "weights.safetensors"
     assert a.read_bytes() == b.read_bytes()
 
@@ -82,16 +82,18 @@ def test_same_seed_gives_bit_identical_members(tiny_params: Path, tmp_path: Path
         ),
     ],
 )
-def test_bad_values_exit_non_zero_and_write_nothing(tiny_params: Path, overrides: list[str], expected: str) -> None:
-    before = sorted(p.name for p in tiny_params.parent.iterdir())
+def test_bad_values_exit_non_zero_and_write_nothing(
+    tiny_params_file: Path, overrides: list[str], expected: str
+) -> None:
+    before = sorted(p.name for p in tiny_params_file.parent.iterdir())
     for command in ("prepare", "run"):
-        args = [command, "--params", str(tiny_params)]
+        args = [command, "--params", str(tiny_params_file)]
         for override in overrides:
             args += ["--set", override]
         result = runner.invoke(app, args, env={"COLUMNS": "200"})
         assert result.exit_code == 2
         assert expected in result.output
-    assert sorted(p.name for p in tiny_params.parent.iterdir()) == before
+    assert sorted(p.name for p in tiny_params_file.parent.iterdir()) == before
 
 
 def test_plan_command_prints_the_cifar_shares(tmp_path: Path) -> None:
@@ -115,9 +117,9 @@ def test_plan_from_a_dataset_needs_only_its_counts(tmp_path: Path) -> None:
     assert sum(r["size"] for r in smaller if r["factor"] == 1) < sum(r["size"] for r in rows if r["factor"] == 1)
 
 
-def test_run_with_a_method_runs_that_baseline_over_the_params(tiny_params: Path) -> None:
-    outputs = tiny_params.parent / "outputs"
-    invoke("run", "--method", "zero-shot", "--params", str(tiny_params), "--set", "head.scale=20")
+def test_run_with_a_method_runs_that_baseline_over_the_params(tiny_params_file: Path) -> None:
+    outputs = tiny_params_file.parent / "outputs"
+    invoke("run", "--method", "zero-shot", "--params", str(tiny_params_file), "--set", "head.scale=20")
     plan = json.loads((outputs / "plan" / "plan.json").read_text())
     assert plan["members"] == [] and plan["sampler"]["name"] == "zero-shot"
     rows = [row["model"] for row in json.loads((outputs / "eval" / "results.json").read_text())["rows"]]

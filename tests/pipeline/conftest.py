@@ -13,7 +13,7 @@ from tiny_config import TINY_DATA, tiny_training
 SOURCE = Path(__file__).resolve().parents[2]
 
 
-def tiny_params(backbone: Path) -> dict:
+def shrunk_repo_params(backbone: Path) -> dict:
     """The repository's params.yaml with a tiny dataset, N = 1, M = 2 and a few steps per training."""
     params = yaml.safe_load((SOURCE / "params.yaml").read_text())
     params["data"]["dataset"]["params"].update(TINY_DATA)
@@ -50,4 +50,4 @@ def init_repo(root: Path, params: dict) -> DvcRepo:
 @pytest.fixture(scope="module")
 def dvc_repo(tmp_path_factory: pytest.TempPathFactory, random_mini_clip: Path) -> DvcRepo:
     """A fresh repository with dvc.yaml, .dvc/ and a copy of the package (the code the stages depend on)."""
-    return init_repo(tmp_path_factory.mktemp("repo"), tiny_params(random_mini_clip))
+    return init_repo(tmp_path_factory.mktemp("repo"), shrunk_repo_params(random_mini_clip))

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import init_repo, tiny_params
+from conftest import init_repo, shrunk_repo_params
 from dataset_formats import write_image, write_image_tree
 from dvc_repo import DvcRepo
 
@@ -29,7 +29,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory, random_mini_clip: Path) -> Dv
     """The tiny pipeline on write_image_tree's images (3 classes of 4, 2, 1 training images), N = 1, M = 1."""
     images = tmp_path_factory.mktemp("images")
     write_image_tree(images)
-    params = tiny_params(random_mini_clip)
+    params = shrunk_repo_params(random_mini_clip)
     params["data"]["dataset"] = {"name": "image-folder", "params": {"root": str(images)}}
     params["plan"]["sampler"]["params"].update(rounds=1, replicas=1)
     params["members"] = MEMBERS

@@ -7,18 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_config import tiny_params as tiny_config
-from tiny_config import tiny_training, write_params
+from tiny_config import tiny_params, tiny_training, write_params
 
 
 @pytest.fixture
-def tiny_params(tmp_path: Path, random_mini_clip: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+def write_tracked_params(
+    tmp_path: Path, random_mini_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Path]:
     """Write a params.yaml for a run of seconds (working directory: tmp_path); keyword args set tracking."""
     monkeypatch.chdir(tmp_path)  # MLflow's sqlite store puts artifacts in ./mlruns
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
     def write(min_steps: int = 3, **tracking: Any) -> Path:
-        params = tiny_config(
+        params = tiny_params(
             random_mini_clip,
             plan={"sampler": {"name": "progressive", "params": {"rounds": 1, "replicas": 2}}},
             train=tiny_training(min_steps, augment={"crop_scale": [0.5, 1.0]}, resume_every=2),

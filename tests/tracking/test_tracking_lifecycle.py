@@ -37,9 +37,9 @@ def invoke(*args: str) -> object:
 
 @pytest.mark.slow
 def test_crashed_member_ends_failed_and_its_resume_continues_the_run(
-    tiny_params, run_tree, monkeypatch: pytest.MonkeyPatch
+    write_tracked_params, run_tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    params = str(tiny_params(min_steps=6))
+    params = str(write_tracked_params(min_steps=6))
     for command in ("prepare", "theta0"):
         assert invoke(command, "--params", params).exit_code == 0
     with monkeypatch.context() as patch:
@@ -71,9 +71,9 @@ def test_crashed_member_ends_failed_and_its_resume_continues_the_run(
 
 @pytest.mark.slow
 def test_unreachable_server_costs_a_warning_not_the_training(
-    tiny_params, unreachable_uri: str, caplog: pytest.LogCaptureFixture
+    write_tracked_params, unreachable_uri: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    params = tiny_params(uri=unreachable_uri)
+    params = write_tracked_params(uri=unreachable_uri)
     with caplog.at_level(logging.WARNING, logger="ltsoups.tracking"):
         result = invoke("run", "--params", str(params))
     assert result.exit_code == 0, result.output

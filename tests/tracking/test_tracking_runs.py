@@ -22,6 +22,6 @@ def run_pipeline(params: Path) -> None:
 
 
 @pytest.mark.slow
-def test_run_logs_every_run_to_a_server(tiny_params, mlflow_server, run_tree, complete_tree) -> None:
-    run_pipeline(tiny_params(uri=mlflow_server))
+def test_run_logs_every_run_to_a_server(write_tracked_params, mlflow_server, run_tree, complete_tree) -> None:
+    run_pipeline(write_tracked_params(uri=mlflow_server))
     complete_tree(run_tree("tiny", mlflow_server), MEMBERS, FACTORS)
