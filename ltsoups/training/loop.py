@@ -123,7 +123,12 @@ def train(
                     raise diverged(f"loss is {loss.item()}", step + 1, lr)
                 scaler.scale(loss * (len(chunk_y) / len(targets))).backward()
                 loss_value += loss.item() * len(chunk_y) / len(targets)
-            scaler.step(optimizer)
+            try:
+                scaler.step(optimizer)
+            except RuntimeError as err:  # torch's optimizers refuse a step size past float's range
+                if "overflow" not in str(err):
+                    raise
+                raise diverged(f"the optimizer step overflowed ({err})", step + 1, lr) from err
             scaler.update()
             ema.update(module)
             observer.on_step(step + 1, loss_value, lr)

@@ -279,6 +279,25 @@ def test_weights_that_become_infinite_stop_the_training_naming_step_and_settings
     assert "train.optim.lr = 1e+30, head.scale = 30: lower them" in message
 
 
+def test_an_optimizer_step_past_floats_range_stops_the_training_naming_it() -> None:
+    """AdamW's step lr / (1 - beta1) is 1e39 for lr 1e38: torch refuses it (a RuntimeError traceback before)."""
+    settings = LoopSettings.model_validate(
+        {"optim": {"lr": 1e38, "batch_size": 4}, "schedule": {"epochs": 1, "min_steps": 3, "warmup_min_steps": 0}}
+    )
+    runtime = Runtime.of(RuntimeSettings(device="cpu"))
+    with pytest.raises(TrainingDiverged, match=r"^retrain-head: the optimizer step overflowed \(.*\) at step 1 of 3"):
+        train(
+            _Saturating(),
+            _Points(),
+            np.arange(8) % 3,
+            nn.functional.cross_entropy,
+            settings,
+            runtime,
+            0,
+            "retrain-head",
+        )
+
+
 @pytest.mark.slow
 def test_a_member_whose_loss_diverges_names_member_step_and_settings(
     run_copy: Path, monkeypatch: pytest.MonkeyPatch
