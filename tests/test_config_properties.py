@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ltsoups.config import ConfigError, LtSoupsConfig, load_config, load_yaml
 
-PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
