@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ltsoups.cli.common import ParamsOption, SetOption, cli_config, reports_errors, workspace_of
-from ltsoups.cli.export import ModelOption
+from ltsoups.cli.common import ParamsOption, SetOption, cli_config, reports_errors
+from ltsoups.cli.model_source import ModelOrRegistryOption
 
 if TYPE_CHECKING:
     from ltsoups.inference.predict import PredictionRun
@@ -19,7 +19,7 @@ def predict(
     inputs: Annotated[
         list[Path], typer.Argument(metavar="INPUT...", help="image files, folders (recursive) or list files")
     ],
-    model: ModelOption = None,
+    model: ModelOrRegistryOption = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="classes reported per image")] = 1,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="write .csv or .jsonl (JSON lines) instead of a table")
@@ -31,13 +31,12 @@ def predict(
 ) -> None:
     """Classify images on runtime.device at runtime.precision: top-k classes and probabilities per image.
     Unreadable images are named and skipped; the command then exits 1 with their count."""
+    from ltsoups.cli.model_source import load_model_option
     from ltsoups.cli.progress import make_progress
     from ltsoups.cli.render import error_console
-    from ltsoups.inference.classifier import load_classifier
     from ltsoups.inference.images import image_paths
     from ltsoups.inference.predict import predict_files
     from ltsoups.inference.prediction_files import check_output_suffix, write_predictions
-    from ltsoups.inference.sources import resolve_model
     from ltsoups.runtime import Runtime
 
     overrides = [*(set_ or []), *([f"runtime.workers={workers}"] if workers is not None else [])]
@@ -45,7 +44,7 @@ def predict(
     if out is not None:
         check_output_suffix(out)
     paths = image_paths(inputs)
-    loaded = load_classifier(resolve_model(model, workspace_of(config).final, None))
+    loaded = load_model_option(model, config)
     with make_progress() as progress:
         task = progress.add_task("predict", total=len(paths), status="", metrics="")
         run = predict_files(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+import tempfile
+import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -107,40 +107,62 @@ def log_classifier(
     checkpoint: Checkpoint,
     origin: ModelOrigin,
     params: dict[str, str],
+    metrics: dict[str, float],
 ) -> str | None:
-    """Log the checkpoint as the run's MLflow Model, with the run's ``params``; its model id (None when tracking
-    is off or failed)."""
-    from ltsoups.tracking.served_model import SIDECAR, WEIGHTS
+    """Log the checkpoint as the run's MLflow Model, with the run's ``params`` and the ``metrics`` it scored;
+    its model id (None when tracking is off or failed).
+
+    The model is saved here, loaded back and asked its input example before anything is uploaded.
+    """
 
     def log_model(client: MlflowClient) -> str:
-        import mlflow
-        from mlflow.models import Model
+        from mlflow.entities import LoggedModelOutput, Metric
 
-        from ltsoups.inference.classifier import classifier_spec
-        from ltsoups.tracking.model_requests import signature
-
-        example = example_request(classifier_spec(checkpoint).preprocess.image_size)
-        requirements = pip_requirements()
-        quiet_artifact_transfers()
-        # Created here, in the run's experiment: MLflow would put a model it creates in the active experiment.
+        # Through this client, not mlflow.pyfunc.log_model: that one logs to the global tracking URI and puts
+        # the model in the active experiment, and ltsoups' stores are clients of their own.
         model = client.create_logged_model(
             experiment_id, MODEL_NAME, source_run_id=run_id, tags=origin.tags(), params=params
         )
-        with _fluent_tracking_uri(session.uri):
-            Model.log(
-                artifact_path=None,
-                flavor=mlflow.pyfunc,
-                run_id=run_id,
-                model_id=model.model_id,
-                python_model=str(MODEL_CODE),
-                artifacts={WEIGHTS: str(checkpoint.path), SIDECAR: str(sidecar_path(checkpoint.path))},
-                signature=signature(),
-                input_example=example,
-                pip_requirements=requirements,
-            )
+        try:
+            with tempfile.TemporaryDirectory(prefix="ltsoups-mlflow-model-") as folder:
+                save_classifier(Path(folder) / "model", checkpoint, run_id, model.model_id, model.artifact_location)
+                client.log_model_artifacts(model.model_id, str(Path(folder) / "model"))
+        except BaseException:
+            client.finalize_logged_model(model.model_id, "FAILED")
+            raise
+        client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+        now = int(time.time() * 1000)
+        linked = [Metric(key, value, now, 0, run_id=run_id, model_id=model.model_id) for key, value in metrics.items()]
+        client.log_batch(run_id, metrics=linked)
+        client.finalize_logged_model(model.model_id, "READY")
         return model.model_id
 
     return session.call("MLflow model of the final classifier", log_model)
+
+
+def save_classifier(
+    path: Path, checkpoint: Checkpoint, run_id: str | None = None, model_id: str | None = None, location: str = ""
+) -> None:
+    """The checkpoint as an MLflow Model folder at ``path``, checked: loaded back, it answers its input example."""
+    import mlflow
+    from mlflow.models import Model
+
+    from ltsoups.inference.classifier import classifier_spec
+    from ltsoups.tracking.model_requests import signature
+    from ltsoups.tracking.served_model import SIDECAR, WEIGHTS
+
+    example = example_request(classifier_spec(checkpoint).preprocess.image_size)
+    quiet_artifact_transfers()
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=str(MODEL_CODE),
+        artifacts={WEIGHTS: str(checkpoint.path), SIDECAR: str(sidecar_path(checkpoint.path))},
+        signature=signature(),
+        input_example=example,
+        pip_requirements=pip_requirements(),
+        mlflow_model=Model(artifact_path=location, run_id=run_id, model_id=model_id, model_uuid=model_id),
+    )
+    mlflow.pyfunc.load_model(str(path)).predict(example)
 
 
 def register_version(
@@ -166,16 +188,3 @@ def register_version(
         session.set_tag(run_id, "registered_model", f"models:/{name}/{registered}", "registered model tag")
         log.info("registered models:/%s/%s", name, registered)
     return registered
-
-
-@contextmanager
-def _fluent_tracking_uri(uri: str) -> Iterator[None]:
-    """MLflow's model logging talks to the global tracking URI: ltsoups' store for the block, then back."""
-    import mlflow
-
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)
