@@ -30,6 +30,7 @@ from ltsoups.cli.compare import compare_app
 from ltsoups.cli.embedded_audit import audit_embedded
 from ltsoups.cli.export import export
 from ltsoups.cli.fingerprint import fingerprint
+from ltsoups.cli.plugins_show import plugins_show
 from ltsoups.cli.predict import predict
 from ltsoups.cli.pretrain_embedded import pretrain_embedded
 from ltsoups.stages.evaluate_options import SavedLogits
@@ -41,6 +42,7 @@ app = typer.Typer(
 )
 plugins_app = typer.Typer(help="Inspect installed plugins.", no_args_is_help=True)
 app.add_typer(plugins_app, name="plugins")
+plugins_app.command("show")(plugins_show)
 app.add_typer(compare_app, name="compare")
 app.command("pretrain-embedded")(pretrain_embedded)
 app.command("audit-embedded")(audit_embedded)
@@ -118,7 +120,14 @@ def validate(
     config = cli_config(params, set_)
     source = source_name(params)
     check_member_list(config, source)
-    console.print(f"[green]ok[/green]: {source} is valid (seed {config.seed}, workdir {config.workdir})")
+    defaults = params is None and not Path("params.yaml").is_file()
+    if defaults:
+        console.print(
+            "[yellow]no params.yaml here and no --params: validated ltsoups' built-in defaults[/yellow] (the embedded "
+            "task); name your file with --params FILE, or run where your params.yaml is"
+        )
+    verb = "are" if defaults else "is"
+    console.print(f"[green]ok[/green]: {source} {verb} valid (seed {config.seed}, workdir {config.workdir})")
     registry = installed_registry()
     members = planned_members(config, registry)
     console.print(f"members (one dvc.yaml train-member stage each): [{', '.join(members)}]", markup=False)

@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ltsoups.params_doc import ParamDoc
 from ltsoups.plan import FactorSummary, factor_label
-from ltsoups.registry import PluginKind, PluginRegistry
+from ltsoups.registry import PluginEntry, PluginKind, PluginRegistry
 from ltsoups.training.budget import StepBudget
 
 if TYPE_CHECKING:
@@ -70,6 +71,19 @@ def plugins_table(registry: PluginRegistry) -> Table:
             except Exception as err:
                 description = f"[red]cannot load: {escape(str(err))}[/red]"
             table.add_row(kind.group, entry.name, entry.distribution, description)
+    return table
+
+
+def params_table(kind: PluginKind, entry: PluginEntry, description: str, params: Sequence[ParamDoc]) -> Table:
+    """A plugin's params, one row each; the caption says how a params file names them."""
+    table = Table(
+        title=f"{kind.singular} {entry.name} ({entry.distribution}): {escape(description)}",
+        caption=f"params.yaml: {{name: {entry.name}, params: {{<param>: <value>, ...}}}}" if params else "no params",
+    )
+    for column in ("param", "type", "default", "description"):
+        table.add_column(column)
+    for param in params:
+        table.add_row(param.name, escape(param.type), escape(param.default), escape(param.description))
     return table
 
 
