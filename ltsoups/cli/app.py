@@ -19,6 +19,7 @@ from ltsoups.cli.common import (
     SetOption,
     cli_config,
     cli_layers,
+    flag,
     reports_errors,
     source_name,
     validated,
@@ -33,6 +34,7 @@ from ltsoups.cli.fingerprint import fingerprint
 from ltsoups.cli.plugins_show import plugins_show
 from ltsoups.cli.predict import predict
 from ltsoups.cli.pretrain_embedded import pretrain_embedded
+from ltsoups.cli.version import global_options
 from ltsoups.stages.evaluate_options import SavedLogits
 
 app = typer.Typer(
@@ -47,6 +49,7 @@ app.add_typer(compare_app, name="compare")
 app.command("pretrain-embedded")(pretrain_embedded)
 app.command("audit-embedded")(audit_embedded)
 app.command("fingerprint")(fingerprint)
+app.callback()(global_options)
 app.command("export")(export)
 app.command("predict")(predict)
 
@@ -58,7 +61,7 @@ def plan(
     dataset: Annotated[str | None, typer.Option(help="a dataset plugin name; its counts are used (no images)")] = None,
     rounds: Annotated[int | None, typer.Option(help="N: factors 2^0..2^N")] = None,
     replicas: Annotated[int | None, typer.Option(help="M: members per factor")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    as_json: Annotated[bool, flag("--json", help="print JSON instead of a table")] = False,
     params: ParamsOption = None,
     set_: SetOption = None,
 ) -> None:
@@ -105,7 +108,7 @@ def validate(
     params: ParamsOption = None,
     set_: SetOption = None,
     check_data: Annotated[
-        bool, typer.Option("--check-data", help="also decode every image file of every split once, naming each bad one")
+        bool, flag("--check-data", help="also decode every image file of every split once, naming each bad one")
     ] = False,
 ) -> None:
     """Check a params file (and overrides); report every problem at once."""
@@ -261,7 +264,7 @@ def train_members_command(
     ] = None,
     runner: RunnerOption = None,
     dvc: Annotated[
-        bool, typer.Option("--dvc/--no-dvc", help="record the members in dvc.lock, so `dvc repro` keeps them")
+        bool, flag("--dvc/--no-dvc", help="record the members in dvc.lock, so `dvc repro` keeps them")
     ] = True,
     params: ParamsOption = None,
     set_: SetOption = None,
@@ -305,7 +308,7 @@ def _report_dvc(line: str | None) -> None:
 def merge(
     search: Annotated[
         bool,
-        typer.Option(
+        flag(
             "--search",
             help="choose lambda and N on the validation split (same as --set merge.search.enabled=true; "
             "the later stages need the same setting: put it in params.yaml)",
@@ -398,7 +401,7 @@ def evaluate_command(
 def report(
     plot: Annotated[Path | None, typer.Option(help="also draw per-class and shot-group accuracy to this PNG")] = None,
     calibration: Annotated[
-        bool, typer.Option("--calibration", help="show calibration (after temperature scaling) and weight change")
+        bool, flag("--calibration", help="show calibration (after temperature scaling) and weight change")
     ] = False,
     params: ParamsOption = None,
     set_: SetOption = None,

@@ -33,6 +33,11 @@ RunnerOption = Annotated[
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def flag(*names: str, help: str) -> Any:
+    """A boolean option given bare (``--json``, ``--no-dvc``): its help shows no "<bool>" value to type after it."""
+    return typer.Option(*names, help=help, metavar="")
+
+
 def reports_errors(command: F) -> F:
     """Turn expected failures into a red message and a non-zero exit (2: bad config, 130: Ctrl-C, 1: other)."""
 

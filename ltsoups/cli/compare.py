@@ -14,6 +14,7 @@ from ltsoups.cli.common import (
     SetOption,
     cli_config,
     cli_layers,
+    flag,
     reports_errors,
     with_runner,
 )
@@ -45,9 +46,7 @@ def compare(
         str | None, typer.Option(help="the method every other is compared with, paired (default: lt-soups)")
     ] = None,
     resamples: ResamplesOption = 10_000,
-    grid: Annotated[
-        bool, typer.Option("--grid", help="one comparison per --eta of the dataset's two-axis profile")
-    ] = False,
+    grid: Annotated[bool, flag("--grid", help="one comparison per --eta of the dataset's two-axis profile")] = False,
     eta: Annotated[
         list[float] | None,
         typer.Option(help="with --grid: head-to-tail ratios (repeatable; default 19, 3, 1, 1/3, 1/19)"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -20,8 +22,19 @@ if TYPE_CHECKING:
     from ltsoups.merge_search import SoupSearch
     from ltsoups.stages.evaluate import ResultEntry
 
-console = Console()
-error_console = Console(stderr=True, soft_wrap=True)
+# Piped or redirected, rich would squeeze tables into 80 columns (every cell "1.…"): lines as long as they need,
+# unless $COLUMNS says otherwise.
+PIPED_WIDTH = 10_000
+
+
+def _console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH
+    return Console(stderr=stderr, width=width, soft_wrap=stderr)
+
+
+console = _console()
+error_console = _console(stderr=True)
 
 
 def plan_table(
