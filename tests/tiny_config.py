@@ -9,8 +9,20 @@ import torch
 import yaml
 
 from ltsoups.config import ConfigLayer, LtSoupsConfig, validate_layers
+from ltsoups.plan import member_id
 
 TINY_DATA = {"num_classes": 6, "n_max": 40, "rho": 8, "val_per_class": 3, "test_per_class": 5}
+
+
+def progressive_members(rounds: int, replicas: int = 2) -> list[str]:
+    """The members of a progressive plan of ``rounds`` rounds (factors 1, 2, .., 2^rounds), in plan order."""
+    return [member_id(2**k, replica) for k in range(rounds + 1) for replica in range(replicas)]
+
+
+TINY_MEMBERS = progressive_members(2)
+"""The members of tiny_params' plan (N = 2, M = 2)."""
+ONE_ROUND_MEMBERS = progressive_members(1)
+"""The members of the one-round plans (N = 1, M = 2) of the runner, DVC and tracking tests."""
 
 
 def tiny_training(min_steps: int = 3, **extra: Any) -> dict[str, Any]:

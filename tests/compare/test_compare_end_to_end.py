@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tiny_comparison import EXPERIMENT, METHODS, SEEDS, TinyComparison, run_cli
+from tiny_config import TINY_MEMBERS
 from typer.testing import CliRunner
 
 from ltsoups.checkpoint import open_checkpoint
@@ -21,7 +22,6 @@ from ltsoups.stages.context import RunContext
 from ltsoups.stages.evaluate import ModelPredictor, Results
 from ltsoups.workspace import Workspace
 
-MEMBERS = ("f1-r0", "f1-r1", "f2-r0", "f2-r1", "f4-r0", "f4-r1")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -32,9 +32,9 @@ def run_folder(root: Path, method: str, seed: int) -> Path:
 @pytest.mark.slow
 def test_members_identical_across_methods_are_trained_once_and_shared(comparison: TinyComparison) -> None:
     spec = ComparisonSpec.read(comparison.root)
-    assert (spec.members_trained, spec.members_used) == (len(MEMBERS) * 2, len(MEMBERS) * 2 * 2)
+    assert (spec.members_trained, spec.members_used) == (len(TINY_MEMBERS) * 2, len(TINY_MEMBERS) * 2 * 2)
     for seed in SEEDS:
-        for member in MEMBERS:
+        for member in TINY_MEMBERS:
             files = [Workspace(run_folder(comparison.root, m, seed)).member(member) for m in METHODS]
             assert os.path.samefile(*files), f"{member} at seed {seed} is not one shared file"
     first, second = (Workspace(run_folder(comparison.root, "lt-soups", s)).member("f4-r1") for s in SEEDS)
@@ -43,7 +43,7 @@ def test_members_identical_across_methods_are_trained_once_and_shared(comparison
         for seed in SEEDS:
             result = MethodResult.read(run_folder(comparison.root, method, seed) / "result.json")
             assert result.model == "stage 1 + CR"
-            assert result.cost.trainings == len(MEMBERS) + 1  # its members, shared or not, and CR
+            assert result.cost.trainings == len(TINY_MEMBERS) + 1  # its members, shared or not, and CR
             assert result.cost.steps > 0 and result.cost.samples > 0 and result.cost.seconds > 0
             evaluated = Results.read(Workspace(run_folder(comparison.root, method, seed)))
             assert [row.key for row in evaluated.rows] == ["zero_shot", "stage1", "final"]
@@ -115,11 +115,11 @@ def test_a_later_comparison_reuses_stored_members_and_ensembles_their_logits(
     spec = ComparisonSpec.read(root)
     assert spec.members_trained == 0
     result = MethodResult.read(run_folder(root, "ensemble", 1) / "result.json")
-    assert (result.models_at_inference, result.weight_change) == (len(MEMBERS), None)
+    assert (result.models_at_inference, result.weight_change) == (len(TINY_MEMBERS), None)
     workspace = Workspace(run_folder(root, "ensemble", 1))
     config = load_config(comparison.params, ["seed=1", f"workdir={workspace.root}"])
     predict = ModelPredictor(RunContext(config))
-    member_logits = [predict(open_checkpoint(workspace.member(m), "member"), Split.TEST) for m in MEMBERS]
+    member_logits = [predict(open_checkpoint(workspace.member(m), "member"), Split.TEST) for m in TINY_MEMBERS]
     saved = Predictions.read(root / result.predictions["test"])
     np.testing.assert_allclose(saved.logits, np.mean(member_logits, axis=0), rtol=1e-6, atol=1e-6)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from dvc_repo import DvcRepo
-from tiny_config import TINY_DATA, tiny_training
+from tiny_config import ONE_ROUND_MEMBERS, TINY_DATA, tiny_training
 
 SOURCE = Path(__file__).resolve().parents[2]
 
@@ -18,7 +18,7 @@ def shrunk_repo_params(backbone: Path) -> dict:
     params = yaml.safe_load((SOURCE / "params.yaml").read_text())
     params["data"]["dataset"]["params"].update(TINY_DATA)
     params["plan"]["sampler"]["params"].update(rounds=1, replicas=2)
-    params["members"] = ["f1-r0", "f1-r1", "f2-r0", "f2-r1"]
+    params["members"] = list(ONE_ROUND_MEMBERS)
     params["backbone"]["params"]["pretrained"] = str(backbone)
     params["runtime"]["device"] = "cpu"
     for stage in ("train", "retrain_head"):

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 from dvc_repo import DvcRepo
+from tiny_config import ONE_ROUND_MEMBERS
 
 pytestmark = pytest.mark.slow
 
-MEMBERS = ["f1-r0", "f1-r1", "f2-r0", "f2-r1"]
 NEW_MEMBERS = ["f4-r0", "f4-r1"]
 AFTER_MEMBERS = ["merge", "retrain-head", "evaluate"]
 
@@ -27,7 +27,9 @@ def digests(root: Path, pattern: str) -> dict[str, str]:
 
 def test_first_repro_runs_every_stage(dvc_repo: DvcRepo) -> None:
     ran = dvc_repo.repro("repro")
-    assert sorted(ran) == sorted(["data", "prepare", "theta0", *[f"train-member@{m}" for m in MEMBERS], *AFTER_MEMBERS])
+    assert sorted(ran) == sorted(
+        ["data", "prepare", "theta0", *[f"train-member@{m}" for m in ONE_ROUND_MEMBERS], *AFTER_MEMBERS]
+    )
 
 
 def tracked_runs(dvc_repo: DvcRepo) -> list:
@@ -47,7 +49,7 @@ def test_stages_of_one_execution_log_under_one_parent(dvc_repo: DvcRepo) -> None
     assert len(children) == len(runs) - 1
     stages = sorted((run.data.tags["kind"], run.data.tags["dvc_stage"]) for run in children)
     assert stages == sorted(
-        [("member", f"train-member@{m}") for m in MEMBERS]
+        [("member", f"train-member@{m}") for m in ONE_ROUND_MEMBERS]
         + [("soup", "merge")] * 2
         + [("retrain-head", "retrain-head"), ("evaluation", "evaluate")]
     )

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from dvc_repo import BIN, DvcRepo
+from tiny_config import ONE_ROUND_MEMBERS
 
 pytestmark = pytest.mark.slow
 
-MEMBERS = ["f1-r0", "f1-r1", "f2-r0", "f2-r1"]
 NEW_MEMBERS = ["f4-r0", "f4-r1"]
 AFTER_MEMBERS = ["merge", "retrain-head", "evaluate"]
 
@@ -81,5 +81,5 @@ def test_raising_n_trains_only_the_new_factor(repo: DvcRepo) -> None:
     assert "recorded 6 train-member stage(s) in dvc.lock" in output
     assert repo.repro("repro") == ["data", *AFTER_MEMBERS]
     after = member_digests(repo.root)
-    assert sorted(after) == sorted(MEMBERS + NEW_MEMBERS)
-    assert {member: after[member] for member in MEMBERS} == trained
+    assert sorted(after) == sorted(ONE_ROUND_MEMBERS + NEW_MEMBERS)
+    assert {member: after[member] for member in ONE_ROUND_MEMBERS} == trained

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from tiny_run import MEMBERS, clone_run, rewrite, snapshot, tree_changes
+from tiny_config import TINY_MEMBERS
+from tiny_run import clone_run, rewrite, snapshot, tree_changes
 from typer.testing import CliRunner
 
 from ltsoups.checkpoint import sidecar_path
@@ -19,7 +20,7 @@ THETA0 = "outputs/theta0/theta0.safetensors"
 SOUP = "outputs/soup/soup.safetensors"
 RUNNING = ("outputs/soup/running/upto-f1.safetensors", "outputs/soup/running/upto-f2.safetensors")
 FINAL = "outputs/final/final.safetensors"
-MEMBER_FILES = tuple(f"outputs/members/{m}/weights.safetensors" for m in MEMBERS)
+MEMBER_FILES = tuple(f"outputs/members/{m}/weights.safetensors" for m in TINY_MEMBERS)
 LOGITS = ("outputs/eval/predictions/test/final.safetensors", "outputs/eval/predictions/val/final.safetensors")
 """The final model's saved logits: no stage reads them (`ltsoups compare report` verifies them the same way)."""
 
@@ -61,7 +62,7 @@ def test_every_sidecar_records_hashes_and_the_code_version(finished_run: Path) -
     plan = json.loads((finished_run / "outputs" / "plan" / "plan.json").read_text())
     manifests = {entry["member"]: entry["manifest_sha256"] for entry in plan["members"]}
     checkpoints = sorted(finished_run.rglob("*.safetensors"))
-    assert len(checkpoints) == 1 + len(MEMBERS) + len(RUNNING) + 2 + len(LOGITS)
+    assert len(checkpoints) == 1 + len(TINY_MEMBERS) + len(RUNNING) + 2 + len(LOGITS)
     theta0 = json.loads(sidecar_path(finished_run / THETA0).read_text())["weights_sha256"]
     for path in checkpoints:
         sidecar = json.loads(sidecar_path(path).read_text())

@@ -7,8 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-MEMBERS = ("f1-r0", "f1-r1", "f2-r0", "f2-r1", "f4-r0", "f4-r1")
-
 
 def clone_run(template: Path, dest: Path) -> Path:
     """A copy of ``template`` made of hard links: stages replace files atomically, so the template is safe.

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tiny_config import ONE_ROUND_MEMBERS
 
 from ltsoups.config import LtSoupsConfig, load_config
 from ltsoups.contracts import Worker
@@ -17,8 +18,6 @@ from ltsoups.runners.task import SilentFollower
 from ltsoups.stages.member import MemberOutput
 from ltsoups.training.loop import SilentObserver, TrainingObserver
 from ltsoups.workspace import Workspace
-
-MEMBERS = ["f1-r0", "f1-r1", "f2-r0", "f2-r1"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class Run:
     def member_digests(self) -> dict[str, str]:
         return {
             member: hashlib.sha256(self.workspace.member(member).read_bytes()).hexdigest()
-            for member in MEMBERS
+            for member in ONE_ROUND_MEMBERS
             if self.workspace.member(member).is_file()
         }
 

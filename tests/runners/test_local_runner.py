@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from member_runs import MEMBERS, Probe, Run
+from member_runs import Probe, Run
+from tiny_config import ONE_ROUND_MEMBERS
 
 from ltsoups.checkpoint import save_checkpoint, sidecar_path
 from ltsoups.contracts import MemberFailed, PluginParams
@@ -38,4 +39,4 @@ def test_the_first_failing_member_stops_the_batch_and_the_rerun_trains_the_rest(
     again = train_members(context, run.workspace, None, LOCAL, probe)
     assert [output.job.member for output in again.trained] == ["f1-r1", "f2-r0", "f2-r1"]
     assert again.up_to_date == ["f1-r0"]
-    assert sorted(run.member_digests()) == MEMBERS
+    assert sorted(run.member_digests()) == ONE_ROUND_MEMBERS

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from member_runs import MEMBERS, Probe, Run, torch_threads
+from member_runs import Probe, Run, torch_threads
+from tiny_config import ONE_ROUND_MEMBERS
 
 from ltsoups.checkpoint import save_checkpoint
 from ltsoups.contracts import MemberFailed, MemberFollower, PluginParams, Runner, Worker
@@ -86,7 +87,7 @@ def local_digests(planned_run: Run, tmp_path_factory: pytest.TempPathFactory) ->
     """Every member trained by the local runner on one thread (what a ray worker of 1 CPU uses)."""
     run = planned_run.clone(tmp_path_factory.mktemp("local") / "run")
     with torch_threads(1):
-        assert len(train(run, LOCAL).trained) == len(MEMBERS)
+        assert len(train(run, LOCAL).trained) == len(ONE_ROUND_MEMBERS)
     return run.member_digests()
 
 
@@ -102,16 +103,16 @@ def test_members_trained_on_ray_are_bit_identical_and_children_of_one_parent(
     probe = Probe()
     with pipeline_tracking(config, ray_run.workspace) as tracking:
         done = train_members(RunContext(config), ray_run.workspace, None, RAY, probe, tracking.member_tracking())
-    assert sorted(output.job.member for output in done.trained) == MEMBERS
+    assert sorted(output.job.member for output in done.trained) == ONE_ROUND_MEMBERS
     assert ray_run.member_digests() == local_digests
     trainers = {worker.pid for attempts in probe.workers.values() for worker in attempts}
     assert os.getpid() not in trainers  # every member trained in a worker process, not here
-    assert sorted(probe.finished_members) == MEMBERS
+    assert sorted(probe.finished_members) == ONE_ROUND_MEMBERS
 
     runs = runs_of("ray-batch", mlflow_server)
     (parent,) = [run for run in runs if run.data.tags["kind"] == "pipeline"]
     members = {run.data.params["member"]: run for run in runs if run.data.tags["kind"] == "member"}
-    assert sorted(members) == MEMBERS
+    assert sorted(members) == ONE_ROUND_MEMBERS
     for member, run in members.items():
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert run.info.status == "FINISHED"
@@ -123,7 +124,7 @@ def test_a_second_batch_trains_nothing(ray_cluster: None, ray_run: Run, mlflow_s
     before = ray_run.member_digests()
     probe = Probe()
     done = train(ray_run, RAY, *tracked("ray-batch", mlflow_server), follower=probe)
-    assert (done.trained, sorted(done.up_to_date)) == ([], MEMBERS)
+    assert (done.trained, sorted(done.up_to_date)) == ([], ONE_ROUND_MEMBERS)
     assert (probe.pending, probe.workers) == ([], {})
     assert ray_run.member_digests() == before
     assert len([run for run in runs_of("ray-batch", mlflow_server) if run.data.tags["kind"] == "member"]) == 4
@@ -173,7 +174,7 @@ def test_a_failing_member_fails_the_batch_by_name_and_the_rest_stays_trained(
     error = failed.value
     assert list(error.failures) == ["f2-r0"] and "written by a different configuration" in error.failures["f2-r0"]
     assert "member f2-r0 failed" in str(error) and list(probe.failures) == ["f2-r0"]
-    assert sorted([*error.finished, *error.not_trained, "f2-r0"]) == MEMBERS
+    assert sorted([*error.finished, *error.not_trained, "f2-r0"]) == ONE_ROUND_MEMBERS
     assert sorted(run.member_digests()) == sorted(error.finished)
 
     foreign.unlink()
