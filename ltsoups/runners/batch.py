@@ -77,8 +77,27 @@ def train_members(
         tracking.close_left_open(workspace, up_to_date, "FINISHED")
     if not tasks:
         return TrainedMembers([], up_to_date)
-    with lending(context), _runs_closed(workspace, tasks, tracking):
+    with lending(context), _runs_closed(workspace, tasks, tracking), _saved_counted(context, workspace, tasks):
         return TrainedMembers(runner.train(tasks, follower), up_to_date)
+
+
+@contextmanager
+def _saved_counted(context: RunContext, workspace: Workspace, tasks: Sequence[MemberTask]) -> Iterator[None]:
+    """Ctrl-C between a member's save and its return (its tracking, its resume state's removal) leaves it trained:
+    it counts as finished."""
+    try:
+        yield
+    except BatchInterrupted as stopped:
+        member_of = {task.name: task.member for task in tasks}
+        saved = [
+            name
+            for name in stopped.unfinished
+            if is_trained(workspace, member_job(context, workspace, member_of[name]))
+        ]
+        if not saved:
+            raise
+        finished = [task.name for task in tasks if task.name in stopped.finished or task.name in saved]
+        raise BatchInterrupted(finished, [name for name in stopped.unfinished if name not in saved]) from stopped
 
 
 @contextmanager
