@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -11,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
-from ltsoups.io.atomic import atomic_path, write_json_atomic
+from ltsoups.classifier_spec import ClassifierSpec
+from ltsoups.io.atomic import atomic_path, write_text_atomic
 from ltsoups.io.safetensors import (
     CheckpointError,
     SafetensorsWriter,
@@ -25,10 +26,118 @@ from ltsoups.io.safetensors import (
 from ltsoups.provenance import code_version, hash_file
 
 SIDECAR_SUFFIX = ".json"
+SIDECAR_VERSION = 2
+"""1: the previous release's sidecars (no version field); 2: config hashes of what changes the bits only, and
+soups that record the hashes of theta_0 and of every member they were merged from."""
 
 
 def sidecar_path(weights: Path) -> Path:
     return weights.with_name(weights.name + SIDECAR_SUFFIX)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class MergeInput(_Record):
+    """One input of a merge as the soup's sidecar lists it: theta_0 (its role), a member (its factor), or a
+    checkpoint of a weighted sum (its weight)."""
+
+    path: str
+    role: str | None = None
+    factor: int | None = None
+    weight: float | None = None
+
+
+class SearchRecord(_Record):
+    """What `merge --search` chose, on which validation metric; the whole grid is in ``grid``."""
+
+    chosen: dict[str, JsonValue]
+    metric: str
+    grid: str
+
+
+class Sidecar(_Record):
+    """Everything a checkpoint's JSON sidecar may say: what every sidecar says of its weights, then what
+    each kind records of what produced it (None where a kind does not record it).
+
+    Sidecars written by the previous release (``sidecar_version`` 1) read as they are.
+    """
+
+    kind: str
+    weights_sha256: str
+    num_tensors: int
+    num_parameters: int
+    code_version: str
+    sidecar_version: int = 1
+    config_sha256: str | None = None
+    """the config sections that decide the weights (see `ltsoups.stages.sections`)"""
+    # theta0
+    backbone: dict[str, JsonValue] | None = None
+    class_names: list[str] | None = None
+    head_scale: float | None = None
+    # member (and final: steps, best_val_balanced)
+    member: str | None = None
+    factor: int | None = None
+    replica: int | None = None
+    subset_size: int | None = None
+    steps: int | None = None
+    best_val_balanced: float | None = None
+    seed: int | None = None
+    manifest_sha256: str | None = None
+    theta0_sha256: str | None = None
+    """member and soup: the weights of the theta_0 they start from"""
+    # soup
+    inputs: list[MergeInput] | None = None
+    upto_factor: int | None = None
+    selection: dict[str, JsonValue] | None = None
+    search: SearchRecord | None = None
+    merger: dict[str, JsonValue] | None = None
+    fold_lora: bool | None = None
+    members_sha256: dict[str, str] | None = None
+    """member id -> weights of every member the merge was given (a selecting merger may use fewer)"""
+    # final
+    retrained: bool | None = None
+    head_init: str | None = None
+    soup_sha256: str | None = None
+    # resume-state
+    step: int | None = None
+    ema_updates: int | None = None
+    grad_scaler: dict[str, JsonValue] | None = None
+    best_score: float | None = None
+    fingerprint: str | None = None
+    # predictions
+    samples: int | None = None
+    classes: int | None = None
+    split: str | None = None
+    dataset: str | None = None
+    model_weights_sha256: str | None = None
+    prediction_config_sha256: str | None = None
+    members_weights_sha256: list[str] | None = None
+    # pretrained-backbone (and predictions: model)
+    model: str | None = None
+    config: dict[str, JsonValue] | None = None
+    zero_shot: dict[str, JsonValue] | None = None
+    contrastive_loss: dict[str, float] | None = None
+    torch_threads: int | None = None
+    classifier: ClassifierSpec | None = None
+    """what rebuilds the model without its run (theta0, member, soup, final)"""
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2, exclude_none=True) + "\n"
+
+
+def read_sidecar(path: Path) -> Sidecar:
+    """The sidecar of the weights at ``path``, parsed; the weights are not read (`open_checkpoint` checks them)."""
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise CheckpointError(f"{path}: sidecar {side.name} is missing")
+    try:
+        return Sidecar.model_validate_json(side.read_bytes())
+    except ValidationError as err:
+        problem = err.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "top level"
+        raise CheckpointError(f"{side}: not a checkpoint sidecar ({where}: {problem['msg']})") from err
 
 
 @dataclass(frozen=True)
@@ -36,11 +145,11 @@ class Checkpoint:
     """A verified checkpoint on disk: where its weights are and what its sidecar says."""
 
     path: Path
-    sidecar: dict[str, Any]
+    sidecar: Sidecar
 
     @property
     def kind(self) -> str:
-        return str(self.sidecar.get("kind", ""))
+        return self.sidecar.kind
 
     def load(self) -> dict[str, torch.Tensor]:
         return load_tensors(self.path)
@@ -114,15 +223,16 @@ class CheckpointWriter:
         with self._stack:  # closes the file, then atomic_path fsyncs and renames it
             weights_sha256 = self._open().finish()
         entries = self.layout.entries.values()
-        sidecar = {
-            "kind": self._kind,
-            "weights_sha256": weights_sha256,
-            "num_tensors": len(self.layout.entries),
-            "num_parameters": int(sum(math.prod(shape) for shape, _ in entries)),
-            "code_version": code_version(),
+        sidecar = Sidecar(
+            kind=self._kind,
+            weights_sha256=weights_sha256,
+            num_tensors=len(self.layout.entries),
+            num_parameters=int(sum(math.prod(shape) for shape, _ in entries)),
+            code_version=code_version(),
+            sidecar_version=SIDECAR_VERSION,
             **self._provenance,
-        }
-        write_json_atomic(sidecar_path(self.path), sidecar)
+        )
+        write_text_atomic(sidecar_path(self.path), sidecar.to_json())
         self._checkpoint = Checkpoint(self.path, sidecar)
 
     @property
@@ -136,23 +246,15 @@ def open_checkpoint(path: Path, expect_kind: str | None = None) -> Checkpoint:
     """Check format, sidecar, sha256 and the whole header of a checkpoint before anything uses it."""
     path = Path(path)
     refuse_non_safetensors(path)
-    side = sidecar_path(path)
-    if not side.is_file():
-        raise CheckpointError(f"{path}: sidecar {side.name} is missing")
-    try:
-        sidecar = json.loads(side.read_bytes().decode("utf-8"))
-    except ValueError as err:  # not UTF-8, or not JSON
-        raise CheckpointError(f"{side}: sidecar is not valid JSON ({err})") from err
-    if not isinstance(sidecar, dict):
-        raise CheckpointError(f"{side}: sidecar must be a JSON object")
+    sidecar = read_sidecar(path)
     actual = hash_file(path)
-    if sidecar.get("weights_sha256") != actual:
+    if sidecar.weights_sha256 != actual:
         raise CheckpointError(
             f"{path}: sha256 {actual[:12]}... does not match its sidecar "
-            f"({str(sidecar.get('weights_sha256'))[:12]}...): the file is truncated or was altered"
+            f"({sidecar.weights_sha256[:12]}...): the file is truncated or was altered"
         )
     # A sidecar can vouch for a malformed file (one written by hand, or by another tool): parse it now.
     read_header(path)
-    if expect_kind is not None and sidecar.get("kind") != expect_kind:
-        raise CheckpointError(f"{path}: expected a {expect_kind!r} checkpoint, sidecar says {sidecar.get('kind')!r}")
+    if expect_kind is not None and sidecar.kind != expect_kind:
+        raise CheckpointError(f"{path}: expected a {expect_kind!r} checkpoint, sidecar says {sidecar.kind!r}")
     return Checkpoint(path, sidecar)

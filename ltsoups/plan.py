@@ -187,13 +187,28 @@ class Plan(StrictModel):
     factors: tuple[FactorSummary, ...]
     members: tuple[PlannedMember, ...]
     code_version: str
+    content_sha256: str | None = None
+    """of every other field: a plan edited by hand (a member deleted) is refused; None until written"""
 
     @classmethod
     def read(cls, path: Path) -> Plan:
-        return _parse(cls, path, "plan")[1]
+        """The plan at ``path``, checked against its own content hash."""
+        raw, plan = _parse(cls, path, "plan")
+        body = {key: value for key, value in raw.items() if key != "content_sha256"}
+        if raw.get("content_sha256") != hash_json(body):
+            raise PlanError(
+                f"{path}: plan content does not match its content_sha256 (edited, or written before plans had one)"
+            )
+        return plan
+
+    def sealed(self) -> Plan:
+        """This plan with the hash of its content."""
+        return self.model_copy(
+            update={"content_sha256": hash_json(self.model_dump(mode="json", exclude={"content_sha256"}))}
+        )
 
     def write(self, path: Path) -> None:
-        write_text_atomic(path, json.dumps(self.model_dump(mode="json"), indent=2) + "\n")
+        write_text_atomic(path, json.dumps(self.sealed().model_dump(mode="json"), indent=2) + "\n")
 
     def member(self, member: str, path: Path) -> PlannedMember:
         """The plan's entry for ``member``; the error names the plan file and lists its members."""
@@ -257,6 +272,6 @@ def write_plan(
         factors=tuple(summarise(draws, counts)),
         members=tuple(members),
         code_version=code_version(),
-    )
+    ).sealed()
     plan.write(workspace.plan)
     return PlanFiles(plan, workspace.plan, manifests)

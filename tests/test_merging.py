@@ -175,15 +175,12 @@ def test_integer_buffers_are_copied_not_averaged(tmp_path: Path) -> None:
 
 def test_a_streamed_soup_is_a_verified_checkpoint(tmp_path: Path, soup_inputs) -> None:
     theta0, groups = soup_inputs
-    out = merge_weighted(recursive().as_weighted_sum(theta0, groups), tmp_path / "soup.safetensors", note="x")
+    out = merge_weighted(recursive().as_weighted_sum(theta0, groups), tmp_path / "soup.safetensors", upto_factor=2)
     checkpoint = open_checkpoint(out.path, expect_kind="soup")
-    assert checkpoint.sidecar["weights_sha256"] == hash_file(out.path)
-    assert (checkpoint.sidecar["num_tensors"], checkpoint.sidecar["num_parameters"], checkpoint.sidecar["note"]) == (
-        2,
-        8,
-        "x",
-    )
-    assert checkpoint.sidecar["inputs"][0]["path"] == str(theta0)
+    assert checkpoint.sidecar.weights_sha256 == hash_file(out.path)
+    sidecar = checkpoint.sidecar
+    assert (sidecar.num_tensors, sidecar.num_parameters, sidecar.upto_factor) == (2, 8, 2)
+    assert sidecar.inputs is not None and sidecar.inputs[0].path == str(theta0)
 
 
 @pytest.mark.parametrize(

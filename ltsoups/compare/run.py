@@ -33,7 +33,6 @@ from ltsoups.contracts import MemberFollower, Runner, Worker
 from ltsoups.data.stats import ClassStats
 from ltsoups.evaluation import score_predictions
 from ltsoups.io.atomic import write_json_atomic
-from ltsoups.plan import Plan
 from ltsoups.predictions import Predictions, Split
 from ltsoups.provenance import code_version, hash_json
 from ltsoups.registry import PluginRegistry, installed_registry
@@ -41,12 +40,12 @@ from ltsoups.runners.task import MemberTask, SilentFollower, lending
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.evaluate import ModelPredictor, evaluate_all
 from ltsoups.stages.evaluate_options import EvaluateOptions, SavedLogits
-from ltsoups.stages.inputs import verified_members
+from ltsoups.stages.inputs import Link, verified_chain
 from ltsoups.stages.member import MemberOutput
 from ltsoups.stages.merge import merge_members
 from ltsoups.stages.prepare import prepare
 from ltsoups.stages.retrain_head import retrain_head
-from ltsoups.stages.sections import MEMBER_SECTIONS
+from ltsoups.stages.sections import member_config_sha256
 from ltsoups.stages.theta0 import build_theta0
 from ltsoups.training.cost import CostMeter, TrainingCost, samples_seen
 from ltsoups.training.loop import SilentObserver, TrainingObserver
@@ -232,8 +231,8 @@ def _prepare_runs(runs: Sequence[MethodSeed], contexts: _Contexts, store: Artifa
         theta0 = contexts.theta0(run.config)  # before the run's context exists: it shares the classifier
         files = prepare(contexts.of(run), run.workspace)
         store.link(theta0, run.workspace.theta0)
-        theta0_sha = open_checkpoint(run.workspace.theta0, expect_kind="theta0").sidecar["weights_sha256"]
-        member_config = run.config.section_hash(*MEMBER_SECTIONS)
+        theta0_sha = open_checkpoint(run.workspace.theta0, expect_kind="theta0").sidecar.weights_sha256
+        member_config = member_config_sha256(run.config)
         for planned in files.plan.members:
             key = store.member_key(planned.manifest_sha256, member_config, theta0_sha)
             needs.setdefault(key, []).append((run, planned.member))
@@ -338,7 +337,7 @@ def _pipeline_result(
         seed=run.seed,
         model=row.name,
         predictions={split: _relative(workspace.root / path, root) for split, path in (row.predictions or {}).items()},
-        weights_sha256=row.checkpoint.sidecar["weights_sha256"],
+        weights_sha256=row.checkpoint.sidecar.weights_sha256,
         scores=row.scores.headline(),
         calibration=row.calibration.as_dict(),
         weight_change=row.weight_change.as_dict(),
@@ -355,8 +354,9 @@ def _ensemble_result(
 ) -> MethodResult:
     """The members' logits averaged: no merge, no CR."""
     workspace, config = run.workspace, run.config
-    groups = verified_members(config, workspace, Plan.read(workspace.plan))
-    members = [open_checkpoint(path, expect_kind="member") for group in groups for path in group.members]
+    chain = verified_chain(config, workspace, reads=[Link.MEMBERS], loads=[Link.MEMBERS])
+    by_factor = sorted(chain.member_checkpoints.values(), key=lambda member: member[0])  # the merges' order
+    members = [checkpoint for _, checkpoint in by_factor]
     if not members:
         raise ValueError(f"{run.method.name}: {run.method.ensemble_of} trains no members to ensemble")
     predictor, splits = _predictor(context, store), context.splits
@@ -372,7 +372,7 @@ def _ensemble_result(
             model=f"ensemble of {len(members)} members",
             split=split.value,
             dataset=splits.name,
-            members_weights_sha256=[member.sidecar["weights_sha256"] for member in members],
+            members_weights_sha256=[member.sidecar.weights_sha256 for member in members],
         )
         saved[split.value] = _relative(path, root)
     test, val = averaged[Split.TEST], averaged[Split.VAL]

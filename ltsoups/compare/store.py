@@ -86,7 +86,7 @@ class CachedPredictor:
         self.computed = self.reused = 0
 
     def __call__(self, checkpoint: Checkpoint, split: Split) -> np.ndarray:
-        weights = checkpoint.sidecar["weights_sha256"]
+        weights = checkpoint.sidecar.weights_sha256
         path = self.store.predictions(
             hash_json({"weights": weights, "split": split.value, "config": self.config_sha256})
         )

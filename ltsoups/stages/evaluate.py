@@ -14,18 +14,18 @@ import numpy as np
 
 from ltsoups.analysis.calibration import Calibration, calibrate
 from ltsoups.analysis.weight_change import WeightChange, weight_change
-from ltsoups.checkpoint import Checkpoint, open_checkpoint, sidecar_path
+from ltsoups.checkpoint import Checkpoint, sidecar_path
 from ltsoups.data.stats import ClassStats
 from ltsoups.evaluation import Scores, predict, score_predictions
 from ltsoups.io.atomic import write_json_atomic
-from ltsoups.plan import Plan, factor_label
+from ltsoups.plan import factor_label
 from ltsoups.predictions import Predictions, Predictor, Split, prediction_config_sha256
 from ltsoups.provenance import code_version
 from ltsoups.schema import StrictModel
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.evaluate_options import EvaluateOptions, SavedLogits
-from ltsoups.stages.inputs import verified_final, verified_soup, verified_theta0
-from ltsoups.stages.sections import HEAD_SECTIONS
+from ltsoups.stages.inputs import Link, verified_chain
+from ltsoups.stages.sections import HEAD_SECTIONS, head_config_sha256
 from ltsoups.workspace import Workspace
 
 ZERO_SHOT, STAGE1, FINAL = "theta0 (zero-shot)", "stage 1 (soup)", "stage 1 + CR"
@@ -154,18 +154,14 @@ def evaluate_all(
     ``predictor`` gives each model's logits (default: the run's classifier computes them).
     """
     config = context.config
-    plan = Plan.read(workspace.plan)
-    theta0 = verified_theta0(config, workspace)
+    reads = [Link.FINAL, *([Link.RUNNING] if options.running_soups else [])]
+    chain = verified_chain(config, workspace, reads, loads=[Link.THETA0, Link.RUNNING, Link.SOUP, Link.FINAL])
+    theta0, soup, final = chain.theta0, chain.soup, chain.final
+    assert theta0 is not None and soup is not None and final is not None
     models = [(ZERO_SHOT_KEY, ZERO_SHOT, theta0)]
-    if options.running_soups:
-        models += [
-            (f"soup_f{f}", f"soup up to {factor_label(f)}", open_checkpoint(workspace.running_soup(f)))
-            for f in _prefixes(plan)
-        ]
-    soup = verified_soup(config, workspace)
+    models += [(f"soup_f{f}", f"soup up to {factor_label(f)}", running) for f, running in chain.running.items()]
     models.append((STAGE1_KEY, STAGE1, soup))
-    final = verified_final(config, workspace, soup)
-    if final.sidecar.get("retrained", True):
+    if final.sidecar.retrained is not False:
         models.append((FINAL_KEY, FINAL, final))
     saved = {
         SavedLogits.ALL: {key for key, _, _ in models},
@@ -178,11 +174,6 @@ def evaluate_all(
     evaluation = Evaluation(rows, context.splits.train.class_names, context.train_counts, scorer.stats)
     _write(evaluation, context, workspace)
     return evaluation
-
-
-def _prefixes(plan: Plan) -> list[int]:
-    """The factors after which a running soup was written: all but the last."""
-    return [row.factor for row in plan.factors][:-1]
 
 
 class _RowScorer:
@@ -213,8 +204,8 @@ class _RowScorer:
             model=name,
             split=split.value,
             dataset=self.context.splits.name,
-            model_weights_sha256=checkpoint.sidecar["weights_sha256"],
-            config_sha256=self.context.config.section_hash(*HEAD_SECTIONS),
+            model_weights_sha256=checkpoint.sidecar.weights_sha256,
+            config_sha256=head_config_sha256(self.context.config),
             prediction_config_sha256=prediction_config_sha256(self.context.config),
         )
         return str(path.relative_to(self.workspace.root))
@@ -241,7 +232,7 @@ def _write(evaluation: Evaluation, context: RunContext, workspace: Workspace) ->
                 calibration=row.calibration.as_dict(),
                 weight_change=row.weight_change.as_dict(),
                 predictions=row.predictions,
-                weights_sha256=row.checkpoint.sidecar["weights_sha256"],
+                weights_sha256=row.checkpoint.sidecar.weights_sha256,
             )
             for row in evaluation.rows
         ),

@@ -7,12 +7,11 @@ from pathlib import Path
 
 from ltsoups.checkpoint import Checkpoint, save_checkpoint
 from ltsoups.data.dataset import subset
-from ltsoups.plan import DatasetFingerprint, Manifest, Plan, PlanError
+from ltsoups.plan import DatasetFingerprint, Manifest, PlanError
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.inputs import verified_theta0
-from ltsoups.stages.sections import MEMBER_SECTIONS
+from ltsoups.stages.inputs import Link, MemberInputs, verified_chain
 from ltsoups.stages.validation import ClassifierScorer
-from ltsoups.training.batches import AugmentedSamples, derive_seed
+from ltsoups.training.batches import AugmentedSamples
 from ltsoups.training.cost import CostMeter, TrainingCost, samples_seen
 from ltsoups.training.loop import TrainingObserver, TrainSummary, train
 from ltsoups.training.resume import ResumeState
@@ -22,37 +21,40 @@ from ltsoups.workspace import Workspace
 
 @dataclass(frozen=True)
 class MemberJob:
-    """One member, ready to train: its checked manifest, its training seed and the theta_0 it starts from."""
+    """One member, ready to train: its checked manifest, the theta_0 it starts from and what it is trained from."""
 
     member: str
     manifest: Manifest
     manifest_path: Path
-    seed: int
-    """Seeds the member's data order, augmentation and dropout: a function of (run seed, factor, replica),
-    so a member's training does not depend on which other members the plan has."""
     theta0: Checkpoint
-    config_sha256: str
+    inputs: MemberInputs
+
+    @property
+    def seed(self) -> int:
+        """Seeds the member's data order, augmentation and dropout: a function of (run seed, factor, replica),
+        so a member's training does not depend on which other members the plan has."""
+        return self.inputs.seed
 
     @property
     def provenance(self) -> dict[str, str | int]:
-        """What the member's checkpoint records it was trained from; equal values mean it is up to date."""
+        """What the member's checkpoint records it was trained from (`MemberInputs.problem` compares them)."""
+        inputs = self.inputs
         return {
-            "seed": self.seed,
-            "manifest_sha256": self.manifest.content_sha256,
-            "theta0_sha256": self.theta0.sidecar["weights_sha256"],
-            "config_sha256": self.config_sha256,
+            "seed": inputs.seed,
+            "manifest_sha256": inputs.manifest_sha256,
+            "theta0_sha256": inputs.theta0_sha256,
+            "config_sha256": inputs.config_sha256,
         }
 
     def trained(self, checkpoint: Checkpoint) -> bool:
         """Whether ``checkpoint`` is this job's member already: trained from the same inputs."""
-        return all(checkpoint.sidecar.get(key) == value for key, value in self.provenance.items())
+        return self.inputs.problem(checkpoint.sidecar) is None
 
     @property
     def resume_fingerprint(self) -> str:
         """What a resume state must have been written for: this config, manifest, theta_0 and seed."""
-        return (
-            f"{self.config_sha256}:{self.manifest.content_sha256}:{self.theta0.sidecar['weights_sha256']}:{self.seed}"
-        )
+        inputs = self.inputs
+        return f"{inputs.config_sha256}:{inputs.manifest_sha256}:{inputs.theta0_sha256}:{inputs.seed}"
 
 
 @dataclass(frozen=True)
@@ -67,22 +69,23 @@ class MemberOutput:
 
 
 def member_job(context: RunContext, workspace: Workspace, member: str) -> MemberJob:
-    """Read and check everything ``member`` trains from, before any training starts."""
+    """Read and check everything ``member`` trains from (plan, manifest, theta_0), before any training starts."""
     config = context.config
+    plan = verified_chain(config, workspace, reads=[Link.PLAN]).plan
+    assert plan is not None
+    planned = plan.member(member, workspace.plan)
     path = workspace.manifest(member)
-    if not path.is_file() and workspace.plan.is_file():
-        Plan.read(workspace.plan).member(member, workspace.plan)  # names the plan's members when it has none such
     manifest = Manifest.read(path)
+    if manifest.content_sha256 != planned.manifest_sha256:
+        raise PlanError(f"{path} is not the manifest {workspace.plan} lists for {member}; rerun `ltsoups prepare`")
     if manifest.dataset != DatasetFingerprint.of(context.splits.name, context.splits.train.labels):
         raise PlanError(f"{path} was drawn from another dataset than the configured one")
-    return MemberJob(
-        member=member,
-        manifest=manifest,
-        manifest_path=path,
-        seed=derive_seed(config.seed, manifest.factor, manifest.replica),
-        theta0=verified_theta0(config, workspace),
-        config_sha256=config.section_hash(*MEMBER_SECTIONS),
+    theta0 = verified_chain(config, workspace, reads=[Link.THETA0], loads=[Link.THETA0]).theta0
+    assert theta0 is not None
+    inputs = MemberInputs.of(
+        config, manifest.content_sha256, theta0.sidecar.weights_sha256, manifest.factor, manifest.replica
     )
+    return MemberJob(member=member, manifest=manifest, manifest_path=path, theta0=theta0, inputs=inputs)
 
 
 def train_member(

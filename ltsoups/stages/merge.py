@@ -4,7 +4,7 @@ lambda and N on the validation split (``merge.search``)."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +26,10 @@ from ltsoups.evaluation import Scores, evaluate
 from ltsoups.io.atomic import write_json_atomic
 from ltsoups.merge_search import SoupSearch, accuracy, running_soups, search_grid
 from ltsoups.merging import MergeInputs, TensorCollector
-from ltsoups.plan import Plan
 from ltsoups.registry import PluginError
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.inputs import verified_members, verified_theta0
-from ltsoups.stages.sections import MERGE_SECTIONS
+from ltsoups.stages.inputs import Link, verified_chain
+from ltsoups.stages.sections import merge_config_sha256
 from ltsoups.workspace import Workspace
 
 
@@ -90,8 +89,9 @@ def merge_members(context: RunContext, workspace: Workspace) -> MergeOutput:
     With ``merge.search.enabled``, lambda and N are chosen on validation first (see ``ltsoups.merge_search``).
     """
     config = context.config
-    theta0 = verified_theta0(config, workspace)
-    groups = verified_members(config, workspace, Plan.read(workspace.plan))
+    chain = verified_chain(config, workspace, reads=[Link.MEMBERS], loads=[Link.THETA0, Link.MEMBERS])
+    assert chain.theta0 is not None
+    theta0, groups = chain.theta0, chain.members
     spec = config.merge.merger
     merger = context.plugin(spec)
     # Every input must fit before anything is chosen or written: a failed merge writes nothing.
@@ -99,15 +99,17 @@ def merge_members(context: RunContext, workspace: Workspace) -> MergeOutput:
         soup_tensors = list(inputs.layout.entries)
     scorer = ValidationScorer(context, config.merge.fold_lora)
     provenance = {
-        "config_sha256": config.section_hash(*MERGE_SECTIONS),
+        "config_sha256": merge_config_sha256(config),
+        "theta0_sha256": theta0.sidecar.weights_sha256,
         "merger": spec.model_dump(mode="json", by_alias=True),
         "fold_lora": config.merge.fold_lora,
         **context.classifier_spec(soup_tensors).sidecar_entry(),
     }
     if config.merge.search.enabled:  # then a SearchableMerger: the config's validation refuses any other
-        output = _search(context, workspace, merger, theta0.path, groups, scorer, provenance)
+        output = _search(context, workspace, merger, theta0.path, groups, scorer, provenance, chain.soup_record)
     else:
-        checkpoints = _merge(merger, theta0.path, groups, _targets(workspace, groups), scorer, provenance)
+        targets = _targets(workspace, groups)
+        checkpoints = _merge(merger, theta0.path, groups, targets, scorer, provenance, chain.soup_record)
         for stale in (workspace.soup_search, workspace.soup_search_plot):  # an earlier search's, once replaced
             stale.unlink(missing_ok=True)
         factors = [group.factor for group in groups] or [0]
@@ -133,13 +135,17 @@ def _merge(
     targets: Sequence[Path],
     scorer: ValidationScorer,
     provenance: dict[str, Any],
+    soup_record: Callable[[int | None], dict[str, Any]],
 ) -> list[Checkpoint]:
-    """Write the merge of each prefix of ``groups`` to its target, in one pass over the inputs when it can."""
+    """Write the merge of each prefix of ``groups`` to its target, in one pass over the inputs when it can.
+
+    ``soup_record(factor)``: what the soup of the factors up to ``factor`` records of its members.
+    """
     members = [member for group in groups for member in group.members]
     if not groups:  # a plan without members (zero-shot sampler): the soup is theta_0
-        return _write_sums([[(theta0, 1.0)]], targets, [{"upto_factor": None}], scorer.fold_lora, provenance)
+        return _write_sums([[(theta0, 1.0)]], targets, [soup_record(None)], scorer.fold_lora, provenance)
     prefixes = [groups[:k] for k in range(1, len(groups) + 1)]
-    extra = [{"upto_factor": prefix[-1].factor} for prefix in prefixes]
+    extra = [soup_record(prefix[-1].factor) for prefix in prefixes]
     if isinstance(merger, SelectingMerger):
         selections = [merger.select(theta0, prefix, scorer) for prefix in prefixes]
         for record, selection in zip(extra, selections, strict=True):
@@ -188,6 +194,7 @@ def _search(
     groups: Sequence[FactorGroup],
     scorer: ValidationScorer,
     provenance: dict[str, Any],
+    soup_record: Callable[[int | None], dict[str, Any]],
 ) -> MergeOutput:
     """Choose lambda and N on validation, then write the running soups of the chosen lambda and the chosen soup."""
     config = context.config
@@ -217,7 +224,7 @@ def _search(
                 merged = [{"path": str(m), "factor": g.factor} for g in groups[: point.n + 1] for m in g.members]
                 extra = {
                     "inputs": [{"path": str(theta0), "role": "theta0"}, *merged],
-                    "upto_factor": point.upto_factor,
+                    **soup_record(point.upto_factor),
                     **record,
                     **provenance,
                 }

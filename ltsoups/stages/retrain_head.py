@@ -16,8 +16,8 @@ from ltsoups.checkpoint import Checkpoint, save_checkpoint
 from ltsoups.config import HeadInit
 from ltsoups.model import CosineHead
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.inputs import verified_soup
-from ltsoups.stages.sections import HEAD_SECTIONS
+from ltsoups.stages.inputs import Link, verified_chain
+from ltsoups.stages.sections import head_config_sha256
 from ltsoups.stages.validation import ClassifierScorer, HeadScorer
 from ltsoups.training.batches import AugmentedSamples, derive_seed
 from ltsoups.training.loop import TrainingObserver, TrainResult, train
@@ -51,9 +51,10 @@ class CachedFeatures(Dataset):
 def retrain_head(context: RunContext, workspace: Workspace, observer: TrainingObserver | None = None) -> HeadOutput:
     config = context.config
     stage = config.retrain_head
-    soup = verified_soup(config, workspace)
-    config_sha = config.section_hash(*HEAD_SECTIONS)
-    provenance = {"soup_sha256": soup.sidecar["weights_sha256"], "config_sha256": config_sha}
+    soup = verified_chain(config, workspace, reads=[Link.SOUP], loads=[Link.SOUP]).soup
+    assert soup is not None
+    config_sha = head_config_sha256(config)
+    provenance = {"soup_sha256": soup.sidecar.weights_sha256, "config_sha256": config_sha}
     if not stage.enabled:
         state = soup.load()
         spec = context.classifier_spec(state).sidecar_entry()
@@ -93,7 +94,7 @@ def retrain_head(context: RunContext, workspace: Workspace, observer: TrainingOb
         derive_seed(config.seed, CR_SEED),
         label="retrain-head",
         step_size={"retrain_head.optim.lr": stage.optim.lr, "head.scale": config.head.scale},
-        resume=ResumeState(workspace.final_resume, f"{config_sha}:{soup.sidecar['weights_sha256']}"),
+        resume=ResumeState(workspace.final_resume, f"{config_sha}:{soup.sidecar.weights_sha256}"),
         observer=observer,
         validate=scorer,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ltsoups.checkpoint import Checkpoint, save_checkpoint
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.sections import THETA0_SECTIONS
+from ltsoups.stages.sections import theta0_config_sha256
 from ltsoups.workspace import Workspace
 
 
@@ -15,7 +15,7 @@ def build_theta0(context: RunContext, workspace: Workspace) -> Checkpoint:
         workspace.theta0,
         state,
         kind="theta0",
-        config_sha256=config.section_hash(*THETA0_SECTIONS),
+        config_sha256=theta0_config_sha256(config),
         backbone=config.backbone.model_dump(mode="json", by_alias=True),
         class_names=list(context.splits.train.class_names),
         head_scale=config.head.scale,

@@ -104,13 +104,13 @@ class ResumeState:
             raise CheckpointError(f"no resumable state beside {self.path}")
         checkpoint = open_checkpoint(path, expect_kind=KIND)
         meta = checkpoint.sidecar
-        if meta.get("fingerprint") != self.fingerprint:
+        if meta.fingerprint != self.fingerprint:
             raise CheckpointError(
                 f"{path}: resume state was written by a different configuration or manifest; "
                 "delete it to start this training over"
             )
-        step = int(meta["step"])
-        if not 0 <= step <= total:
+        step = meta.step
+        if step is None or not 0 <= step <= total:
             raise CheckpointError(f"{path}: resume step {step} is outside 0..{total}")
         tensors = checkpoint.load()
         device = next(module.parameters()).device
@@ -122,9 +122,11 @@ class ResumeState:
             )
         for name, value in averages.items():
             ema.shadow[name].copy_(value)
-        ema.updates = int(meta["ema_updates"])
-        if meta.get("grad_scaler"):
-            scaler.load_state_dict(meta["grad_scaler"])
+        if meta.ema_updates is None:
+            raise CheckpointError(f"{path}: resume state records no ema_updates")
+        ema.updates = meta.ema_updates
+        if meta.grad_scaler:
+            scaler.load_state_dict(meta.grad_scaler)
         for index, param in enumerate(_params(optimizer)):
             state = _strip(tensors, f"optim.{index}.")
             if state:

@@ -31,12 +31,12 @@ def test_stage_by_stage_run_matches_the_method(tiny_params_file: Path) -> None:
         invoke("train-member", member, *p)
         sidecar = open_checkpoint(outputs / "members" / member / "weights.safetensors", "member").sidecar
         manifest = next(m for m in plan["members"] if m["member"] == member)
-        assert sidecar["manifest_sha256"] == manifest["manifest_sha256"]
-        assert sidecar["config_sha256"] and sidecar["code_version"]
+        assert sidecar.manifest_sha256 == manifest["manifest_sha256"]
+        assert sidecar.config_sha256 and sidecar.code_version
     merged = invoke("merge", *p)
     assert "Running soups (val)" in merged.output
     soup = open_checkpoint(outputs / "soup" / "soup.safetensors", "soup").sidecar
-    weights = [entry["weight"] for entry in soup["inputs"]]
+    weights = [entry.weight for entry in soup.inputs or []]
     assert weights[0] == pytest.approx(0.7**3)  # theta_0 after three folds with lambda 0.7
     assert sum(weights) == pytest.approx(1.0)
     invoke("retrain-head", *p)
@@ -125,4 +125,4 @@ def test_run_with_a_method_runs_that_baseline_over_the_params(tiny_params_file: 
     rows = [row["model"] for row in json.loads((outputs / "eval" / "results.json").read_text())["rows"]]
     assert rows == ["theta0 (zero-shot)", "stage 1 (soup)"]  # zero-shot: no CR
     theta0 = open_checkpoint(outputs / "theta0" / "theta0.safetensors", "theta0").sidecar
-    assert theta0["head_scale"] == 20  # --set comes after the method's settings
+    assert theta0.head_scale == 20  # --set comes after the method's settings

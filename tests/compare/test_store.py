@@ -30,7 +30,7 @@ def test_logits_are_computed_once_per_weights_split_and_prediction_config(tmp_pa
     calls = []
 
     def inner(checkpoint, split):
-        calls.append((checkpoint.sidecar["weights_sha256"], split))
+        calls.append((checkpoint.sidecar.weights_sha256, split))
         return np.full((2, 3), len(calls), dtype=np.float32)
 
     store = ArtifactStore(tmp_path)

@@ -35,9 +35,9 @@ def test_a_short_run_lowers_the_contrastive_loss(tmp_path: Path) -> None:
     # The report is the saved weights' zero-shot accuracy, grouped by the training counts. (Twelve steps leave a
     # model that gives every image one class, so a bound on the accuracy itself would mean nothing.)
     assert report.zero_shot == zero_shot_of(out, config.task_seed)
-    assert checkpoint.sidecar["zero_shot"] == report.zero_shot.model_dump(mode="json")
-    assert checkpoint.sidecar["model"] == "ltsoups-mini"
-    assert checkpoint.sidecar["config_sha256"] == hash_json(config.model_dump(mode="json"))
+    assert checkpoint.sidecar.zero_shot == report.zero_shot.model_dump(mode="json")
+    assert checkpoint.sidecar.model == "ltsoups-mini"
+    assert checkpoint.sidecar.config_sha256 == hash_json(config.model_dump(mode="json"))
 
 
 def test_config_refuses_unknown_fields_and_partial_batches() -> None:

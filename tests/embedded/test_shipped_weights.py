@@ -17,8 +17,8 @@ def test_shipped_weights_are_small_and_verified() -> None:
     path = shipped_weights_path()
     assert path.stat().st_size < 8 * 2**20
     checkpoint = open_checkpoint(path, expect_kind="pretrained-backbone")
-    assert checkpoint.sidecar["model"] == MODEL_NAME
-    assert checkpoint.sidecar["zero_shot"]["balanced_accuracy"] > 0.25
+    assert checkpoint.sidecar.model == MODEL_NAME
+    assert checkpoint.sidecar.zero_shot["balanced_accuracy"] > 0.25
 
 
 def test_open_clip_loads_the_shipped_weights(shipped: open_clip.CLIP) -> None:

@@ -174,12 +174,20 @@ def _edit_manifest(member: str, rehash: bool, change: Callable[[Params], None]) 
         path = root / "outputs" / "plan" / "manifests" / f"{member}.json"
         manifest = json.loads(path.read_text())
         change(manifest)
-        if rehash:
-            body = {k: v for k, v in manifest.items() if k != "content_sha256"}
-            manifest["content_sha256"] = hash_json(body)
+        if rehash:  # and listed in the plan, so that only the manifest's own checks stand in the way
+            manifest["content_sha256"] = _content_sha256(manifest)
+            plan_path = root / "outputs" / "plan" / "plan.json"
+            plan = json.loads(plan_path.read_text())
+            next(m for m in plan["members"] if m["member"] == member)["manifest_sha256"] = manifest["content_sha256"]
+            plan["content_sha256"] = _content_sha256(plan)
+            rewrite(plan_path, json.dumps(plan).encode())
         rewrite(path, json.dumps(manifest).encode())
 
     return damage
+
+
+def _content_sha256(record: Params) -> str:
+    return hash_json({k: v for k, v in record.items() if k != "content_sha256"})
 
 
 def _index_beyond_dataset(manifest: Params) -> None:
@@ -560,7 +568,7 @@ CASES = [
     BadInput(
         "theta0 from another config",
         TRAIN,
-        ("outputs/theta0/theta0.safetensors", "another data/backbone/head config", "rerun the theta0 stage"),
+        ("outputs/theta0/theta0.safetensors", "another data/backbone/head config", "`ltsoups theta0`"),
         on_run=True,
         params=_set("head", {"scale": 20.0}),
     ),
@@ -670,8 +678,8 @@ CASES = [
     ),
     BadInput(
         "member from another manifest in merge",
-        ("merge",),
-        ("outputs/members/f1-r0/weights.safetensors", "trained from manifest", "but the plan says"),
+        ("merge", "--set", "seed=1"),
+        ("outputs/members/f1-r0/weights.safetensors", "trained from manifest", "`ltsoups train-member f1-r0`"),
         on_run=True,
         breaks=_replan_with_seed(1),
     ),
@@ -705,13 +713,13 @@ CASES = [
     BadInput(
         "soup of another merge config in retrain-head",
         ("retrain-head", "--set", "merge.merger.params.lambda=0.5"),
-        ("outputs/soup/soup.safetensors was merged with another config", "rerun merge"),
+        ("outputs/soup/soup.safetensors: merged with another config", "`ltsoups merge`"),
         on_run=True,
     ),
     BadInput(
         "final of another soup in evaluate",
         ("evaluate",),
-        ("outputs/final/final.safetensors was made from another soup", "rerun retrain-head"),
+        ("outputs/final/final.safetensors: made from another soup", "`ltsoups retrain-head`"),
         on_run=True,
         params=_set("merge.merger", {"name": "recursive", "params": {"lambda": 0.5}}),
         breaks=_merge_again,

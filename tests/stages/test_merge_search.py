@@ -79,11 +79,11 @@ def test_merge_search_chooses_on_validation_and_reads_the_test_split_only_after(
     best = max(grid, key=lambda point: (point["val"]["balanced"], -point["N"], -point["lambda"]))
     assert search["chosen"] == best
     soup = open_checkpoint(outputs / "soup" / "soup.safetensors", "soup")
-    assert soup.sidecar["search"]["chosen"] == best and soup.sidecar["upto_factor"] == best["upto_factor"]
+    assert soup.sidecar.search.chosen == best and soup.sidecar.upto_factor == best["upto_factor"]
     assert (outputs / "soup" / "search.png").stat().st_size > 0
     for factor in (1, 2):  # the running soups are those of the chosen lambda
         running = open_checkpoint(outputs / "soup" / "running" / f"upto-f{factor}.safetensors", "soup")
-        assert running.sidecar["search"]["chosen"]["lambda"] == best["lambda"]
+        assert running.sidecar.search.chosen["lambda"] == best["lambda"]
 
     # The grid in MLflow: one series per N over lambda (step: lambda in thousandths), the table and the figure.
     from mlflow import MlflowClient

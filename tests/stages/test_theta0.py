@@ -25,7 +25,7 @@ def test_head_is_the_text_embedding_of_each_class_prompt(random_mini_clip: Path,
     backbone = OpenClipBackbone(OpenClipParams(pretrained=str(random_mini_clip))).load(num_classes=len(names))
     expected = prompt_embeddings(backbone.text_tower, names, ("a photo of a {}.",), CPU)
     torch.testing.assert_close(head, expected)
-    assert checkpoint.sidecar["class_names"] == names
+    assert checkpoint.sidecar.class_names == names
     encoder = {
         k.removeprefix("encoder."): v for k, v in load_tensors(checkpoint.path).items() if k.startswith("encoder.")
     }
