@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING
 from ltsoups.checkpoint import Checkpoint, sidecar_path
 from ltsoups.closing import closed_after
 from ltsoups.config import LtSoupsConfig
+from ltsoups.plan import Plan
+from ltsoups.stages.evaluate import STAGE1_KEY
 from ltsoups.stages.sections import MEMBER_SECTIONS
 from ltsoups.tracking.metrics import MetricStream
+from ltsoups.tracking.model_logging import ModelOrigin, log_classifier, merged_members, register_version
 from ltsoups.tracking.observer import MetricsObserver
 from ltsoups.tracking.params import flat_params
-from ltsoups.tracking.parent import common_tags, open_parent
+from ltsoups.tracking.parent import common_tags, open_parent, pipeline_config
 from ltsoups.tracking.runs import PARENT_TAG, RunRecord, create_run, end_run, reopen_run
 from ltsoups.tracking.session import TrackingSession
 from ltsoups.tracking.settings import tracking_uri
@@ -207,6 +210,28 @@ class PipelineTracker:
         for path in (workspace.metrics, workspace.groups):
             self._artifact(run_id, path, None, path.name)
         end_run(self.session, run_id)
+        if self.parent_id is not None:
+            self._model_logged(evaluation, self.parent_id)
+
+    def _model_logged(self, evaluation: Evaluation, parent_id: str) -> None:
+        """The final classifier as the parent's MLflow Model, and a registered version with tracking.register."""
+        if self.experiment is None:
+            return
+        final, soup = evaluation.final_row.checkpoint, evaluation.row(STAGE1_KEY).checkpoint
+        members = merged_members(soup, Plan.read(self.workspace.plan), self.workspace)
+        records = [RunRecord.load(self.workspace.member_resume(member).with_name(RUN_FILE)) for member in members]
+        origin = ModelOrigin(
+            **common_tags(self.config),
+            weights_sha256=final.sidecar.weights_sha256,
+            members=members,
+            member_runs=tuple(r.run_id for r in records if r is not None and r.tracking_uri == self.session.uri),
+        )
+        params = flat_params(pipeline_config(self.config))
+        scores = {f"final/{key}": value for key, value in evaluation.final.headline().items()}
+        model_id = log_classifier(self.session, self.experiment, parent_id, final, origin, params, scores)
+        name = self.config.tracking.registered_model
+        if model_id is not None and name is not None:
+            register_version(self.session, name, model_id, parent_id, origin)
 
     # -------------------------------------------------------------------------------------- closing
 
