@@ -53,7 +53,7 @@ class OpenClipExporter(Exporter):
                 raise ExportError(
                     f"{name}: shape {tuple(tensor.shape)}, the pretrained CLIP's is {tuple(clip[target].shape)}"
                 )
-            clip[target] = tensor.to(clip[target].dtype)
+            clip[target] = tensor  # in its own precision: the pretrained file may be fp16 (the embedded one is)
         written = [folder / WEIGHTS]
         write_safetensors(written[0], {name: tensor.contiguous() for name, tensor in clip.items()})
         config = self.backbone.open_clip_config
