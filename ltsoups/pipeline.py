@@ -31,6 +31,9 @@ class PipelineHooks(Protocol):
     def member_tracking(self) -> MemberTracking | None:
         """How the processes that train the members log them (members train wherever the runner puts them)."""
 
+    def stage_started(self, stage: str) -> None:
+        """``stage`` (merge, evaluate) begins in this process: the runs it logs when it ends start here."""
+
     def soups_merged(self, merged: MergeOutput) -> None: ...
 
     def start_head(self) -> TrainingObserver: ...
@@ -41,6 +44,9 @@ class PipelineHooks(Protocol):
 
 
 class NoHooks:
+    def stage_started(self, stage: str) -> None:
+        pass
+
     def plan_written(self, files: PlanFiles) -> None:
         pass
 
@@ -97,9 +103,11 @@ def run_pipeline(
     members = [planned.member for planned in files.plan.members]
     follower = follower or ObserverFollower(observer_for)
     train_members(context, workspace, members, runner, follower, hooks.member_tracking())
+    hooks.stage_started("merge")
     hooks.soups_merged(merge_members(context, workspace))
     head_observer = ObserverGroup(observer_for("retrain-head"), hooks.start_head())
     hooks.head_retrained(retrain_head(context, workspace, head_observer))
+    hooks.stage_started("evaluate")
     evaluation = evaluate_all(context, workspace)
     hooks.evaluated(evaluation)
     return evaluation

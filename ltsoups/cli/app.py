@@ -34,6 +34,7 @@ from ltsoups.cli.fingerprint import fingerprint
 from ltsoups.cli.plugins_show import plugins_show
 from ltsoups.cli.predict import predict
 from ltsoups.cli.pretrain_embedded import pretrain_embedded
+from ltsoups.cli.runs_link import print_runs_url
 from ltsoups.cli.version import global_options
 from ltsoups.stages.evaluate_options import SavedLogits
 
@@ -394,6 +395,7 @@ def evaluate_command(
         tracking.evaluated(evaluation)
     rows = [(row.name, row.scores.headline()) for row in evaluation.rows]
     console.print(results_table(rows, "LT-Soups results (test split)"))
+    print_runs_url(tracking.runs_url)
 
 
 @app.command()
@@ -472,6 +474,7 @@ def run(
         evaluation = run_pipeline(context, workspace, observer_for, tracking, chosen, board, ImageCheckBar(progress))
     rows = [(row.name, row.scores.headline()) for row in evaluation.rows]
     console.print(results_table(rows, "LT-Soups results (test split)"))
+    print_runs_url(tracking.runs_url)
 
 
 def main() -> None:

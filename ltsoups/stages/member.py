@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ltsoups.checkpoint import Checkpoint, save_checkpoint
 from ltsoups.data.dataset import subset
+from ltsoups.evaluation import Scores, evaluate
 from ltsoups.plan import DatasetFingerprint, Manifest, PlanError
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.inputs import Link, MemberInputs, verified_chain
@@ -66,6 +67,8 @@ class MemberOutput:
     result: TrainSummary
     cost: TrainingCost
     """measured in the process that trained it: wall time and peak memory of the whole stage"""
+    val: Scores
+    """the member's validation accuracy, for comparing members (selection and merging never read it)"""
 
 
 def member_job(context: RunContext, workspace: Workspace, member: str) -> MemberJob:
@@ -96,7 +99,10 @@ def train_member(
         checkpoint, result = _train(context, workspace, job, observer)
     train = context.config.train
     samples = samples_seen(job.manifest.size, train.optim.batch_size, result.steps, train.sampling.mode)
-    return MemberOutput(job, checkpoint, result, meter.cost(result.steps, samples))
+    splits, thresholds = context.splits, context.config.data.thresholds
+    model = context.classifier_from(checkpoint)
+    val = evaluate(model, splits.val, context.preprocess, context.runtime, context.train_counts, thresholds)
+    return MemberOutput(job, checkpoint, result, meter.cost(result.steps, samples), val)
 
 
 def _train(

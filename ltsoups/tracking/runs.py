@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ltsoups.io.atomic import write_json_atomic
 from ltsoups.tracking.session import TrackingSession
+from ltsoups.tracking.source import source_tags
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -41,10 +42,17 @@ class RunRecord:
 
 
 def create_run(
-    session: TrackingSession, experiment: str, name: str, tags: dict[str, str], params: dict[str, str]
+    session: TrackingSession,
+    experiment: str,
+    name: str,
+    tags: dict[str, str],
+    params: dict[str, str],
+    start_time: int | None = None,
 ) -> str | None:
-    """A new RUNNING run with its tags and params; None when tracking is off or broken."""
-    run_id = session.create_run(experiment, name, tags)
+    """A new RUNNING run with MLflow's source tags, ``tags`` and params; None when tracking is off or broken.
+
+    ``start_time`` (ms since the epoch) when the run's work began before the run could be opened; None: now."""
+    run_id = session.create_run(experiment, name, {**source_tags(), **tags}, start_time)
     if run_id is not None:
         session.log_params(run_id, params, name)
     return run_id

@@ -2,30 +2,45 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ltsoups.tracking.settings import shorten_http_retries
+from ltsoups.tracking.ui import runs_view_tag
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
+    from mlflow.utils.async_logging.run_operations import RunOperations
+
+    from ltsoups.tracking.datasets import DatasetInput
 
 log = logging.getLogger("ltsoups.tracking")
 _MAX_ERROR = 240
 # MLflow's limit on params and tags per log_batch request.
 _PARAMS_PER_BATCH = 100
-# MLflow 3's UI opens an experiment in its GenAI view unless this tag says it is model training.
+# The experiment's kind as MLflow 3 records it; its UI (3.17) does not use it to pick the view (see ui.py).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 T = TypeVar("T")
 
 MetricPoint = tuple[str, float, int, int]
 """(key, value, timestamp in ms, step)."""
+
+
+@dataclass(frozen=True)
+class PendingMetrics:
+    """Metrics handed to MLflow's asynchronous logging and not yet known to be sent."""
+
+    operations: RunOperations
+    count: int
+    what: str
 
 
 class TrackingSession:
@@ -93,22 +108,29 @@ class TrackingSession:
     # ------------------------------------------------------------------------------- the requests
 
     def experiment(self, name: str) -> str | None:
-        """The id of experiment ``name``, created on first use, tagged as model training."""
+        """The id of experiment ``name``, created on first use, tagged as model training with the runs table's
+        saved view (a view the user has since overridden is kept)."""
 
         def get_or_create(client: MlflowClient) -> str:
+            tags = {**EXPERIMENT_KIND, **runs_view_tag()}
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
-                return client.create_experiment(name, tags=EXPERIMENT_KIND)
-            for key, value in EXPERIMENT_KIND.items():
+                return client.create_experiment(name, tags=tags)
+            for key, value in tags.items():
                 if experiment.tags.get(key) is None:
                     client.set_experiment_tag(experiment.experiment_id, key, value)
             return experiment.experiment_id
 
         return self.call(f"experiment {name!r}", get_or_create)
 
-    def create_run(self, experiment: str, name: str, tags: Mapping[str, str]) -> str | None:
-        """A new RUNNING run; its id."""
-        run = self.call(f"{name} run", lambda client: client.create_run(experiment, tags=dict(tags), run_name=name))
+    def create_run(
+        self, experiment: str, name: str, tags: Mapping[str, str], start_time: int | None = None
+    ) -> str | None:
+        """A new RUNNING run, started at ``start_time`` (ms since the epoch; None: now); its id."""
+        run = self.call(
+            f"{name} run",
+            lambda client: client.create_run(experiment, start_time=start_time, tags=dict(tags), run_name=name),
+        )
         return None if run is None else run.info.run_id
 
     def find_run(self, run_id: str) -> Run | None:
@@ -141,12 +163,41 @@ class TrackingSession:
         if metrics:
             self.call(what, lambda client: client.log_batch(run_id, metrics=metrics), count=len(metrics))
 
+    def log_metrics_async(self, run_id: str, points: Sequence[MetricPoint], what: str) -> PendingMetrics | None:
+        """Metric values queued on MLflow's asynchronous logging, which batches and sends them on its own threads."""
+        from mlflow.entities import Metric
+
+        metrics = [Metric(key, value, timestamp, step) for key, value, timestamp, step in points]
+        operations = self.call(
+            what, lambda client: client.log_batch(run_id, metrics=metrics, synchronous=False), count=len(metrics)
+        )
+        return None if operations is None else PendingMetrics(operations, len(metrics), what)
+
+    def wait_for(self, pending: PendingMetrics) -> None:
+        """Until MLflow has sent ``pending``; a failure to send them counts them as not logged."""
+        self.call(pending.what, lambda _: pending.operations.wait(), count=pending.count)
+
     def log_values(self, run_id: str, values: Mapping[str, float], what: str, step: int = 0) -> None:
         """Metrics known at once (not a training curve), in one request."""
         now = int(time.time() * 1000)
         self.log_metrics(
             run_id, [(key, float(value), now, step) for key, value in values.items()], f"metrics of {what}"
         )
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput], what: str) -> None:
+        """Dataset inputs of the run, each with its ``mlflow.data.context`` tag."""
+        from mlflow.entities import Dataset, InputTag
+        from mlflow.entities import DatasetInput as MlflowInput
+
+        entities = [
+            MlflowInput(
+                Dataset(data.name, data.digest, "local", data.source_json, profile=json.dumps(data.profile)),
+                tags=[InputTag("mlflow.data.context", data.context)],
+            )
+            for data in inputs
+        ]
+        if entities:
+            self.call(what, lambda client: client.log_inputs(run_id, datasets=entities))
 
     def log_artifact(self, run_id: str, path: Path, folder: str | None, what: str) -> None:
         self.call(what, lambda client: client.log_artifact(run_id, str(path), folder))

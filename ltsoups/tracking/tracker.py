@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +13,11 @@ from typing import TYPE_CHECKING
 from ltsoups.checkpoint import Checkpoint, sidecar_path
 from ltsoups.closing import closed_after
 from ltsoups.config import LtSoupsConfig
+from ltsoups.plan import Plan, PlanError
 from ltsoups.plan import Plan
 from ltsoups.stages.evaluate import STAGE1_KEY
 from ltsoups.stages.sections import MEMBER_SECTIONS
+from ltsoups.tracking.datasets import DatasetInput, member_subset, training_split
 from ltsoups.tracking.metrics import MetricStream
 from ltsoups.tracking.model_logging import ModelOrigin, log_classifier, merged_members, register_version
 from ltsoups.tracking.observer import MetricsObserver
@@ -23,6 +26,8 @@ from ltsoups.tracking.parent import common_tags, open_parent, pipeline_config
 from ltsoups.tracking.runs import PARENT_TAG, RunRecord, create_run, end_run, reopen_run
 from ltsoups.tracking.session import TrackingSession
 from ltsoups.tracking.settings import tracking_uri
+from ltsoups.tracking.system_metrics import Monitor, start_monitor
+from ltsoups.tracking.ui import runs_table_url
 from ltsoups.training.loop import TrainingObserver
 from ltsoups.training.resume import ResumeState
 from ltsoups.workspace import Workspace
@@ -58,6 +63,9 @@ class PipelineTracker:
         self.experiment, self.parent_id = experiment, parent_id
         self.owns_parent, self.owns_session = owns_parent, owns_session
         self._open: dict[str, MetricStream] = {}
+        self._monitors: dict[str, Monitor] = {}
+        self._since = _now()
+        """when the work began that the soup and evaluation runs log once it is done: they start there"""
         self._finished = False
 
     @classmethod
@@ -68,6 +76,13 @@ class PipelineTracker:
         session = TrackingSession.connect(tracking_uri(config.tracking))
         experiment, parent_id = open_parent(session, config, workspace)
         return cls(session, config, workspace, experiment, parent_id)
+
+    @property
+    def runs_url(self) -> str | None:
+        """The experiment's runs table in MLflow's UI (see ui.py); None when nothing is logged."""
+        if self.experiment is None or self.session.error is not None:
+            return None
+        return runs_table_url(self.session.uri, self.experiment)
 
     def member_tracking(self) -> MemberRuns | None:
         """How the processes that train this pipeline's members log them: as children of this parent run."""
@@ -103,12 +118,14 @@ class PipelineTracker:
             **flat_params({name: sections[name] for name in MEMBER_SECTIONS}),
         }
         resume = self.workspace.member_resume(job.member)
-        return self._observe(f"member {job.member}", resume, "member", f"train-member@{job.member}", params)
+        name, stage = f"member {job.member}", f"train-member@{job.member}"
+        return self._observe(name, resume, "member", stage, params, lambda: self._datasets("source", job))
 
     def member_trained(self, output: MemberOutput) -> None:
         name = f"member {output.job.member}"
         result = output.result
         values = {"final_loss": result.final_loss, "steps": result.steps}
+        values.update({f"val/{key}": value for key, value in output.val.headline().items()})
         if result.best_val is not None:
             values["val/best_balanced"] = result.best_val
         run_id = self._close_stream(name, values, result.steps)
@@ -119,6 +136,9 @@ class PipelineTracker:
 
     # ---------------------------------------------------------------------------------------- merge
 
+    def stage_started(self, stage: str) -> None:
+        self._since = _now()
+
     def soups_merged(self, merged: MergeOutput) -> None:
         """One run per running soup (theta_0 folded with factors up to f), with its validation scores;
         and, after `merge --search`, a run with the whole lambda x N grid."""
@@ -126,7 +146,7 @@ class PipelineTracker:
         for index, soup in enumerate(merged.running, start=1):
             name = f"soup upto-f{soup.factor}"
             params = {"upto_factor": str(soup.factor), "factors_merged": str(index), **merger}
-            run_id = self._child(name, "soup", "merge", params)
+            run_id = self._child(name, "soup", "merge", params, start_time=self._since)
             if run_id is None:
                 continue
             scores = {f"val/{key}": value for key, value in soup.val.headline().items()}
@@ -142,7 +162,8 @@ class PipelineTracker:
     def _search_logged(self, search: SoupSearch, merger: dict[str, str]) -> None:
         """The grid as metrics (one series per N, the step is lambda in thousandths), a table, the figure,
         search.json; the choice also on the parent run."""
-        run_id = self._child("soup search", "search", "merge", {"metric": search.metric.value, **merger})
+        params = {"metric": search.metric.value, **merger}
+        run_id = self._child("soup search", "search", "merge", params, start_time=self._since)
         chosen = {
             "search_lambda": search.chosen.lam,
             "search_N": search.chosen.n,
@@ -174,7 +195,8 @@ class PipelineTracker:
     def start_head(self) -> TrainingObserver:
         sections = self.config.model_dump(mode="json")
         params = {"seed": str(self.config.seed), **flat_params({"retrain_head": sections["retrain_head"]})}
-        return self._observe("retrain-head", self.workspace.final_resume, "retrain-head", "retrain-head", params)
+        resume = self.workspace.final_resume
+        return self._observe("retrain-head", resume, "retrain-head", "retrain-head", params, lambda: self._datasets())
 
     def head_retrained(self, output: HeadOutput) -> None:
         result = output.result
@@ -193,7 +215,7 @@ class PipelineTracker:
         runs table."""
         workspace = self.workspace
         params = flat_params({"thresholds": self.config.model_dump(mode="json")["data"]["thresholds"]})
-        run_id = self._child("evaluate", "evaluation", "evaluate", params)
+        run_id = self._child("evaluate", "evaluation", "evaluate", params, self._datasets(), self._since)
         self._finished = True
         if run_id is None:
             return
@@ -248,7 +270,17 @@ class PipelineTracker:
 
     # -------------------------------------------------------------------------------------- helpers
 
-    def _child(self, name: str, kind: str, stage: str, params: dict[str, str]) -> str | None:
+    def _child(
+        self,
+        name: str,
+        kind: str,
+        stage: str,
+        params: dict[str, str],
+        data: Sequence[DatasetInput] = (),
+        start_time: int | None = None,
+    ) -> str | None:
+        """A run under the parent with the data it used as dataset inputs; ``start_time`` when its work began
+        before it could be opened (None: now)."""
         if self.parent_id is None or self.experiment is None:
             self.session.dropped(f"{name} run")
             return None
@@ -258,20 +290,47 @@ class PipelineTracker:
             "kind": kind,
             "dvc_stage": os.environ.get("DVC_STAGE", stage),
         }
-        return create_run(self.session, self.experiment, name, tags, params)
+        run_id = create_run(self.session, self.experiment, name, tags, params, start_time)
+        if run_id is not None:
+            self.session.log_inputs(run_id, data, f"datasets of {name}")
+        return run_id
+
+    def _datasets(self, full_split: str = "train", job: MemberJob | None = None) -> list[DatasetInput]:
+        """The training split the plan was drawn from (what the run did with it: ``full_split``) and a member's
+        subset; none when the plan cannot be read (the stage itself says why)."""
+        path = self.workspace.plan
+        try:
+            data = [training_split(Plan.read(path), path, full_split)]
+        except (OSError, ValueError, PlanError):
+            return []
+        if job is not None:
+            data.append(member_subset(job.manifest, job.manifest_path))
+        return data
 
     def _observe(
-        self, name: str, resume_state: Path, kind: str, stage: str, params: dict[str, str]
+        self,
+        name: str,
+        resume_state: Path,
+        kind: str,
+        stage: str,
+        params: dict[str, str],
+        data: Callable[[], list[DatasetInput]],
     ) -> TrainingObserver:
-        """A metric stream whose thread opens the training's run: the interrupted one if it resumes, else a new one."""
+        """A metric stream whose thread opens the training's run: the interrupted one if it resumes, else a new one
+        (with its ``data``, read on that thread); MLflow's system-metrics monitor follows the run when it is on."""
         # Decided now: once the training runs, it writes resume states of its own.
         record = RunRecord.load(resume_state.with_name(RUN_FILE)) if ResumeState(resume_state).exists() else None
 
         def open_run() -> str | None:
             run_id = self._reopen(record) if record is not None else None
+            resumed = run_id is not None
             if run_id is None:
-                run_id = self._child(name, kind, stage, params)
+                run_id = self._child(name, kind, stage, params, data())
                 self._remember(run_id, resume_state)
+            if run_id is not None:
+                monitor = start_monitor(self.session.uri, run_id, resumed)
+                if monitor is not None:
+                    self._monitors[name] = monitor
             return run_id
 
         stream = MetricStream(self.session, open_run, f"step metrics of {name}")
@@ -301,13 +360,22 @@ class PipelineTracker:
             return None
         for key, value in (final or {}).items():
             stream.log(key, value, step)
-        return stream.close()
+        run_id = stream.close()
+        monitor = self._monitors.pop(name, None)
+        if monitor is not None:
+            monitor.finish()
+        return run_id
 
     def _artifact(self, run_id: str | None, path: Path, folder: str | None, what: str) -> None:
         if run_id is None:
             self.session.dropped(what)
             return
         self.session.log_artifact(run_id, path, folder, what)
+
+
+def _now() -> int:
+    """Milliseconds since the epoch, as MLflow times runs."""
+    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tiny_config import tiny_params, tiny_training, write_params
+from typer.testing import CliRunner
+
+from ltsoups.cli.app import app
+
+SERVED_MEMBERS = ["f1-r0", "f1-r1", "f2-r0", "f2-r1"]
+SERVED_FACTORS = [1, 2]
+SERVED_MODEL = "tiny-soup"
 
 
 @pytest.fixture
@@ -19,17 +27,49 @@ def write_tracked_params(
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
     def write(min_steps: int = 3, **tracking: Any) -> Path:
-        params = tiny_params(
-            random_mini_clip,
-            plan={"sampler": {"name": "progressive", "params": {"rounds": 1, "replicas": 2}}},
-            train=tiny_training(min_steps, augment={"crop_scale": [0.5, 1.0]}, resume_every=2),
-            retrain_head=tiny_training(min_steps, augment={"enabled": False}, resume_every=2),
-            tracking={"experiment": "tiny", **tracking},
-            workdir=str(tmp_path / "outputs"),
-        )
-        return write_params(tmp_path, params)
+        return _write_tracked_params(tmp_path, random_mini_clip, min_steps, **tracking)
 
     return write
+
+
+def _write_tracked_params(folder: Path, backbone: Path, min_steps: int = 3, **tracking: Any) -> Path:
+    params = tiny_params(
+        backbone,
+        plan={"sampler": {"name": "progressive", "params": {"rounds": 1, "replicas": 2}}},
+        train=tiny_training(min_steps, augment={"crop_scale": [0.5, 1.0]}, resume_every=2),
+        retrain_head=tiny_training(min_steps, augment={"enabled": False}, resume_every=2),
+        tracking={"experiment": "tiny", **tracking},
+        workdir=str(folder / "outputs"),
+    )
+    return write_params(folder, params)
+
+
+@dataclass(frozen=True)
+class ServedRun:
+    """A finished `ltsoups run` (members SERVED_MEMBERS) logged to the session's `mlflow server`."""
+
+    uri: str
+    experiment: str
+    output: str
+    """what `ltsoups run` printed"""
+    folder: Path
+    """params.yaml and outputs/; its final model is version 1 of registered model SERVED_MODEL"""
+
+
+@pytest.fixture(scope="session")
+def served_run(tmp_path_factory: pytest.TempPathFactory, random_mini_clip: Path, mlflow_server: str) -> ServedRun:
+    """One tiny run for every test that reads a run tree from a server (tests must not log to its experiment)."""
+    folder = tmp_path_factory.mktemp("served-run")
+    params = _write_tracked_params(
+        folder, random_mini_clip, uri=mlflow_server, experiment="tiny-served", register=SERVED_MODEL
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true")  # MLflow's switch, as a user would set it
+        patch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.1")  # a sample even from trainings of a second
+        result = CliRunner().invoke(app, ["run", "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    return ServedRun(mlflow_server, "tiny-served", result.output, folder)
 
 
 class RunTree:

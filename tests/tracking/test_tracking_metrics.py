@@ -1,48 +1,40 @@
-"""MetricStream: the run opens and step metrics leave in batches on a background thread, all by close()."""
+"""MetricStream: the run opens on another thread while the training logs; MLflow's asynchronous logging sends the
+step metrics; close() returns once every value is in the store."""
 
 from __future__ import annotations
 
 import threading
-import time
+from pathlib import Path
 
-from ltsoups.tracking.metrics import MAX_BATCH, MetricStream
+from ltsoups.tracking.metrics import MetricStream
 from ltsoups.tracking.session import TrackingSession
 
 
-class SlowClient:
-    """Records log_batch requests; each takes as long as a request to a real server."""
+def test_values_logged_before_and_after_the_run_opens_all_reach_the_store(tmp_path: Path) -> None:
+    session = TrackingSession.connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = session.experiment("stream")
+    assert experiment is not None
+    may_open, opened_by = threading.Event(), []
 
-    def __init__(self, latency: float = 0.1) -> None:
-        self.latency, self.batches, self.threads = latency, [], set()
-
-    def log_batch(self, run_id: str, metrics: list) -> None:
-        time.sleep(self.latency)
-        self.threads.add(threading.current_thread().name)
-        self.batches.append((run_id, [(m.key, m.value, m.step) for m in metrics]))
-
-
-def test_metrics_are_sent_in_batches_by_another_thread() -> None:
-    client = SlowClient()
-    session = TrackingSession("test", client)  # type: ignore[arg-type]
-    opened_by = []
-
-    def open_run() -> str:
-        time.sleep(client.latency)
-        opened_by.append(threading.current_thread().name)
-        return "run-1"
+    def open_run() -> str | None:
+        # A server slower than the training's first steps; had log() waited for the run, this would time out.
+        opened_by.append((threading.current_thread().name, may_open.wait(timeout=60)))
+        return session.create_run(experiment, "member f1-r0", {})
 
     stream = MetricStream(session, open_run, "step metrics")
     for step in range(1, 1501):
+        if step == 700:
+            may_open.set()  # the first 699 steps were logged while the run was not open: log() did not wait
         stream.log("loss", 1.0 / step, step)
         stream.log("lr", 0.1, step)
-    assert stream.close() == "run-1"
-    sent = [metric for _, batch in client.batches for metric in batch]
-    assert len(sent) == 3000
-    assert {key for key, _, _ in sent} == {"loss", "lr"}
-    assert sorted(step for key, _, step in sent if key == "loss") == list(range(1, 1501))
-    assert 3 <= len(client.batches) <= 4  # 1000 per request at most, not one request per value
-    assert all(len(batch) <= MAX_BATCH and run_id == "run-1" for run_id, batch in client.batches)
-    assert threading.current_thread().name not in client.threads | set(opened_by)
+    run_id = stream.close()
+    assert run_id is not None
+    assert opened_by == [(opened_by[0][0], True)] and opened_by[0][0] != threading.current_thread().name
+    history = {key: session.client.get_metric_history(run_id, key) for key in ("loss", "lr")}
+    assert sorted(metric.step for metric in history["loss"]) == list(range(1, 1501))
+    assert sorted(metric.step for metric in history["lr"]) == list(range(1, 1501))
+    assert {metric.step: metric.value for metric in history["loss"]}[4] == 0.25
+    assert session.error is None and not session.lost
 
 
 def test_without_a_run_values_are_counted_as_not_logged() -> None:

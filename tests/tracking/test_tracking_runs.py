@@ -5,23 +5,10 @@ The same tree from `dvc repro` (one process per stage, default sqlite store) is 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from typer.testing import CliRunner
-
-from ltsoups.cli.app import app
-
-MEMBERS = ["f1-r0", "f1-r1", "f2-r0", "f2-r1"]
-FACTORS = [1, 2]
-
-
-def run_pipeline(params: Path) -> None:
-    result = CliRunner().invoke(app, ["run", "--params", str(params)])
-    assert result.exit_code == 0, result.output
+from conftest import SERVED_FACTORS, SERVED_MEMBERS
 
 
 @pytest.mark.slow
-def test_run_logs_every_run_to_a_server(write_tracked_params, mlflow_server, run_tree, complete_tree) -> None:
-    run_pipeline(write_tracked_params(uri=mlflow_server))
-    complete_tree(run_tree("tiny", mlflow_server), MEMBERS, FACTORS)
+def test_run_logs_every_run_to_a_server(served_run, run_tree, complete_tree) -> None:
+    complete_tree(run_tree(served_run.experiment, served_run.uri), SERVED_MEMBERS, SERVED_FACTORS)
