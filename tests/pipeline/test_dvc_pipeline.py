@@ -97,6 +97,28 @@ def test_lambda_sweep_reruns_merge_and_later_stages_only(dvc_repo: DvcRepo) -> N
     assert sorted(run.data.tags["kind"] for run in children) == ["evaluation", "retrain-head", "soup", "soup"]
 
 
+def metrics_of(row: dict) -> dict[str, dict]:
+    return {path: entry.get("data") for path, entry in row["data"]["metrics"].items()}
+
+
+def test_experiments_show_their_metrics_and_plots(dvc_repo: DvcRepo) -> None:
+    assert dvc_repo.repro("exp", "run", "-S", "merge.merger.params.lambda=0.7") == ["data", *AFTER_MEMBERS]
+    shown = json.loads(dvc_repo.dvc("exp", "show", "--json").stdout)
+    metrics = {"workspace": metrics_of(shown[0])}
+    for baseline in shown[1:]:
+        metrics |= {rev["name"]: metrics_of(rev) for exp in baseline.get("experiments") or [] for rev in exp["revs"]}
+    experiments = [name for name in metrics if name != "workspace"]
+    assert len(experiments) == 2  # lambda 0.5 and 0.7
+    for name in [*experiments, "workspace"]:
+        assert isinstance(metrics[name]["outputs/eval/metrics.json"]["final"]["balanced"], float), name
+        assert set(metrics[name]["outputs/soup/val_metrics.json"]) == {"f1", "f2"}, name
+    diff = json.loads(dvc_repo.dvc("metrics", "diff", *experiments, "--all", "--json").stdout)
+    assert isinstance(diff["outputs/eval/metrics.json"]["final.balanced"]["new"], float)
+    dvc_repo.dvc("plots", "diff", *experiments, "-o", "plots-diff")
+    page = (dvc_repo.root / "plots-diff" / "index.html").read_text()
+    assert all(f'"rev": "{name}"' in page for name in experiments) and '"group": "few"' in page
+
+
 def test_raising_n_trains_only_the_new_factor(dvc_repo: DvcRepo) -> None:
     manifests = digests(dvc_repo.root, "outputs/plan/manifests/*.json")
     members = digests(dvc_repo.root, "outputs/members/*/weights.safetensors")
