@@ -38,7 +38,7 @@ def init_repo(root: Path, params: dict) -> DvcRepo:
     ignore = shutil.ignore_patterns("__pycache__", "dvc.yaml", "dvc.lock")
     shutil.copytree(SOURCE / "ltsoups", root / "ltsoups", ignore=ignore)
     shutil.copytree(SOURCE / ".dvc" / "plots", root / ".dvc" / "plots")
-    for name in ("dvc.yaml", ".dvcignore", ".dvc/config"):
+    for name in ("dvc.yaml", ".dvcignore", ".dvc/config", ".dvc/offline_plots.html"):
         shutil.copy(SOURCE / name, root / name)
     repo.write_params(params)
     (root / ".gitignore").write_text("/outputs/\n/mlflow.db\n/mlruns/\n")

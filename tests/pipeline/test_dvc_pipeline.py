@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from dvc_repo import DvcRepo
+from offline_page import render_offline
 from tiny_config import ONE_ROUND_MEMBERS
 
 pytestmark = pytest.mark.slow
@@ -81,6 +82,13 @@ def test_metrics_and_plots(dvc_repo: DvcRepo) -> None:
     titles = [definition["title"] for plot in plots for definition in plot.values()]
     assert all(title in page for title in titles)
     assert '"train_count": 40' in page and '"group": "few"' in page
+    assert "cdn.jsdelivr.net" not in page  # Vega is inlined (.dvc/offline_plots.html)
+
+
+def test_plots_render_with_no_network(dvc_repo: DvcRepo, tmp_path: Path) -> None:
+    rendered = render_offline(dvc_repo.root / "plots" / "index.html", tmp_path / "plots.png", charts=2)
+    assert (rendered.charts, rendered.refused) == (2, [])
+    assert rendered.inked > 0.005  # axes, points and bars drawn (a page whose Vega did not load is white)
 
 
 def test_lambda_sweep_reruns_merge_and_later_stages_only(dvc_repo: DvcRepo) -> None:
