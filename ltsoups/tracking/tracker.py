@@ -14,7 +14,6 @@ from ltsoups.checkpoint import Checkpoint, sidecar_path
 from ltsoups.closing import closed_after
 from ltsoups.config import LtSoupsConfig
 from ltsoups.plan import Plan, PlanError
-from ltsoups.plan import Plan
 from ltsoups.stages.evaluate import STAGE1_KEY
 from ltsoups.stages.sections import MEMBER_SECTIONS
 from ltsoups.tracking.datasets import DatasetInput, member_subset, training_split

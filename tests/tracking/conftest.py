@@ -8,14 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from served import SERVED_MEMBERS, SERVED_MODEL  # noqa: F401 - test_model_registry imports them from here
 from tiny_config import tiny_params, tiny_training, write_params
 from typer.testing import CliRunner
 
 from ltsoups.cli.app import app
-
-SERVED_MEMBERS = ["f1-r0", "f1-r1", "f2-r0", "f2-r1"]
-SERVED_FACTORS = [1, 2]
-SERVED_MODEL = "tiny-soup"
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SERVED_MEMBERS
+from served import SERVED_MEMBERS
 
 from ltsoups.tracking.ui import ACCURACY_COLUMNS, runs_table_url
 

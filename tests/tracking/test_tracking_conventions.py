@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SERVED_MEMBERS
+from served import SERVED_MEMBERS
 
 from ltsoups.plan import Manifest, Plan
 from ltsoups.workspace import Workspace

@@ -6,7 +6,7 @@ The same tree from `dvc repro` (one process per stage, default sqlite store) is 
 from __future__ import annotations
 
 import pytest
-from conftest import SERVED_FACTORS, SERVED_MEMBERS
+from served import SERVED_FACTORS, SERVED_MEMBERS
 
 
 @pytest.mark.slow
