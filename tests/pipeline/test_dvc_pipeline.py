@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dvc_repo import DvcRepo
+from dvc_repo import BIN, DvcRepo
 from offline_page import render_offline
-from tiny_config import ONE_ROUND_MEMBERS
+from tiny_config import ONE_ROUND_MEMBERS, TINY_DATA
 
 pytestmark = pytest.mark.slow
 
@@ -141,3 +141,30 @@ def test_raising_n_trains_only_the_new_factor(dvc_repo: DvcRepo) -> None:
     assert len(after) == len(manifests) + len(NEW_MEMBERS)
     after_members = digests(dvc_repo.root, "outputs/members/*/weights.safetensors")
     assert {path: after_members[path] for path in members} == members
+
+
+def test_a_clone_pulls_the_outputs_from_a_remote_and_trains_nothing(dvc_repo: DvcRepo, tmp_path: Path) -> None:
+    """docs/mlops.md's "Sharing the outputs through a DVC remote", with a folder as the remote."""
+    from ltsoups.registry import PluginKind, installed_registry
+
+    dvc_repo.repro("repro")  # up to date (alone, this test runs the pipeline first)
+    dvc_repo.dvc("remote", "add", "-d", "shared", str(tmp_path / "remote"))
+    dvc_repo.run("git", "add", "-A")
+    dvc_repo.run("git", "commit", "-q", "-m", "results, shared through a remote")
+    dvc_repo.dvc("push")
+    clone = DvcRepo(tmp_path / "clone")
+    dvc_repo.run("git", "clone", "-q", str(dvc_repo.root), str(clone.root))
+    clone.dvc("pull")
+    for pattern in ("outputs/members/*/weights.safetensors", "outputs/soup/soup.safetensors*", "outputs/final/final.*"):
+        assert digests(clone.root, pattern) == digests(dvc_repo.root, pattern) != {}
+    assert clone.repro("repro") == ["data"]
+
+    images = tmp_path / "images"
+    images.mkdir()
+    test = installed_registry().create(PluginKind.DATASET, "embedded", TINY_DATA).load().test
+    for index in range(8):
+        test.source.image(index).save(images / f"{index}.png")
+    for repo in (dvc_repo, clone):
+        repo.run(str(BIN / "ltsoups"), "predict", str(images), "-k", "3", "--out", "predictions.jsonl")
+    predicted = (clone.root / "predictions.jsonl").read_text()
+    assert predicted == (dvc_repo.root / "predictions.jsonl").read_text() and len(predicted.splitlines()) == 8
