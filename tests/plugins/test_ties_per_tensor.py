@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from test_task_vectors import merged
 
 from ltsoups.checkpoint import save_checkpoint
 from ltsoups.contracts import FactorGroup
 from ltsoups.plugins.task_vectors import TiesMerger, TiesParams
-from test_task_vectors import merged
 
 
 def test_ties_keeps_the_top_share_of_every_tensor_however_small_its_task_vector(tmp_path: Path) -> None:
