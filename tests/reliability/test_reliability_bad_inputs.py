@@ -154,7 +154,7 @@ def _resave_member(member: str, change: Callable[[dict[str, torch.Tensor]], None
         change(tensors)
         for stale in (path, sidecar_path(path)):
             stale.unlink()
-        derived = {"kind", "weights_sha256", "num_tensors", "num_parameters"}
+        derived = {"kind", "weights_sha256", "num_tensors", "num_parameters", "code_version", "sidecar_version"}
         keep = {k: v for k, v in sidecar.items() if k not in derived}
         save_checkpoint(path, tensors, kind="member", **keep)
 
