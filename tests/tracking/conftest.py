@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from served import SERVED_MEMBERS, SERVED_MODEL  # noqa: F401 - test_model_registry imports them from here
+from served import SERVED_MODEL
 from tiny_config import tiny_params, tiny_training, write_params
 from typer.testing import CliRunner
 
