@@ -66,9 +66,10 @@ class Sidecar(_Record):
 
     kind: str
     weights_sha256: str
-    num_tensors: int
-    num_parameters: int
-    code_version: str
+    num_tensors: int | None = None
+    num_parameters: int | None = None
+    code_version: str | None = None
+    """always written; a sidecar written by hand (a test's, another tool's) may leave them out"""
     sidecar_version: int = 1
     config_sha256: str | None = None
     """the config sections that decide the weights (see `ltsoups.stages.sections`)"""

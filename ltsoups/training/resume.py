@@ -132,7 +132,9 @@ class ResumeState:
             if state:
                 optimizer.state[param] = {k: v.to(device) if k != "step" else v for k, v in state.items()}
         best_state = _strip(tensors, "best.")
-        best = (float(meta["best_score"]), best_state) if best_state else None
+        if best_state and meta.best_score is None:
+            raise CheckpointError(f"{path}: resume state holds a best snapshot but no best_score")
+        best = (meta.best_score, best_state) if best_state and meta.best_score is not None else None
         return step, best
 
 

@@ -103,15 +103,15 @@ def test_a_kill_between_a_state_and_its_sidecar_resumes_from_the_state_before(
     expected = _train_member(_fresh_member(finished_run, tmp_path / "straight"), overrides).read_bytes()
     root = _fresh_member(finished_run, tmp_path / "crashed")
     folder = root / "outputs" / "members" / MEMBER
-    real_write_json = ltsoups.checkpoint.write_json_atomic
+    real_write = ltsoups.checkpoint.write_text_atomic
 
-    def killed_before_the_third_sidecar(target: Path, value: object) -> None:
+    def killed_before_the_third_sidecar(target: Path, text: str) -> None:
         if target.name == "resume-step3.safetensors.json":
             raise SimulatedCrash("killed after the weights of step 3, before their sidecar")
-        real_write_json(target, value)
+        real_write(target, text)
 
     with monkeypatch.context() as patched:
-        patched.setattr(ltsoups.checkpoint, "write_json_atomic", killed_before_the_third_sidecar)
+        patched.setattr(ltsoups.checkpoint, "write_text_atomic", killed_before_the_third_sidecar)
         with pytest.raises(SimulatedCrash):
             _train_member(root, overrides)
     assert (folder / "resume-step3.safetensors").is_file()
