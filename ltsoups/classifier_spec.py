@@ -13,7 +13,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from ltsoups.data.stats import ShotThresholds
 from ltsoups.schema import StrictModel
-from ltsoups.training.settings import EvaluationSettings
+from ltsoups.settings import EvaluationSettings
 
 SIDECAR_KEY = "classifier"
 SPEC_VERSION = 1

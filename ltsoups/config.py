@@ -33,7 +33,7 @@ from ltsoups.provenance import hash_json
 from ltsoups.registry import PluginKind, PluginRegistry, installed_registry
 from ltsoups.runtime import RuntimeSettings
 from ltsoups.schema import SettingsModel
-from ltsoups.training.settings import AugmentSettings, EvaluationSettings, LoopSettings, Selection
+from ltsoups.settings import AugmentSettings, EvaluationSettings, LoopSettings, Selection
 
 
 class RunnerSpec(PluginSpec):

@@ -11,7 +11,7 @@ from ltsoups.data.dataset import ArrayImages, LabelledImages
 from ltsoups.data.stats import ShotThresholds
 from ltsoups.evaluation import predict, score_predictions
 from ltsoups.runtime import Runtime, RuntimeSettings
-from ltsoups.training.settings import EvaluationSettings
+from ltsoups.settings import EvaluationSettings
 from ltsoups.training.transforms import Preprocess
 
 # Default thresholds: many n > 100, few n < 20, medium the rest (100 and 20 included).

@@ -13,7 +13,7 @@ from ltsoups.classifier_spec import SIDECAR_KEY, ClassifierSpec
 from ltsoups.model import CosineHead, LongTailClassifier
 from ltsoups.peft.adapters import is_lora_state, unfold_lora
 from ltsoups.registry import PluginKind, PluginRegistry, installed_registry
-from ltsoups.training.settings import EvaluationSettings
+from ltsoups.settings import EvaluationSettings
 from ltsoups.training.transforms import Preprocess
 
 HEAD_WEIGHT = "head.weight"

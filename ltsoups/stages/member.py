@@ -9,6 +9,7 @@ from ltsoups.checkpoint import Checkpoint, save_checkpoint
 from ltsoups.data.dataset import subset
 from ltsoups.evaluation import Scores, evaluate
 from ltsoups.plan import DatasetFingerprint, Manifest, PlanError
+from ltsoups.settings import Selection
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.inputs import Link, MemberInputs, verified_chain
 from ltsoups.stages.validation import ClassifierScorer
@@ -16,7 +17,6 @@ from ltsoups.training.batches import AugmentedSamples
 from ltsoups.training.cost import CostMeter, TrainingCost, samples_seen
 from ltsoups.training.loop import TrainingObserver, TrainSummary, train
 from ltsoups.training.resume import ResumeState
-from ltsoups.training.settings import Selection
 from ltsoups.workspace import Workspace
 
 

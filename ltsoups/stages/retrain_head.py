@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from ltsoups.checkpoint import Checkpoint, save_checkpoint
 from ltsoups.config import HeadInit
 from ltsoups.model import CosineHead
+from ltsoups.settings import Selection
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.inputs import Link, verified_chain
 from ltsoups.stages.sections import head_config_sha256
@@ -22,7 +23,6 @@ from ltsoups.stages.validation import ClassifierScorer, HeadScorer
 from ltsoups.training.batches import AugmentedSamples, derive_seed
 from ltsoups.training.loop import TrainingObserver, TrainResult, train
 from ltsoups.training.resume import ResumeState
-from ltsoups.training.settings import Selection
 from ltsoups.workspace import Workspace
 
 CR_SEED = 0xC12

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ltsoups.config import LtSoupsConfig
 from ltsoups.provenance import hash_json
-from ltsoups.training.settings import LoopSettings
+from ltsoups.settings import LoopSettings
 
 THETA0_SECTIONS = ("data", "backbone", "head")
 MEMBER_SECTIONS = (*THETA0_SECTIONS, "train")

@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ltsoups.data.dataset import LabelledImages
-from ltsoups.training.settings import AugmentSettings
+from ltsoups.settings import AugmentSettings
 from ltsoups.training.transforms import Preprocess
 
 _MIX = 0x9E3779B1

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ltsoups.plan import factor_label
+from ltsoups.settings import LoopSettings
 from ltsoups.training.schedule import steps_for, warmup_steps
-from ltsoups.training.settings import LoopSettings
 
 WARMUP_WARNING_SHARE = 0.5
 

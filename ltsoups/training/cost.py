@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from ltsoups.schema import StrictModel
-from ltsoups.training.settings import Sampling
+from ltsoups.settings import Sampling
 
 if TYPE_CHECKING:
     import torch

@@ -13,12 +13,7 @@ from torch.utils.data import Dataset
 
 from ltsoups.contracts import LossFn, TrainingObserver
 from ltsoups.runtime import Precision, Runtime
-from ltsoups.training.batches import ClassBalancedBatches, StepBatches, derive_seed
-from ltsoups.training.ema import ParameterEma
-from ltsoups.training.errors import TrainingDiverged
-from ltsoups.training.resume import ResumeState, deferred_interrupt
-from ltsoups.training.schedule import lr_multiplier, steps_for, warmup_steps
-from ltsoups.training.settings import (
+from ltsoups.settings import (
     EmaInit,
     LoopSettings,
     Optimizer,
@@ -27,6 +22,11 @@ from ltsoups.training.settings import (
     SamplingSettings,
     Selection,
 )
+from ltsoups.training.batches import ClassBalancedBatches, StepBatches, derive_seed
+from ltsoups.training.ema import ParameterEma
+from ltsoups.training.errors import TrainingDiverged
+from ltsoups.training.resume import ResumeState, deferred_interrupt
+from ltsoups.training.schedule import lr_multiplier, steps_for, warmup_steps
 
 
 class SilentObserver:

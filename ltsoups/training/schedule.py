@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from ltsoups.training.settings import EpochSteps, ScheduleSettings
+from ltsoups.settings import EpochSteps, ScheduleSettings
 
 
 def steps_per_epoch(size: int, batch_size: int, rule: EpochSteps) -> int:

@@ -16,7 +16,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from ltsoups.training.settings import AugmentSettings, EnsembleMode, EvaluationSettings, Interpolation
+from ltsoups.settings import AugmentSettings, EnsembleMode, EvaluationSettings, Interpolation
 
 _MODES = {Interpolation.BICUBIC: InterpolationMode.BICUBIC, Interpolation.BILINEAR: InterpolationMode.BILINEAR}
 

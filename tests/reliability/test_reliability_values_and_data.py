@@ -31,9 +31,9 @@ from ltsoups.data.listfile import read_list_file
 from ltsoups.io.safetensors import CheckpointError
 from ltsoups.merging import MergeInputs
 from ltsoups.runtime import Runtime, RuntimeSettings
+from ltsoups.settings import LoopSettings
 from ltsoups.training.errors import TrainingDiverged
 from ltsoups.training.loop import train
-from ltsoups.training.settings import LoopSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from ltsoups.settings import EpochSteps, ScheduleSettings
 from ltsoups.training.batches import ClassBalancedBatches, StepBatches
 from ltsoups.training.schedule import steps_for, steps_per_epoch
-from ltsoups.training.settings import EpochSteps, ScheduleSettings
 
 # A long tail: 200, 40, 9, 3 and 1 samples, shuffled into dataset order.
 LABELS = np.random.default_rng(0).permutation(np.repeat(np.arange(5), [200, 40, 9, 3, 1]))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ltsoups.settings import Sampling
 from ltsoups.training.batches import ClassBalancedBatches, StepBatches
 from ltsoups.training.cost import MemoryMeasure, TrainingCost, samples_seen
-from ltsoups.training.settings import Sampling
 
 
 @pytest.mark.parametrize(

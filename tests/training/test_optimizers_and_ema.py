@@ -10,10 +10,10 @@ from tiny_config import validate_config
 from torch import nn
 
 from ltsoups.config import ConfigError
+from ltsoups.settings import OptimizerSettings
 from ltsoups.training.ema import ParameterEma
 from ltsoups.training.loop import build_optimizer
 from ltsoups.training.resume import ResumeState
-from ltsoups.training.settings import OptimizerSettings
 
 
 def _layer() -> nn.Linear:

@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch import nn
 
+from ltsoups.settings import ScheduleSettings
 from ltsoups.training.batches import StepBatches
 from ltsoups.training.ema import ParameterEma
 from ltsoups.training.schedule import lr_multiplier, steps_for, warmup_steps
-from ltsoups.training.settings import ScheduleSettings
 
 
 def test_warmup_is_max_of_100_steps_and_one_percent() -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ltsoups.training.settings import AugmentSettings, EvaluationSettings, Interpolation
+from ltsoups.settings import AugmentSettings, EvaluationSettings, Interpolation
 from ltsoups.training.transforms import Preprocess
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
