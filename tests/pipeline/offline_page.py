@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
+from system_chromium import chromium
 
-CHROMIUM = "/usr/bin/chromium"
 WAIT_MS = 60_000  # a cold browser on 2 busy cores
 
 
@@ -23,16 +20,6 @@ class RenderedPage:
     """Requests that left the machine's files, all refused."""
     inked: float
     """Share of the screenshot's pixels that are not white."""
-
-
-def chromium() -> str:
-    """The system Chromium; CI must have it (scripts/setup.sh installs it), elsewhere the test is skipped."""
-    path = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is not installed (scripts/setup.sh installs Debian's `chromium` as root)")
-        pytest.skip("no Chromium: install Debian's `chromium` package (scripts/setup.sh does it as root)")
-    return path
 
 
 def render_offline(page: Path, screenshot: Path, charts: int) -> RenderedPage:

@@ -7,39 +7,18 @@ Screenshots go to the test's temporary folder (``ui-*.png``): what docs/mlops.md
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from served import SERVED_MEMBERS
+from system_chromium import CHROMIUM_ARGS, chromium
 
 from ltsoups.tracking.ui import ACCURACY_COLUMNS, runs_table_url
 
-CHROMIUM = "/usr/bin/chromium"
-# Chromium's flags for a headless run in a container that must not reach the network by itself.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 WAIT_MS = 60_000  # the first page load of a cold server on 2 busy cores
-
-
-def chromium() -> str:
-    """The system Chromium; CI must have it (scripts/setup.sh installs it), elsewhere the test is skipped."""
-    path = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is not installed (scripts/setup.sh installs Debian's `chromium` as root)")
-        pytest.skip("no Chromium: install Debian's `chromium` package (scripts/setup.sh does it as root)")
-    return path
 
 
 def js_number(value: float) -> str:
