@@ -36,7 +36,18 @@ def nll_at(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     return float(-log_softmax(logits / temperature, axis=1)[np.arange(len(labels)), labels].mean())
 
 
-def calibration(val: Predictions, test: Predictions, groups: list[str]) -> dict[str, float]:
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray) -> float:
+    confidence, right = probs.max(axis=1), probs.argmax(axis=1) == labels
+    ece = 0.0
+    for b in range(15):
+        inside = (confidence > b / 15) & (confidence <= (b + 1) / 15)
+        if inside.any():
+            ece += inside.sum() / len(labels) * abs(right[inside].mean() - confidence[inside].mean())
+    return 100 * ece
+
+
+def calibration(val: Predictions, test: Predictions, groups: list[str], sides: list[str]) -> dict[str, float]:
+    """``groups``: each class's shot group; ``sides``: head (more than data.thresholds.head images) or tail."""
     z_val, z_test = val.logits.astype(np.float64), test.logits.astype(np.float64)
     fit = minimize_scalar(
         lambda log_t: nll_at(z_val, val.labels, math.exp(log_t)),
@@ -49,19 +60,26 @@ def calibration(val: Predictions, test: Predictions, groups: list[str]) -> dict[
     labels = test.labels
     nll = -np.log(probs[np.arange(len(labels)), labels])
     brier = ((probs - np.eye(probs.shape[1])[labels]) ** 2).sum(axis=1)
-    confidence, right = probs.max(axis=1), probs.argmax(axis=1) == labels
-    ece = 0.0
-    for b in range(15):
-        inside = (confidence > b / 15) & (confidence <= (b + 1) / 15)
-        if inside.any():
-            ece += inside.sum() / len(labels) * abs(right[inside].mean() - confidence[inside].mean())
-    values = {"temperature": temperature, "nll": nll.mean(), "ece": 100 * ece, "brier": brier.mean()}
-    sample_groups = np.array(groups)[labels]
-    for group in ("many", "medium", "few"):
-        if (sample_groups == group).any():
-            values[f"nll_{group}"] = nll[sample_groups == group].mean()
-            values[f"brier_{group}"] = brier[sample_groups == group].mean()
+    values = {
+        "temperature": temperature,
+        "nll": nll.mean(),
+        "ece": expected_calibration_error(probs, labels),
+        "brier": brier.mean(),
+    }
+    sample_groups, sample_sides = np.array(groups)[labels], np.array(sides)[labels]
+    for group, members in [(g, sample_groups == g) for g in ("many", "medium", "few")] + [
+        (side, sample_sides == side) for side in ("head", "tail")
+    ]:
+        if members.any():
+            values[f"nll_{group}"] = nll[members].mean()
+            values[f"ece_{group}"] = expected_calibration_error(probs[members], labels[members])
+            values[f"brier_{group}"] = brier[members].mean()
     return values
+
+
+def sides_of(spec: dict) -> list[str]:
+    head = spec["base_config"]["data"]["thresholds"]["head"]
+    return ["head" if count > head else "tail" for count in spec["train_counts"]]
 
 
 def check_summary(summary: dict, values: list[float]) -> None:
@@ -90,13 +108,13 @@ def test_means_stds_intervals_and_calibration_recompute_from_the_logits(comparis
     root = comparison.root
     spec = json.loads((root / "comparison.json").read_text())
     report = json.loads((root / "report" / "summary.json").read_text())
-    groups = spec["class_groups"]
+    groups, sides = spec["class_groups"], sides_of(spec)
     checked = 0
     for method in report["methods"]:
         per_seed: dict[str, list[float]] = {}
         for seed in method["seeds"]:
             result, test, val = load(root, method["method"], seed)
-            numbers = {**accuracies(test.logits, test.labels, groups), **calibration(val, test, groups)}
+            numbers = {**accuracies(test.logits, test.labels, groups), **calibration(val, test, groups, sides)}
             for key, value in {**numbers, **result["weight_change"]}.items():
                 per_seed.setdefault(key, []).append(value)
             assert result["scores"] == pytest.approx(accuracies(test.logits, test.labels, groups), **TOLERANCE)
