@@ -177,7 +177,7 @@ class _Divergence:
         """Raise when a floating-point tensor of ``state`` holds a NaN or an infinity (one check per tensor)."""
         for name, tensor in state.items():
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                raise self(f"weight {name} holds NaN or infinite values", step, lr)
+                raise self(f"weight {name!r} holds NaN or infinite values", step, lr)
 
 
 def build_optimizer(params: Iterable[torch.Tensor], settings: OptimizerSettings) -> torch.optim.Optimizer:

@@ -29,6 +29,8 @@ def test_ctrl_c_records_the_members_that_finished(dvc_repo: DvcRepo) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As at a terminal: a suite started in the background (`cmd &`) hands its children SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 600
     while not first.exists() and batch.poll() is None and time.monotonic() < deadline:

@@ -590,7 +590,7 @@ CASES = [
     BadInput(
         "NaN loss in head retraining",
         ("retrain-head", "--set", "retrain_head.optim.lr=1e30", "--set", "retrain_head.resume_every=1"),
-        ("retrain-head: loss is nan at step",),
+        ("retrain-head: weight 'weight' holds NaN or infinite values at step", "retrain_head.optim.lr = 1e+30"),
         on_run=True,
         trains=True,
     ),
@@ -598,7 +598,7 @@ CASES = [
     BadInput(
         "output folder under a file",
         ("prepare", "--set", "workdir=params.yaml/outputs"),
-        ("cannot write params.yaml/outputs/", "Not a directory"),
+        ("cannot write params.yaml/outputs/", "params.yaml is a file, where a folder belongs"),
         on_run=True,
     ),
     BadInput(

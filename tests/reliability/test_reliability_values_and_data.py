@@ -275,7 +275,7 @@ def test_weights_that_become_infinite_stop_the_training_naming_step_and_settings
             step_size={"train.optim.lr": 1e30, "head.scale": 30.0},
         )
     message = str(raised.value)
-    assert message.startswith("member f1-r0: weight w holds NaN or infinite values at step 3 of 3")
+    assert message.startswith("member f1-r0: weight 'w' holds NaN or infinite values at step 3 of 3")
     assert "train.optim.lr = 1e+30, head.scale = 30: lower them" in message
 
 
