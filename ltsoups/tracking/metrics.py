@@ -1,11 +1,6 @@
-"""A training's MLflow run: opened on a thread of its own, then fed step metrics through MLflow's asynchronous
-logging, which sends them on MLflow's threads.
+"""A training's MLflow run on a background thread: opened there, fed step metrics in batches.
 
-A request to a tracking server costs about 0.1 s; the training neither waits for the run to open nor
-for its metrics to be sent, only for the last of them when the training ends. MLflow's queue sends each
-handed-over batch as one request (it merges nothing unless MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS is set,
-and then it sleeps that long before each send), so values are handed over in chunks: a full request's
-worth, or what a few seconds gathered.
+A request to a tracking server costs about 0.1 s; the training only appends to a queue.
 """
 
 from __future__ import annotations
@@ -14,16 +9,15 @@ import threading
 import time
 from collections.abc import Callable
 
-from ltsoups.tracking.session import MetricPoint, PendingMetrics, TrackingSession
+from ltsoups.tracking.session import MetricPoint, TrackingSession
 
-# MLflow accepts at most 1000 metrics per request.
-CHUNK = 1000
+# MLflow accepts at most 1000 metrics per log_batch request.
+MAX_BATCH = 1000
 
 
 class MetricStream:
-    """Opens a run with ``open_run`` on its own thread; logged values are handed to MLflow's asynchronous logging
-    in chunks (CHUNK values, or every ``interval`` seconds) once the run is open; ``close`` hands over the rest
-    and waits until MLflow has sent them all.
+    """Opens a run with ``open_run`` on its own thread, then sends the queued (key, value, step) every
+    ``interval`` seconds, or at once when a full batch is waiting, and the rest on close.
 
     Args:
         what: names the metrics in the "not logged" warning, e.g. "step metrics of member f1-r0".
@@ -34,53 +28,45 @@ class MetricStream:
     ) -> None:
         self.session, self.what, self.interval = session, what, interval
         self.run_id: str | None = None
-        self._opened = False
         self._pending: list[MetricPoint] = []
-        self._handed_at = time.monotonic()
-        self._sent: list[PendingMetrics] = []
-        self._lock = threading.Lock()
+        self._wake = threading.Condition()
+        self._closed = False
         self._thread: threading.Thread | None = None
         if session.enabled:
-            self._thread = threading.Thread(target=self._open, args=(open_run,), name=f"mlflow {what}", daemon=True)
+            self._thread = threading.Thread(target=self._work, args=(open_run,), name=f"mlflow {what}", daemon=True)
             self._thread.start()
 
     def log(self, key: str, value: float, step: int) -> None:
         if self._thread is None:
             return
-        now = time.monotonic()
-        with self._lock:
+        with self._wake:
             self._pending.append((key, float(value), int(time.time() * 1000), step))
-            due = len(self._pending) >= CHUNK or now - self._handed_at >= self.interval
-            if not (self._opened and due):
-                return
-            chunk, self._pending, self._handed_at = self._pending, [], now
-        self._send(chunk)
+            if len(self._pending) >= MAX_BATCH:
+                self._wake.notify()
 
     def close(self) -> str | None:
-        """Wait until every value is sent (or counted as not logged); the run's id (None when it could not open)."""
+        """Send what is queued, stop the thread; the run's id (None when it could not be opened)."""
         if self._thread is not None:
+            with self._wake:
+                self._closed = True
+                self._wake.notify()
             self._thread.join()
             self._thread = None
-            rest, self._pending = self._pending, []
-            self._send(rest)
-            for pending in self._sent:
-                self.session.wait_for(pending)
-            self._sent = []
         return self.run_id
 
-    def _open(self, open_run: Callable[[], str | None]) -> None:
-        run_id = open_run()
-        with self._lock:
-            self.run_id, self._opened = run_id, True
+    def _work(self, open_run: Callable[[], str | None]) -> None:
+        self.run_id = run_id = open_run()
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._closed or len(self._pending) >= MAX_BATCH, timeout=self.interval)
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                finished = self._closed and not self._pending
+            if batch and run_id is None:
+                self.session.dropped(self.what, len(batch))
+            elif batch and run_id is not None:
+                self._send(run_id, batch)
+            if finished:
+                return
 
-    def _send(self, points: list[MetricPoint]) -> None:
-        if not points:
-            return
-        if self.run_id is None:
-            self.session.dropped(self.what, len(points))
-            return
-        for start in range(0, len(points), CHUNK):
-            pending = self.session.log_metrics_async(self.run_id, points[start : start + CHUNK], self.what)
-            if pending is not None:
-                with self._lock:
-                    self._sent.append(pending)
+    def _send(self, run_id: str, batch: list[MetricPoint]) -> None:
+        self.session.log_metrics(run_id, batch, self.what)

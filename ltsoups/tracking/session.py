@@ -8,7 +8,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,7 +17,6 @@ from ltsoups.tracking.ui import runs_view_tag
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
-    from mlflow.utils.async_logging.run_operations import RunOperations
 
     from ltsoups.tracking.datasets import DatasetInput
 
@@ -32,15 +30,6 @@ T = TypeVar("T")
 
 MetricPoint = tuple[str, float, int, int]
 """(key, value, timestamp in ms, step)."""
-
-
-@dataclass(frozen=True)
-class PendingMetrics:
-    """Metrics handed to MLflow's asynchronous logging and not yet known to be sent."""
-
-    operations: RunOperations
-    count: int
-    what: str
 
 
 class TrackingSession:
@@ -162,20 +151,6 @@ class TrackingSession:
         metrics = [Metric(key, value, timestamp, step) for key, value, timestamp, step in points]
         if metrics:
             self.call(what, lambda client: client.log_batch(run_id, metrics=metrics), count=len(metrics))
-
-    def log_metrics_async(self, run_id: str, points: Sequence[MetricPoint], what: str) -> PendingMetrics | None:
-        """Metric values queued on MLflow's asynchronous logging, which batches and sends them on its own threads."""
-        from mlflow.entities import Metric
-
-        metrics = [Metric(key, value, timestamp, step) for key, value, timestamp, step in points]
-        operations = self.call(
-            what, lambda client: client.log_batch(run_id, metrics=metrics, synchronous=False), count=len(metrics)
-        )
-        return None if operations is None else PendingMetrics(operations, len(metrics), what)
-
-    def wait_for(self, pending: PendingMetrics) -> None:
-        """Until MLflow has sent ``pending``; a failure to send them counts them as not logged."""
-        self.call(pending.what, lambda _: pending.operations.wait(), count=pending.count)
 
     def log_values(self, run_id: str, values: Mapping[str, float], what: str, step: int = 0) -> None:
         """Metrics known at once (not a training curve), in one request."""

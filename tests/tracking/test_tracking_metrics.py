@@ -1,5 +1,5 @@
-"""MetricStream: the run opens on another thread while the training logs; MLflow's asynchronous logging sends the
-step metrics; close() returns once every value is in the store."""
+"""MetricStream: the run opens on another thread while the training logs, which sends the step metrics in batches;
+close() returns once every value is in the store."""
 
 from __future__ import annotations
 
