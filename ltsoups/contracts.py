@@ -11,6 +11,7 @@ import os
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -418,3 +419,8 @@ class Runner(Plugin):
         that fails stops no member already running: once those are done, raise ``MemberFailed`` naming
         every member that failed. An empty ``tasks`` costs nothing (no worker is started).
         """
+
+    def session(self) -> AbstractContextManager[None]:
+        """Keeps what the runner starts (a cluster, its workers) for every batch of the block, so that a driver
+        running several batches (a comparison's members, then its merges and evaluations) starts it once."""
+        return nullcontext()

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from ltsoups.checkpoint import Checkpoint
 from ltsoups.contracts import MemberFollower, Runner, Worker
 from ltsoups.data.image_check import ImageCheckProgress
 from ltsoups.plan import PlanFiles
+from ltsoups.predictions import Predictor
 from ltsoups.runners.batch import train_members
 from ltsoups.runners.task import MemberTracking, SilentFollower
 from ltsoups.stages.context import RunContext
 from ltsoups.stages.evaluate import Evaluation, evaluate_all
+from ltsoups.stages.evaluate_options import EvaluateOptions
 from ltsoups.stages.merge import MergeOutput, merge_members
 from ltsoups.stages.prepare import prepare
 from ltsoups.stages.retrain_head import HeadOutput, retrain_head
 from ltsoups.stages.theta0 import build_theta0
+from ltsoups.training.cost import CostMeter, TrainingCost, samples_seen
 from ltsoups.training.loop import ObserverGroup, SilentObserver, TrainingObserver
 from ltsoups.workspace import Workspace
 
@@ -103,11 +107,45 @@ def run_pipeline(
     members = [planned.member for planned in files.plan.members]
     follower = follower or ObserverFollower(observer_for)
     train_members(context, workspace, members, runner, follower, hooks.member_tracking())
+    return finish_run(context, workspace, lambda: observer_for("retrain-head"), hooks).evaluation
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    merged: MergeOutput
+    head: HeadOutput
+    head_cost: TrainingCost | None
+    """the classifier re-training's steps, samples, time and memory; None when CR is off"""
+    evaluation: Evaluation
+
+
+def finish_run(
+    context: RunContext,
+    workspace: Workspace,
+    observe_head: Callable[[], TrainingObserver],
+    hooks: PipelineHooks | None = None,
+    options: EvaluateOptions = EvaluateOptions(),
+    predictor: Predictor | None = None,
+) -> FinishedRun:
+    """merge, retrain-head, evaluate: what follows the members, in `ltsoups run` and in every run of a comparison.
+
+    ``observe_head()`` follows the classifier re-training (called when it starts); ``predictor`` gives each
+    evaluated model's logits (default: the run's classifier computes them).
+    """
+    hooks = hooks or NoHooks()
     hooks.stage_started("merge")
-    hooks.soups_merged(merge_members(context, workspace))
-    head_observer = ObserverGroup(observer_for("retrain-head"), hooks.start_head())
-    hooks.head_retrained(retrain_head(context, workspace, head_observer))
+    merged = merge_members(context, workspace)
+    hooks.soups_merged(merged)
+    meter = CostMeter(context.runtime.device)
+    with meter.measure():
+        head = retrain_head(context, workspace, ObserverGroup(observe_head(), hooks.start_head()))
+    hooks.head_retrained(head)
+    head_cost = None
+    if head.result is not None:
+        size, settings = len(context.splits.train), context.config.retrain_head
+        samples = samples_seen(size, settings.optim.batch_size, head.result.steps, settings.sampling.mode)
+        head_cost = meter.cost(head.result.steps, samples)
     hooks.stage_started("evaluate")
-    evaluation = evaluate_all(context, workspace)
+    evaluation = evaluate_all(context, workspace, options, predictor)
     hooks.evaluated(evaluation)
-    return evaluation
+    return FinishedRun(merged, head, head_cost, evaluation)

@@ -5,8 +5,10 @@ Phases, so that all the member training of a comparison is one batch of the conf
    data/backbone/head), and the key of every member its plan needs;
 2. the members no store entry holds yet, each trained once (``runner``: one after another here, or in
    parallel on Ray), recorded in the store as each finishes, then linked into every workdir using it;
-3. per run: merge, retrain-head and evaluate (theta_0, stage 1 and the final model, logits cached by
-   weights), or for an ensemble the mean of its members' logits; a ``MethodResult`` per run.
+3. per run, one runner task each (``compare/finish.py``): the pipeline's merge, retrain-head and evaluate
+   (``ltsoups.pipeline.finish_run``; logits cached by weights), or for an ensemble the mean of its members'
+   logits; a ``MethodResult`` per run, written as each arrives.
+Both batches run in one session of the runner (a Ray cluster starts once).
 Seeds: a run's config ``seed`` (subsets, data order, augmentation, init) is the comparison's seed, and
 the keys of ``compare.vary_with_seed`` move with it (the embedded default moves its world seed, so
 that which classes are large changes from run to run). Every method of one run is scored on the same
@@ -23,35 +25,24 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ltsoups.analysis.calibration import calibrate
-from ltsoups.checkpoint import Checkpoint, open_checkpoint
+from ltsoups.checkpoint import open_checkpoint
+from ltsoups.compare.finish import FinishTask, MethodSeed, ResultRecorder
 from ltsoups.compare.methods import Method
 from ltsoups.compare.results import RESULT_FILE, SPEC_FILE, ComparisonSpec, MethodEntry, MethodResult
-from ltsoups.compare.store import ArtifactStore, CachedPredictor
+from ltsoups.compare.store import ArtifactStore
 from ltsoups.config import ConfigError, ConfigIssue, ConfigLayer, LtSoupsConfig, validate_layers
 from ltsoups.contracts import MemberFollower, Runner, Worker
 from ltsoups.data.stats import ClassStats
-from ltsoups.evaluation import score_predictions
 from ltsoups.io.atomic import write_json_atomic
-from ltsoups.predictions import Predictions, Split
-from ltsoups.provenance import code_version, hash_json
+from ltsoups.provenance import code_version
 from ltsoups.registry import PluginRegistry, installed_registry
 from ltsoups.runners.task import MemberTask, SilentFollower, lending
 from ltsoups.stages.context import RunContext
-from ltsoups.stages.evaluate import ModelPredictor, evaluate_all
-from ltsoups.stages.evaluate_options import EvaluateOptions, SavedLogits
-from ltsoups.stages.inputs import Link, verified_chain
+from ltsoups.stages.inputs import MemberInputs
 from ltsoups.stages.member import MemberOutput
-from ltsoups.stages.merge import merge_members
 from ltsoups.stages.prepare import prepare
-from ltsoups.stages.retrain_head import retrain_head
-from ltsoups.stages.sections import member_config_sha256
 from ltsoups.stages.theta0 import build_theta0
-from ltsoups.training.cost import CostMeter, TrainingCost, samples_seen
 from ltsoups.training.loop import SilentObserver, TrainingObserver
-from ltsoups.workspace import Workspace
-
-ENSEMBLE_KEY = "ensemble"
 
 
 @dataclass(frozen=True)
@@ -63,23 +54,6 @@ class ComparisonRequest:
     methods: Sequence[Method]
     seeds: Sequence[int]
     reference: str
-
-
-@dataclass(frozen=True)
-class MethodSeed:
-    """One run of a comparison: a method at a seed, in its own workdir."""
-
-    method: Method
-    seed: int
-    config: LtSoupsConfig
-
-    @property
-    def workspace(self) -> Workspace:
-        return Workspace(Path(self.config.workdir))
-
-    @property
-    def label(self) -> str:
-        return f"{self.method.name} seed {self.seed}"
 
 
 @dataclass(frozen=True)
@@ -148,21 +122,13 @@ def run_comparison(
     (request.root / SPEC_FILE).unlink(missing_ok=True)  # never a spec of an earlier invocation over these runs
     store = ArtifactStore(request.root / "store")
     contexts = _Contexts(store, registry)
-    needs = _prepare_runs(runs, contexts, store)
+    needs, inputs = _prepare_runs(runs, contexts, store)
     _check_same_classes(runs, contexts)
     say(f"{len(runs)} runs need {sum(len(uses) for uses in needs.values())} members, {len(needs)} of them distinct")
     runner = contexts.of(runs[0]).plugin(base.runner)
-    trained = _train_missing(needs, contexts, store, runner, display)
-    for run in runs:
-        context = contexts.of(run)
-        if run.method.ensemble_of is None:
-            result = _pipeline_result(run, context, store, needs, request.root, display.head)
-        else:
-            result = _ensemble_result(run, context, store, needs, request.root)
-        result.write(run_dir(request.root, run.method.name, run.seed) / RESULT_FILE)
-        say(f"{run.label}: {result.model}, balanced {result.scores['balanced']:.2f}")
-        if hooks is not None:
-            hooks.run_finished(run, result)
+    with runner.session():
+        trained = _train_missing(needs, inputs, contexts, store, runner, display)
+        _finish_runs(runs, needs, contexts, store, runner, request.root, display, hooks)
     splits, train_counts = contexts.of(runs[0]).splits, contexts.of(runs[0]).train_counts
     spec = ComparisonSpec(
         methods=tuple(
@@ -222,21 +188,24 @@ class _Contexts:
 # ------------------------------------------------------------------------------------- phase 1, 2
 
 _Needs = dict[str, list[tuple[MethodSeed, str]]]
-"""member key -> (run, member id) of every run whose plan has it"""
+"""member key (``MemberInputs.key``) -> (run, member id) of every run whose plan has it"""
 
 
-def _prepare_runs(runs: Sequence[MethodSeed], contexts: _Contexts, store: ArtifactStore) -> _Needs:
+def _prepare_runs(
+    runs: Sequence[MethodSeed], contexts: _Contexts, store: ArtifactStore
+) -> tuple[_Needs, dict[str, MemberInputs]]:
     needs: _Needs = {}
+    inputs: dict[str, MemberInputs] = {}
     for run in runs:
         theta0 = contexts.theta0(run.config)  # before the run's context exists: it shares the classifier
         files = prepare(contexts.of(run), run.workspace)
         store.link(theta0, run.workspace.theta0)
         theta0_sha = open_checkpoint(run.workspace.theta0, expect_kind="theta0").sidecar.weights_sha256
-        member_config = member_config_sha256(run.config)
         for planned in files.plan.members:
-            key = store.member_key(planned.manifest_sha256, member_config, theta0_sha)
-            needs.setdefault(key, []).append((run, planned.member))
-    return needs
+            member = MemberInputs.of(run.config, planned.manifest_sha256, theta0_sha, planned.factor, planned.replica)
+            inputs[member.key] = member
+            needs.setdefault(member.key, []).append((run, planned.member))
+    return needs, inputs
 
 
 def _check_same_classes(runs: Sequence[MethodSeed], contexts: _Contexts) -> None:
@@ -252,9 +221,14 @@ def _check_same_classes(runs: Sequence[MethodSeed], contexts: _Contexts) -> None
 
 
 def _train_missing(
-    needs: _Needs, contexts: _Contexts, store: ArtifactStore, runner: Runner, display: ComparisonDisplay
+    needs: _Needs,
+    inputs: dict[str, MemberInputs],
+    contexts: _Contexts,
+    store: ArtifactStore,
+    runner: Runner,
+    display: ComparisonDisplay,
 ) -> int:
-    missing = {key: uses[0] for key, uses in needs.items() if not store.holds(store.member(key))}
+    missing = {key: uses[0] for key, uses in needs.items() if not inputs[key].trained_at(store.member(key))}
     display.say(f"training {len(missing)} members ({len(needs) - len(missing)} found in the store)")
     here = Path.cwd()
     tasks = {
@@ -301,109 +275,28 @@ class _StoreRecorder:
 # ----------------------------------------------------------------------------------------- phase 3
 
 
-def _member_costs(run: MethodSeed, needs: _Needs, store: ArtifactStore) -> list[TrainingCost]:
-    keys = [key for key, uses in needs.items() if any(user.label == run.label for user, _ in uses)]
-    return [TrainingCost.model_validate_json(store.member_cost(key).read_text()) for key in keys]
-
-
-def _predictor(context: RunContext, store: ArtifactStore) -> CachedPredictor:
-    labels = {Split.VAL: context.splits.val.labels, Split.TEST: context.splits.test.labels}
-    return CachedPredictor(store, context.config, labels, ModelPredictor(context))
-
-
-def _pipeline_result(
-    run: MethodSeed,
-    context: RunContext,
-    store: ArtifactStore,
+def _finish_runs(
+    runs: Sequence[MethodSeed],
     needs: _Needs,
+    contexts: _Contexts,
+    store: ArtifactStore,
+    runner: Runner,
     root: Path,
-    observer_for: Callable[[str], TrainingObserver],
-) -> MethodResult:
-    workspace = run.workspace
-    merge_members(context, workspace)
-    meter = CostMeter(context.runtime.device)
-    with meter.measure():
-        head = retrain_head(context, workspace, observer_for(f"{run.label} retrain-head"))
-    member_costs = _member_costs(run, needs, store)
-    costs = list(member_costs)
-    if head.result is not None:
-        size, settings = len(context.splits.train), run.config.retrain_head
-        samples = samples_seen(size, settings.optim.batch_size, head.result.steps, settings.sampling.mode)
-        costs.append(meter.cost(head.result.steps, samples))
-    options = EvaluateOptions(save_logits=SavedLogits.FINAL, running_soups=False)
-    row = evaluate_all(context, workspace, options, _predictor(context, store)).final_row
-    return MethodResult(
-        method=run.method.name,
-        seed=run.seed,
-        model=row.name,
-        predictions={split: _relative(workspace.root / path, root) for split, path in (row.predictions or {}).items()},
-        weights_sha256=row.checkpoint.sidecar.weights_sha256,
-        scores=row.scores.headline(),
-        calibration=row.calibration.as_dict(),
-        weight_change=row.weight_change.as_dict(),
-        cost=TrainingCost.total(costs),
-        members=len(member_costs),
-        models_at_inference=1,
-        config_sha256=hash_json(run.config.model_dump(mode="json")),
-        code_version=code_version(),
-    )
+    display: ComparisonDisplay,
+    hooks: ComparisonHooks | None,
+) -> None:
+    def record(run: MethodSeed, result: MethodResult) -> None:
+        result.write(run_dir(root, run.method.name, run.seed) / RESULT_FILE)
+        display.say(f"{run.label}: {result.model}, balanced {result.scores['balanced']:.2f}")
+        if hooks is not None:
+            hooks.run_finished(run, result)
 
-
-def _ensemble_result(
-    run: MethodSeed, context: RunContext, store: ArtifactStore, needs: _Needs, root: Path
-) -> MethodResult:
-    """The members' logits averaged: no merge, no CR."""
-    workspace, config = run.workspace, run.config
-    chain = verified_chain(config, workspace, reads=[Link.MEMBERS], loads=[Link.MEMBERS])
-    by_factor = sorted(chain.member_checkpoints.values(), key=lambda member: member[0])  # the merges' order
-    members = [checkpoint for _, checkpoint in by_factor]
-    if not members:
-        raise ValueError(f"{run.method.name}: {run.method.ensemble_of} trains no members to ensemble")
-    predictor, splits = _predictor(context, store), context.splits
-    averaged = {
-        split: Predictions(_mean_logits(members, split, predictor), getattr(splits, split.value).labels)
-        for split in (Split.TEST, Split.VAL)
-    }
-    saved = {}
-    for split, predictions in averaged.items():
-        path = workspace.predictions(ENSEMBLE_KEY, split.value)
-        predictions.write(
-            path,
-            model=f"ensemble of {len(members)} members",
-            split=split.value,
-            dataset=splits.name,
-            members_weights_sha256=[member.sidecar.weights_sha256 for member in members],
-        )
-        saved[split.value] = _relative(path, root)
-    test, val = averaged[Split.TEST], averaged[Split.VAL]
-    stats = ClassStats(context.train_counts, config.data.thresholds)
-    scores = score_predictions(test.logits.argmax(axis=1), test.labels, context.train_counts, config.data.thresholds)
-    calibration = calibrate(val.logits, val.labels, test.logits, test.labels, stats.class_groups())
-    costs = _member_costs(run, needs, store)
-    return MethodResult(
-        method=run.method.name,
-        seed=run.seed,
-        model=f"ensemble of {len(members)} members",
-        predictions=saved,
-        weights_sha256=None,
-        scores=scores.headline(),
-        calibration=calibration.as_dict(),
-        weight_change=None,
-        cost=TrainingCost.total(costs),
-        members=len(costs),
-        models_at_inference=len(members),
-        config_sha256=hash_json(config.model_dump(mode="json")),
-        code_version=code_version(),
-    )
-
-
-def _mean_logits(members: Sequence[Checkpoint], split: Split, predictor: CachedPredictor) -> np.ndarray:
-    """Accumulated in float64 one member at a time: memory stays two logit arrays however many members."""
-    total = predictor(members[0], split).astype(np.float64)
-    for member in members[1:]:
-        total += predictor(member, split)
-    return (total / len(members)).astype(np.float32)
-
-
-def _relative(path: Path, root: Path) -> str:
-    return str(path.resolve().relative_to(root.resolve()))
+    here = Path.cwd()
+    tasks = [
+        FinishTask(run, root, store, tuple(key for key, uses in needs.items() if any(u is run for u, _ in uses)), here)
+        for run in runs
+    ]
+    recorder = ResultRecorder(root, {run.label: run for run in runs}, display.head, record, display.say)
+    recorder.planned([task.name for task in tasks], [])
+    with lending(*{id(c): c for c in (contexts.of(run) for run in runs)}.values()):
+        runner.train(tasks, recorder)

@@ -40,12 +40,8 @@ class ArtifactStore:
 
     # ------------------------------------------------------------------------------------ members
 
-    @staticmethod
-    def member_key(manifest_sha256: str, config_sha256: str, theta0_sha256: str) -> str:
-        """A member is decided by its manifest (subset, factor, replica, seed), its config and its theta_0."""
-        return hash_json({"manifest": manifest_sha256, "config": config_sha256, "theta0": theta0_sha256})
-
     def member(self, key: str) -> Path:
+        """The member trained from the inputs whose ``MemberInputs.key`` is ``key``."""
         return self.root / "members" / key / "weights.safetensors"
 
     def member_cost(self, key: str) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Generic
 
 from pydantic import Field, model_validator
@@ -95,6 +95,9 @@ class RayRunner(Runner):
             return []
         with self._connected():
             return _RayBatch(self.ray, self.params, list(tasks), follower).run()
+
+    def session(self) -> AbstractContextManager[None]:
+        return self._connected()
 
     @contextmanager
     def _connected(self) -> Iterator[None]:

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ltsoups.checkpoint import CheckpointError, open_checkpoint, sidecar_path
 from ltsoups.contracts import BatchInterrupted, MemberFailed, MemberFollower, Runner
 from ltsoups.plan import Plan
 from ltsoups.runners.task import MemberTask, MemberTracking, SilentFollower, lending
@@ -24,15 +23,7 @@ class TrainedMembers:
 
 
 def is_trained(workspace: Workspace, job: MemberJob) -> bool:
-    """Whether the member's checkpoint on disk is intact and was trained from ``job``'s inputs."""
-    path = workspace.member(job.member)
-    if not sidecar_path(path).is_file():
-        return False
-    try:
-        checkpoint = open_checkpoint(path, expect_kind="member")
-    except CheckpointError:  # damaged or foreign: train it again
-        return False
-    return job.trained(checkpoint)
+    return job.inputs.trained_at(workspace.member(job.member))
 
 
 def member_tasks(

@@ -18,10 +18,19 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ltsoups.checkpoint import SIDECAR_VERSION, Checkpoint, CheckpointError, Sidecar, open_checkpoint, read_sidecar
+from ltsoups.checkpoint import (
+    SIDECAR_VERSION,
+    Checkpoint,
+    CheckpointError,
+    Sidecar,
+    open_checkpoint,
+    read_sidecar,
+    sidecar_path,
+)
 from ltsoups.config import LtSoupsConfig
 from ltsoups.contracts import FactorGroup
 from ltsoups.plan import Plan, PlanError
+from ltsoups.provenance import hash_json
 from ltsoups.stages.sections import (
     head_config_sha256,
     legacy_member_config_sha256,
@@ -89,6 +98,28 @@ class MemberInputs:
             member_config_sha256(config),
             legacy_member_config_sha256(config),
         )
+
+    @property
+    def key(self) -> str:
+        """The member's content address: a comparison's store files the member trained from these inputs under it."""
+        return hash_json(
+            {
+                "manifest": self.manifest_sha256,
+                "theta0": self.theta0_sha256,
+                "seed": self.seed,
+                "config": self.config_sha256,
+            }
+        )
+
+    def trained_at(self, path: Path) -> bool:
+        """Whether ``path`` holds an intact member trained from these inputs (the one answer to "already trained?")."""
+        if not sidecar_path(path).is_file():
+            return False
+        try:
+            checkpoint = open_checkpoint(path, expect_kind="member")
+        except CheckpointError:  # damaged or foreign: train it again
+            return False
+        return self.problem(checkpoint.sidecar) is None
 
     def problem(self, sidecar: Sidecar) -> str | None:
         """Why a member whose sidecar is ``sidecar`` was not trained from these inputs; None if it was."""

@@ -47,10 +47,6 @@ class MemberJob:
             "config_sha256": inputs.config_sha256,
         }
 
-    def trained(self, checkpoint: Checkpoint) -> bool:
-        """Whether ``checkpoint`` is this job's member already: trained from the same inputs."""
-        return self.inputs.problem(checkpoint.sidecar) is None
-
     @property
     def resume_fingerprint(self) -> str:
         """What a resume state must have been written for: this config, manifest, theta_0 and seed."""

@@ -20,7 +20,7 @@ from ltsoups.tracking.settings import tracking_uri
 if TYPE_CHECKING:
     from ltsoups.compare.report import ComparisonReport
     from ltsoups.compare.results import MethodResult
-    from ltsoups.compare.run import MethodSeed
+    from ltsoups.compare.finish import MethodSeed
 
 COST_KEYS = ("steps", "samples", "seconds", "peak_memory_bytes")
 

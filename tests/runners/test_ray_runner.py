@@ -214,10 +214,10 @@ def test_a_comparison_on_ray_trains_each_shared_member_once_to_the_same_bits(
         request = ComparisonRequest(tmp_path / runner / "compare", layers, source, chosen, [0], "lt-soups")
         spec = run_comparison(request, ComparisonDisplay(members=probe))
         results = {m.name: MethodResult.read(request.root / "runs" / m.name / "seed-0" / "result.json") for m in chosen}
-        outcomes[runner] = (spec, {name: result.weights_sha256 for name, result in results.items()}, probe)
+        outcomes[runner] = (spec, {name: (r.weights_sha256, r.scores) for name, r in results.items()}, probe)
 
-    (local, local_weights, _), (on_ray, ray_weights, probe) = outcomes["local"], outcomes["ray"]
-    assert ray_weights == local_weights
+    (local, local_results, _), (on_ray, ray_results, probe) = outcomes["local"], outcomes["ray"]
+    assert ray_results == local_results  # the runs finished (merge, CR, evaluation) on Ray's workers too
     assert on_ray.members_trained == local.members_trained == len(probe.finished_members)
     assert all(name.startswith(("lt-soups seed 0 ", "full-ft seed 0 ")) for name in probe.finished_members)
     trainers = {worker.pid for attempts in probe.workers.values() for worker in attempts}
