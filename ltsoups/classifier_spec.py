@@ -51,7 +51,11 @@ class ClassifierSpec(_SpecModel):
 
     version: int = Field(SPEC_VERSION, description="layout of this record")
     backbone: BackboneRecord
-    head_scale: float = Field(gt=0, description="cosine head: logits = scale * cos(feature, class vector)")
+    head_scale: float = Field(
+        gt=0,
+        description="cosine head: logits = scale * cos(feature, class vector), times the weights' head.class_scale "
+        "per class where LWS trained one",
+    )
     class_names: tuple[str, ...] = Field(strict=False, min_length=1, description="in label order")
     preprocess: PreprocessSpec
     thresholds: ShotThresholds = Field(strict=False, description="many / medium / few shot thresholds")

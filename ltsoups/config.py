@@ -140,6 +140,11 @@ class HeadInit(str, Enum):
     RANDOM = "random"
 
 
+class HeadTraining(str, Enum):
+    CLASS_VECTORS = "class-vectors"
+    CLASS_SCALE = "class-scale"
+
+
 class RetrainHeadConfig(LoopSettings):
     """Stage 2 (CR): backbone frozen, head retrained on the full training set."""
 
@@ -149,12 +154,26 @@ class RetrainHeadConfig(LoopSettings):
         description="merged: CR starts from the merged head (the authors' code; the paper's 'retrain'); "
         "random: fresh random class vectors (Kang et al.'s cRT re-initialises the classifier)",
     )
+    trains: HeadTraining = Field(
+        HeadTraining.CLASS_VECTORS,
+        description="class-vectors: the head's class vectors train; class-scale: Kang et al.'s LWS, the class "
+        "vectors stay and a factor per class trains, from 1: logits_c = f_c * scale * cos(feature, w_c)",
+    )
     loss: LossSpec = Field(
         default_factory=lambda: LossSpec(name="logit-adjusted"), description="stage-2 loss, full-data prior"
     )
     augment: AugmentSettings = Field(
         AugmentSettings(), description="off (enabled: false): features are computed once and cached (fast)"
     )
+
+    @model_validator(mode="after")
+    def _class_scale_keeps_the_vectors(self) -> RetrainHeadConfig:
+        if self.trains is HeadTraining.CLASS_SCALE and self.head_init is HeadInit.RANDOM:
+            raise ValueError(
+                "trains: class-scale (LWS) scales the class vectors it is given and never trains them, but "
+                "head_init is random: use head_init merged, or trains class-vectors (cRT)"
+            )
+        return self
 
 
 class TrackingConfig(SettingsModel):

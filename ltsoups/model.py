@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -14,16 +15,44 @@ from ltsoups.runtime import Runtime
 PROMPT_BATCH_SIZE = 256
 
 
+CLASS_SCALE = "class_scale"
+
+
 class CosineHead(nn.Module):
-    """logits = scale * cos(feature, class vector); no bias."""
+    """logits = scale * cos(feature, class vector); no bias.
+
+    After LWS (``learn_class_scale``) the head also holds a factor per class, ``class_scale``:
+    logits_c = class_scale_c * scale * cos(feature, w_c). The factor is in the state dict only then, and
+    loading a state dict adds or drops it as the state holds it or not, so that one head takes any
+    classifier checkpoint and a head without it has the state dict it always had.
+    """
+
+    class_scale: nn.Parameter | None
 
     def __init__(self, weight: torch.Tensor, scale: float) -> None:
         super().__init__()
         self.weight = nn.Parameter(weight.detach().clone().float())
         self.scale = scale
+        self.register_parameter(CLASS_SCALE, None)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.scale * F.normalize(features, dim=-1) @ F.normalize(self.weight, dim=-1).t()
+        logits = self.scale * F.normalize(features, dim=-1) @ F.normalize(self.weight, dim=-1).t()
+        return logits if self.class_scale is None else logits * self.class_scale
+
+    def learn_class_scale(self) -> None:
+        """LWS (Kang et al.): a factor per class, 1 to start with, trains; the class vectors stay as they are."""
+        self.weight.requires_grad_(False)
+        self._use_class_scale(True)
+
+    def _use_class_scale(self, used: bool) -> None:
+        ones = torch.ones(len(self.weight), device=self.weight.device)
+        self.register_parameter(CLASS_SCALE, nn.Parameter(ones) if used else None)
+
+    def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, *args: Any) -> None:
+        held = prefix + CLASS_SCALE in state_dict
+        if held != (self.class_scale is not None):
+            self._use_class_scale(held)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
 
 class LongTailClassifier(nn.Module):

@@ -156,6 +156,12 @@ def test_a_setting_that_would_not_apply_is_an_error(override: str, message: str)
         load_config(None, [override])
 
 
+def test_lws_scales_the_class_vectors_it_is_given_never_random_ones() -> None:
+    with pytest.raises(ConfigError, match=r"trains: class-scale \(LWS\).*head_init is random"):
+        load_config(None, ["retrain_head.trains=class-scale", "retrain_head.head_init=random"])
+    assert load_config(None, ["retrain_head.trains=class-scale"]).retrain_head.head_init.value == "merged"
+
+
 def test_class_balanced_sampling_visits_take_kangs_four_samples_by_default() -> None:
     sampling = load_config(None, ["retrain_head.sampling.mode=class-balanced"]).retrain_head.sampling
     assert sampling.visit == 4

@@ -47,11 +47,16 @@ def plain_encoder_state(loaded: LoadedClassifier) -> dict[str, torch.Tensor]:
     return fold_lora(state) if is_lora_state(state) else dict(state)
 
 
-def head_lines(folder: Path) -> list[str]:
-    """Python lines that turn ``features`` into the class name the exported head predicts."""
-    return [
+def head_lines(folder: Path, class_scaled: bool) -> list[str]:
+    """Python lines that turn ``features`` into the class name the exported head predicts.
+
+    ``class_scaled``: the head holds a factor per class (LWS), which multiplies each class's logit.
+    """
+    lines = [
         f'head = json.loads(Path("{folder}/head.json").read_text())',
         f'vectors = load_file("{folder}/head.safetensors")["class_vectors"]',
         "logits = head['scale'] * F.normalize(features, dim=-1) @ F.normalize(vectors, dim=-1).T",
-        "print(head['class_names'][logits.argmax().item()])",
     ]
+    if class_scaled:
+        lines.append(f'logits = logits * load_file("{folder}/head.safetensors")["class_scale"]')
+    return [*lines, "print(head['class_names'][logits.argmax().item()])"]

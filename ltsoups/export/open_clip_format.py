@@ -10,7 +10,7 @@ import torch
 
 from ltsoups.export.choices import ExportFormat
 from ltsoups.export.formats import Exporter, ExportError, head_lines, plain_encoder_state
-from ltsoups.export.head import head_logits, write_head
+from ltsoups.export.head import class_scale, head_logits, write_head
 from ltsoups.io.safetensors import write_safetensors
 
 WEIGHTS = "open_clip_model.safetensors"
@@ -101,6 +101,6 @@ class OpenClipExporter(Exporter):
         lines += [
             "with torch.no_grad():",
             '    features = model.encode_image(preprocess(Image.open("IMAGE.png").convert("RGB"))[None])',
-            *head_lines(folder),
+            *head_lines(folder, class_scale(self.loaded) is not None),
         ]
         return "\n".join(lines)

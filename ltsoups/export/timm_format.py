@@ -9,7 +9,7 @@ import torch
 
 from ltsoups.export.choices import ExportFormat
 from ltsoups.export.formats import Exporter, head_lines, plain_encoder_state
-from ltsoups.export.head import head_logits, write_head
+from ltsoups.export.head import class_scale, head_logits, write_head
 from ltsoups.io.safetensors import write_safetensors
 
 WEIGHTS = "model.safetensors"
@@ -70,6 +70,6 @@ class TimmExporter(Exporter):
                 "transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))",
                 "with torch.no_grad():",
                 '    features = model(transform(Image.open("IMAGE.png").convert("RGB"))[None])',
-                *head_lines(folder),
+                *head_lines(folder, class_scale(self.loaded) is not None),
             ]
         )

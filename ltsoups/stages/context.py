@@ -161,7 +161,7 @@ class RunContext:
             raise CheckpointError(f"{source} does not fit the configured backbone: {err}") from err
         self._checkpoint_loaded = True
         for name, param in model.named_parameters():
-            param.requires_grad_(trainable[name])
+            param.requires_grad_(trainable.get(name, True))  # head.class_scale: only in a state LWS trained
         return model
 
     def features(

@@ -1,6 +1,7 @@
 """Stage `retrain-head` (CR): freeze the merged encoder, retrain the head on the full training set.
 
-The head starts from the merged one (the authors' code) or, as Kang et al.'s cRT does, from scratch.
+The head starts from the merged one (the authors' code) or, as Kang et al.'s cRT does, from scratch. With
+``trains: class-scale`` (Kang et al.'s LWS) the class vectors stay as merged and a factor per class trains.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ltsoups.checkpoint import Checkpoint, save_checkpoint
-from ltsoups.config import HeadInit
+from ltsoups.config import HeadInit, HeadTraining
 from ltsoups.model import CosineHead
 from ltsoups.settings import Selection
 from ltsoups.stages.context import RunContext
@@ -66,6 +67,8 @@ def retrain_head(context: RunContext, workspace: Workspace, observer: TrainingOb
     model.encoder.eval()
     if stage.head_init is HeadInit.RANDOM:
         _reinitialise(model.head, derive_seed(config.seed, CR_SEED, HEAD_INIT_SEED))
+    if stage.trains is HeadTraining.CLASS_SCALE:
+        model.head.learn_class_scale()
     train_split = context.splits.train
     loss_fn = context.plugin(stage.loss).build(train_split.class_counts())
     best_val = stage.selection.mode is Selection.BEST_VAL

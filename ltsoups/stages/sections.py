@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ltsoups.config import LtSoupsConfig
+from ltsoups.config import HeadTraining, LtSoupsConfig
 from ltsoups.provenance import hash_json
 from ltsoups.settings import LoopSettings
 
@@ -27,13 +27,22 @@ SAVE_ONLY = frozenset({"resume_every"})
 """Training settings that decide when a training saves its state, never what it computes: no part of a hash
 (runtime, runner and tracking are sections no stage hashes)."""
 
+ADDED_LATER: dict[str, dict[str, object]] = {"retrain_head": {"trains": HeadTraining.CLASS_VECTORS.value}}
+"""Settings added after hashes were recorded, with the value that does what was done before them: hashed only
+away from it, so that adding a setting left every recorded hash, and so every finished stage, as it was."""
+
 
 def _bits_sha256(config: LtSoupsConfig, sections: tuple[str, ...], seed: bool) -> str:
     """Hash of what in ``sections`` can change a stage's weights, with the run seed if the stage draws from it."""
     hashed = config.hashed_sections(*sections)
     for name in sections:
         if isinstance(getattr(config, name), LoopSettings):
-            hashed[name] = {key: value for key, value in hashed[name].items() if key not in SAVE_ONLY}
+            before = ADDED_LATER.get(name, {})
+            hashed[name] = {
+                key: value
+                for key, value in hashed[name].items()
+                if key not in SAVE_ONLY and (key not in before or value != before[key])
+            }
     if seed:
         hashed["seed"] = config.seed
     return hash_json(hashed)

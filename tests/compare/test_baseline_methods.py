@@ -60,6 +60,19 @@ def test_crt_is_kangs() -> None:
     assert config.retrain_head.schedule.final_lr_fraction == 0
 
 
+def test_lws_is_kangs_and_differs_from_crt_only_in_its_head() -> None:
+    """facebookresearch/classifier-balancing cls_lws.yaml: the stage-1 classifier kept, a factor per class, 5 epochs."""
+    crt, lws = method_config("crt"), method_config("lws")
+    assert lws.retrain_head.trains.value == "class-scale" and lws.retrain_head.head_init.value == "merged"
+    assert lws.retrain_head.schedule.epochs == 5
+    assert lws.model_dump(exclude={"retrain_head"}) == crt.model_dump(exclude={"retrain_head"})  # one stage-1 member
+    differ = {"trains", "head_init", "schedule"}
+    assert lws.retrain_head.model_dump(exclude=differ) == crt.retrain_head.model_dump(exclude=differ)
+    assert lws.retrain_head.schedule.model_dump(exclude={"epochs"}) == crt.retrain_head.schedule.model_dump(
+        exclude={"epochs"}
+    )
+
+
 def test_soups_rho_and_model_soups_differ_only_in_the_subset() -> None:
     soups, soups_rho = method_config("model-soups"), method_config("soups-rho")
     assert (soups.plan.sampler.name, soups_rho.plan.sampler.name) == ("full-data", "fixed-ratio")

@@ -28,17 +28,19 @@ def test_every_shipped_method_runs_and_shares_what_is_identical(tmp_path: Path, 
     results = {m.name: MethodResult.read(root / "runs" / m.name / "seed-0" / "result.json") for m in spec.methods}
 
     # 6 LT-Soups members (shared by lt-soups-uniform and ensemble), 1 full-data LA member without EMA (full-ft and
-    # full-ft+cr), 2 full-data ones with EMA (model-soups), 1 cross-entropy member (crt), 2 at ratio 8, 2 PEFT ones.
+    # full-ft+cr), 2 full-data ones with EMA (model-soups), 1 cross-entropy member (crt and lws), 2 at ratio 8, 2 PEFT
+    # ones.
     assert spec.members_trained == 6 + 1 + 2 + 1 + 2 + 2
     assert os.path.samefile(member(root, "full-ft", "f8-r0"), member(root, "full-ft+cr", "f8-r0"))
     assert not os.path.samefile(member(root, "full-ft", "f8-r0"), member(root, "model-soups", "f8-r0"))
     assert not os.path.samefile(member(root, "full-ft", "f8-r0"), member(root, "crt", "f8-r0"))
+    assert os.path.samefile(member(root, "crt", "f8-r0"), member(root, "lws", "f8-r0"))
     assert len(list((root / "store" / "theta0").iterdir())) == 3  # the full encoder's, AdaptFormer's, LoRA's
 
     stage1, final = "stage 1 (soup)", "stage 1 + CR"
     expected = {
         "lt-soups": final, "lt-soups-uniform": final, "full-ft": stage1, "full-ft+cr": final, "crt": final,
-        "model-soups": stage1, "soups-rho": stage1, "linear-probe": final, "zero-shot": stage1,
+        "lws": final, "model-soups": stage1, "soups-rho": stage1, "linear-probe": final, "zero-shot": stage1,
         "lift-adaptformer": stage1, "lift-lora": stage1, "ensemble": "ensemble of 6 members",
     }  # fmt: skip
     assert {name: r.model for name, r in results.items()} == expected

@@ -98,3 +98,29 @@ def test_cr_can_start_from_a_fresh_random_head(finished_run: Path, tmp_path: Pat
     torch.testing.assert_close(final["head.weight"].norm(dim=-1), torch.ones(len(soup_head)))  # unit rows
     merged = _retrain(finished_run, tmp_path / "merged", ["retrain_head.optim.lr=1e-12"])
     torch.testing.assert_close(merged["head.weight"], soup_head, rtol=0, atol=1e-6)  # the default: the merged head
+
+
+LWS = [
+    "retrain_head.trains=class-scale",
+    "retrain_head.sampling.mode=class-balanced",
+    "retrain_head.loss={name: cross-entropy, params: {}}",
+    "retrain_head.optim={name: sgd, lr: 0.2, momentum: 0.9, weight_decay: 5.0e-4, batch_size: 16}",
+]
+
+
+@pytest.mark.parametrize("augment", ["false", "true"])
+def test_lws_trains_a_factor_per_class_and_nothing_else(finished_run: Path, tmp_path: Path, augment: str) -> None:
+    """Kang et al.'s LWS: encoder and class vectors are the soup's, bit for bit; only head.class_scale is new."""
+    soup = load_tensors(finished_run / "outputs" / "soup" / "soup.safetensors")
+    final = _retrain(finished_run, tmp_path, [*LWS, f"retrain_head.augment.enabled={augment}"])
+    assert set(final) == {*soup, "head.class_scale"}
+    assert all(torch.equal(final[name], soup[name]) for name in soup)
+    factors = final["head.class_scale"]
+    assert factors.shape == (soup["head.weight"].shape[0],) and not torch.equal(factors, torch.ones_like(factors))
+
+
+def test_cr_without_lws_saves_the_tensors_it_always_did(finished_run: Path, tmp_path: Path) -> None:
+    soup = load_tensors(finished_run / "outputs" / "soup" / "soup.safetensors")
+    final = _retrain(finished_run, tmp_path, ["retrain_head.trains=class-vectors"])
+    assert list(final) == list(soup)  # same names, same order: no head.class_scale
+    assert not torch.equal(final["head.weight"], soup["head.weight"])
