@@ -96,3 +96,62 @@ class Workspace:
     @property
     def tracking_run(self) -> Path:
         return self.root / "tracking" / "parent_run.json"
+
+
+@dataclass(frozen=True)
+class StoreWorkspace:
+    """A comparison's content-addressed store: each artifact under the key of what produced it."""
+
+    root: Path
+
+    def theta0(self, key: str) -> Workspace:
+        """Where theta_0 of ``key`` is built (the theta0 stage writes into this workspace)."""
+        return Workspace(self.root / "theta0" / key)
+
+    def member(self, key: str) -> Path:
+        """The member trained from the inputs whose ``MemberInputs.key`` is ``key``."""
+        return self.root / "members" / key / "weights.safetensors"
+
+    def member_cost(self, key: str) -> Path:
+        return self.root / "members" / key / "cost.json"
+
+    def predictions(self, key: str) -> Path:
+        return self.root / "predictions" / f"{key}.safetensors"
+
+
+@dataclass(frozen=True)
+class ComparisonWorkspace:
+    """Where `ltsoups compare` keeps a comparison: its spec, one run workspace per method and seed, the
+    store they share, the report; with ``--grid``, one comparison per eta and the grid's summary."""
+
+    root: Path
+
+    @property
+    def spec(self) -> Path:
+        return self.root / "comparison.json"
+
+    def run(self, method: str, seed: int) -> Workspace:
+        return Workspace(self.root / "runs" / method / f"seed-{seed}")
+
+    def result(self, method: str, seed: int) -> Path:
+        return self.run(method, seed).root / "result.json"
+
+    @property
+    def store(self) -> StoreWorkspace:
+        return StoreWorkspace(self.root / "store")
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
+
+    def eta(self, eta: float) -> ComparisonWorkspace:
+        """The comparison at ``eta`` of a grid."""
+        return ComparisonWorkspace(self.root / f"eta-{eta:.4g}")
+
+    @property
+    def grid_summary(self) -> Path:
+        return self.root / "grid.json"
+
+    @property
+    def grid_plot(self) -> Path:
+        return self.root / "grid.png"

@@ -13,7 +13,7 @@ from ltsoups.analysis.calibration import calibrate
 from ltsoups.checkpoint import Checkpoint
 from ltsoups.compare.methods import Method
 from ltsoups.compare.results import MethodResult
-from ltsoups.compare.store import ArtifactStore, CachedPredictor
+from ltsoups.compare.store import CachedPredictor
 from ltsoups.config import LtSoupsConfig
 from ltsoups.contracts import Worker
 from ltsoups.data.stats import ClassStats
@@ -28,7 +28,7 @@ from ltsoups.stages.evaluate_options import EvaluateOptions, SavedLogits
 from ltsoups.stages.inputs import Link, verified_chain
 from ltsoups.training.cost import TrainingCost
 from ltsoups.training.loop import TrainingObserver
-from ltsoups.workspace import Workspace
+from ltsoups.workspace import StoreWorkspace, Workspace
 
 ENSEMBLE_KEY = "ensemble"
 
@@ -57,7 +57,7 @@ class FinishTask:
     run: MethodSeed
     root: Path
     """the comparison's folder: a result names its logits files relative to it"""
-    store: ArtifactStore
+    store: StoreWorkspace
     member_keys: tuple[str, ...]
     """the store's keys of the run's members (their training costs)"""
     directory: Path
@@ -102,7 +102,7 @@ class ResultRecorder:
         self.say(f"{name} failed: {error}")
 
 
-def _predictor(context: RunContext, store: ArtifactStore) -> CachedPredictor:
+def _predictor(context: RunContext, store: StoreWorkspace) -> CachedPredictor:
     labels = {Split.VAL: context.splits.val.labels, Split.TEST: context.splits.test.labels}
     return CachedPredictor(store, context.config, labels, ModelPredictor(context))
 
@@ -110,7 +110,7 @@ def _predictor(context: RunContext, store: ArtifactStore) -> CachedPredictor:
 def _pipeline_result(
     run: MethodSeed,
     context: RunContext,
-    store: ArtifactStore,
+    store: StoreWorkspace,
     member_costs: list[TrainingCost],
     root: Path,
     observer: TrainingObserver,
@@ -138,7 +138,7 @@ def _pipeline_result(
 
 
 def _ensemble_result(
-    run: MethodSeed, context: RunContext, store: ArtifactStore, member_costs: list[TrainingCost], root: Path
+    run: MethodSeed, context: RunContext, store: StoreWorkspace, member_costs: list[TrainingCost], root: Path
 ) -> MethodResult:
     """The members' logits averaged: no merge, no CR."""
     workspace, config = run.workspace, run.config

@@ -26,12 +26,13 @@ from ltsoups.analysis.statistics import (
     accuracy_weights,
     paired_differences,
 )
-from ltsoups.compare.results import RESULT_FILE, ComparisonSpec, MethodResult
+from ltsoups.compare.results import ComparisonSpec, MethodResult
 from ltsoups.data.stats import ClassStats, ShotGroup, ShotThresholds
 from ltsoups.evaluation import score_predictions
 from ltsoups.io.atomic import write_json_atomic, write_text_atomic
 from ltsoups.predictions import Predictions, Split
 from ltsoups.schema import StrictModel
+from ltsoups.workspace import ComparisonWorkspace
 
 ACCURACY = ("overall", "balanced", "many", "medium", "few")
 _GROUPED = tuple(f"{metric}_{group}" for metric in ("nll", "ece", "brier") for group in GROUPS)
@@ -39,7 +40,6 @@ CALIBRATION = ("temperature", "nll", "ece", "brier", *_GROUPED)
 WEIGHT_CHANGE = ("weight_change", "weight_change_relative")
 COST = ("trainings", "steps", "samples", "seconds", "peak_memory_bytes")
 PAIRED = ("balanced", "few")
-REPORT_DIR = "report"
 
 
 class Summary(StrictModel):
@@ -120,7 +120,7 @@ def load_results(root: Path, spec: ComparisonSpec) -> dict[str, list[MethodResul
     """Every method's results, in the spec's method and seed order."""
     found = {}
     for entry in spec.methods:
-        paths = [root / "runs" / entry.name / f"seed-{seed}" / RESULT_FILE for seed in spec.seeds]
+        paths = [ComparisonWorkspace(root).result(entry.name, seed) for seed in spec.seeds]
         found[entry.name] = [MethodResult.read(path) for path in paths if path.is_file()]
     return found
 
@@ -255,7 +255,7 @@ def _paired(
 
 
 def report_dir(root: Path) -> Path:
-    return root / REPORT_DIR
+    return ComparisonWorkspace(root).report
 
 
 def write_report(report: ComparisonReport, root: Path) -> list[Path]:

@@ -8,9 +8,7 @@ from typing import Any
 from ltsoups.io.atomic import write_json_atomic
 from ltsoups.schema import StrictModel
 from ltsoups.training.cost import TrainingCost
-
-SPEC_FILE = "comparison.json"
-RESULT_FILE = "result.json"
+from ltsoups.workspace import ComparisonWorkspace
 
 
 class MethodEntry(StrictModel):
@@ -42,13 +40,13 @@ class ComparisonSpec(StrictModel):
 
     @classmethod
     def read(cls, root: Path) -> ComparisonSpec:
-        path = root / SPEC_FILE
+        path = ComparisonWorkspace(root).spec
         if not path.is_file():
-            raise FileNotFoundError(f"no comparison at {root} (no {SPEC_FILE}): run `ltsoups compare` first")
+            raise FileNotFoundError(f"no comparison at {root} (no {path.name}): run `ltsoups compare` first")
         return cls.model_validate_json(path.read_text())
 
-    def write(self, root: Path) -> None:
-        write_json_atomic(root / SPEC_FILE, self.model_dump(mode="json"))
+    def write(self, path: Path) -> None:
+        write_json_atomic(path, self.model_dump(mode="json"))
 
 
 class MethodResult(StrictModel):

@@ -28,8 +28,8 @@ import numpy as np
 from ltsoups.checkpoint import open_checkpoint
 from ltsoups.compare.finish import FinishTask, MethodSeed, ResultRecorder
 from ltsoups.compare.methods import Method
-from ltsoups.compare.results import RESULT_FILE, SPEC_FILE, ComparisonSpec, MethodEntry, MethodResult
-from ltsoups.compare.store import ArtifactStore
+from ltsoups.compare.results import ComparisonSpec, MethodEntry, MethodResult
+from ltsoups.compare.store import holds, link, theta0_key
 from ltsoups.config import ConfigError, ConfigIssue, ConfigLayer, LtSoupsConfig, validate_layers
 from ltsoups.contracts import MemberFollower, Runner, Worker
 from ltsoups.data.stats import ClassStats
@@ -43,6 +43,7 @@ from ltsoups.stages.member import MemberOutput
 from ltsoups.stages.prepare import prepare
 from ltsoups.stages.theta0 import build_theta0
 from ltsoups.training.loop import SilentObserver, TrainingObserver
+from ltsoups.workspace import ComparisonWorkspace, StoreWorkspace
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,6 @@ SHARED_SECTIONS = ("data", "evaluation", "runtime")
 """What every method of one run shares: the same test images, scored the same way, on the same hardware."""
 
 
-def run_dir(root: Path, method: str, seed: int) -> Path:
-    return root / "runs" / method / f"seed-{seed}"
-
-
 def run_layer(base: LtSoupsConfig, seed: int) -> ConfigLayer:
     """The settings of the run at ``seed``: the seed, and each key of ``compare.vary_with_seed`` moved as far."""
     offset, dumped = seed - base.seed, base.model_dump(mode="json")
@@ -105,13 +102,14 @@ def run_comparison(
     """Run every method at every seed and write each run's result and the comparison's spec."""
     started, say = time.perf_counter(), display.say
     registry = registry or installed_registry()
+    comparison = ComparisonWorkspace(request.root)
     base = validate_layers(request.base, request.source, registry)
     layers = {seed: run_layer(base, seed) for seed in request.seeds}
     shared = {seed: validate_layers([*request.base, layers[seed]], request.source, registry) for seed in request.seeds}
     runs = []
     for method in request.methods:
         for seed in request.seeds:
-            folder = run_dir(request.root, method.name, seed)
+            folder = comparison.run(method.name, seed).root
             config = method.config(request.base, request.source, layers[seed], folder, registry)
             runs.append(MethodSeed(method, seed, config))
     for run in runs:
@@ -119,8 +117,8 @@ def run_comparison(
             if getattr(run.config, section) != getattr(shared[run.seed], section):
                 issue = ConfigIssue(f"methods.{run.method.name}", run.method.settings, f"changes the {section} section")
                 raise ConfigError([issue], "a comparison scores every method of a run on the same data, the same way")
-    (request.root / SPEC_FILE).unlink(missing_ok=True)  # never a spec of an earlier invocation over these runs
-    store = ArtifactStore(request.root / "store")
+    comparison.spec.unlink(missing_ok=True)  # never a spec of an earlier invocation over these runs
+    store = comparison.store
     contexts = _Contexts(store, registry)
     needs, inputs = _prepare_runs(runs, contexts, store)
     _check_same_classes(runs, contexts)
@@ -147,7 +145,7 @@ def run_comparison(
         members_used=sum(len(uses) for uses in needs.values()),
         seconds=time.perf_counter() - started,
     )
-    spec.write(request.root)
+    spec.write(comparison.spec)
     return spec
 
 
@@ -159,7 +157,7 @@ class _Contexts:
     """A context per data/backbone/head/runtime in which theta_0 is built once; each run's context derives
     from it, sharing the loaded dataset and classifier."""
 
-    store: ArtifactStore
+    store: StoreWorkspace
     registry: PluginRegistry
     _bases: dict[str, RunContext] = field(default_factory=dict)
     _runs: dict[tuple[str, int], RunContext] = field(default_factory=dict)
@@ -172,8 +170,8 @@ class _Contexts:
 
     def theta0(self, config: LtSoupsConfig) -> Path:
         """theta_0 of ``config`` in the store, built there first if it is not yet."""
-        workspace = self.store.theta0_workspace(ArtifactStore.theta0_key(config))
-        if not self.store.holds(workspace.theta0):
+        workspace = self.store.theta0(theta0_key(config))
+        if not holds(workspace.theta0):
             build_theta0(self._base(config), workspace)
         return workspace.theta0
 
@@ -192,14 +190,14 @@ _Needs = dict[str, list[tuple[MethodSeed, str]]]
 
 
 def _prepare_runs(
-    runs: Sequence[MethodSeed], contexts: _Contexts, store: ArtifactStore
+    runs: Sequence[MethodSeed], contexts: _Contexts, store: StoreWorkspace
 ) -> tuple[_Needs, dict[str, MemberInputs]]:
     needs: _Needs = {}
     inputs: dict[str, MemberInputs] = {}
     for run in runs:
         theta0 = contexts.theta0(run.config)  # before the run's context exists: it shares the classifier
         files = prepare(contexts.of(run), run.workspace)
-        store.link(theta0, run.workspace.theta0)
+        link(theta0, run.workspace.theta0)
         theta0_sha = open_checkpoint(run.workspace.theta0, expect_kind="theta0").sidecar.weights_sha256
         for planned in files.plan.members:
             member = MemberInputs.of(run.config, planned.manifest_sha256, theta0_sha, planned.factor, planned.replica)
@@ -224,7 +222,7 @@ def _train_missing(
     needs: _Needs,
     inputs: dict[str, MemberInputs],
     contexts: _Contexts,
-    store: ArtifactStore,
+    store: StoreWorkspace,
     runner: Runner,
     display: ComparisonDisplay,
 ) -> int:
@@ -242,7 +240,7 @@ def _train_missing(
         runner.train(list(tasks.values()), recorder)
     for key, uses in needs.items():
         for run, member in uses:
-            store.link(store.member(key), run.workspace.member(member))
+            link(store.member(key), run.workspace.member(member))
     return len(missing)
 
 
@@ -251,7 +249,7 @@ class _StoreRecorder:
     """Follows the runner's batch for the display, and records each member in the store as it finishes, so
     that an interrupted comparison keeps what it finished."""
 
-    store: ArtifactStore
+    store: StoreWorkspace
     keys: dict[str, str]
     """task name -> member key"""
     display: MemberFollower
@@ -265,7 +263,7 @@ class _StoreRecorder:
     def finished(self, member: str, output: MemberOutput) -> None:
         key, store = self.keys[member], self.store
         write_json_atomic(store.member_cost(key), output.cost.model_dump(mode="json"))  # first: the link completes it
-        store.link(output.checkpoint.path, store.member(key))
+        link(output.checkpoint.path, store.member(key))
         self.display.finished(member, output)
 
     def failed(self, member: str, error: str) -> None:
@@ -279,14 +277,14 @@ def _finish_runs(
     runs: Sequence[MethodSeed],
     needs: _Needs,
     contexts: _Contexts,
-    store: ArtifactStore,
+    store: StoreWorkspace,
     runner: Runner,
     root: Path,
     display: ComparisonDisplay,
     hooks: ComparisonHooks | None,
 ) -> None:
     def record(run: MethodSeed, result: MethodResult) -> None:
-        result.write(run_dir(root, run.method.name, run.seed) / RESULT_FILE)
+        result.write(ComparisonWorkspace(root).result(run.method.name, run.seed))
         display.say(f"{run.label}: {result.model}, balanced {result.scores['balanced']:.2f}")
         if hooks is not None:
             hooks.run_finished(run, result)

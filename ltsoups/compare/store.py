@@ -21,62 +21,35 @@ from ltsoups.io.atomic import atomic_path
 from ltsoups.predictions import Predictions, Predictor, Split, prediction_config_sha256
 from ltsoups.provenance import hash_json
 from ltsoups.stages.sections import THETA0_SECTIONS
-from ltsoups.workspace import Workspace
+from ltsoups.workspace import StoreWorkspace
 
 
-class ArtifactStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+def theta0_key(config: LtSoupsConfig) -> str:
+    return config.section_hash(*THETA0_SECTIONS)
 
-    # ------------------------------------------------------------------------------------ theta_0
 
-    @staticmethod
-    def theta0_key(config: LtSoupsConfig) -> str:
-        return config.section_hash(*THETA0_SECTIONS)
+def holds(weights: Path) -> bool:
+    return weights.is_file() and sidecar_path(weights).is_file()
 
-    def theta0_workspace(self, key: str) -> Workspace:
-        """Where theta_0 of ``key`` is built (the theta0 stage writes into this workspace)."""
-        return Workspace(self.root / "theta0" / key)
 
-    # ------------------------------------------------------------------------------------ members
-
-    def member(self, key: str) -> Path:
-        """The member trained from the inputs whose ``MemberInputs.key`` is ``key``."""
-        return self.root / "members" / key / "weights.safetensors"
-
-    def member_cost(self, key: str) -> Path:
-        return self.root / "members" / key / "cost.json"
-
-    # -------------------------------------------------------------------------------------- logits
-
-    def predictions(self, key: str) -> Path:
-        return self.root / "predictions" / f"{key}.safetensors"
-
-    # ------------------------------------------------------------------------------------- linking
-
-    @staticmethod
-    def holds(weights: Path) -> bool:
-        return weights.is_file() and sidecar_path(weights).is_file()
-
-    @staticmethod
-    def link(source: Path, target: Path) -> None:
-        """Give ``target`` the weights and sidecar of ``source`` (hard links, else copies), atomically."""
-        for src, dst in ((source, target), (sidecar_path(source), sidecar_path(target))):
-            if dst.exists() and os.path.samefile(src, dst):
-                continue
-            with atomic_path(dst) as tmp:
-                tmp.unlink()
-                try:
-                    os.link(src, tmp)
-                except OSError:
-                    shutil.copyfile(src, tmp)
+def link(source: Path, target: Path) -> None:
+    """Give ``target`` the weights and sidecar of ``source`` (hard links, else copies), atomically."""
+    for src, dst in ((source, target), (sidecar_path(source), sidecar_path(target))):
+        if dst.exists() and os.path.samefile(src, dst):
+            continue
+        with atomic_path(dst) as tmp:
+            tmp.unlink()
+            try:
+                os.link(src, tmp)
+            except OSError:
+                shutil.copyfile(src, tmp)
 
 
 class CachedPredictor:
     """Logits from the store when a checkpoint with these weights was already predicted under this prediction
     config; else computed by ``inner`` and stored."""
 
-    def __init__(self, store: ArtifactStore, config: LtSoupsConfig, labels: dict[Split, np.ndarray], inner: Predictor):
+    def __init__(self, store: StoreWorkspace, config: LtSoupsConfig, labels: dict[Split, np.ndarray], inner: Predictor):
         self.store, self.labels, self.inner = store, labels, inner
         self.config_sha256 = prediction_config_sha256(config)
         self.computed = self.reused = 0
@@ -86,7 +59,7 @@ class CachedPredictor:
         path = self.store.predictions(
             hash_json({"weights": weights, "split": split.value, "config": self.config_sha256})
         )
-        if self.store.holds(path):
+        if holds(path):
             self.reused += 1
             return Predictions.read(path).logits
         logits = self.inner(checkpoint, split)

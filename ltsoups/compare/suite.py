@@ -23,6 +23,7 @@ from ltsoups.compare.run import ComparisonDisplay, ComparisonHooks, ComparisonRe
 from ltsoups.config import ConfigError, ConfigIssue, ConfigLayer, LtSoupsConfig, override_layer, validate_layers
 from ltsoups.io.atomic import write_json_atomic
 from ltsoups.schema import StrictModel
+from ltsoups.workspace import ComparisonWorkspace
 
 ETA_KEY = "data.dataset.params.eta"
 PAPER_ETAS = tuple(f / (100 - f) for f in (95, 75, 50, 25, 5))
@@ -143,10 +144,6 @@ class EtaPoint(StrictModel):
     """method -> balanced / many / few over seeds"""
 
 
-def eta_folder(eta: float) -> str:
-    return f"eta-{eta:.4g}"
-
-
 def compare_grid(
     base: Sequence[ConfigLayer],
     source: str,
@@ -162,7 +159,8 @@ def compare_grid(
 
     if not etas or any(not math.isfinite(eta) or eta <= 0 for eta in etas):
         raise ConfigError([ConfigIssue("--eta", list(etas), "give positive eta values")], "ltsoups compare --grid")
-    folders = [eta_folder(eta) for eta in etas]
+    grid = ComparisonWorkspace(root)
+    folders = [grid.eta(eta).root.name for eta in etas]
     if len(set(folders)) < len(folders):
         shared = sorted({folder for folder in folders if folders.count(folder) > 1})
         message = f"values that share a folder ({', '.join(shared)}): give each eta once"
@@ -172,13 +170,19 @@ def compare_grid(
         display.say(f"eta {eta:.4g}")
         layers = [*base, override_layer(f"{ETA_KEY}={eta!r}")]
         outcome = compare(
-            layers, f"{source} + --eta {eta:.4g}", root / eta_folder(eta), settings, display, tracking, f"eta {eta:.4g}"
+            layers,
+            f"{source} + --eta {eta:.4g}",
+            grid.eta(eta).root,
+            settings,
+            display,
+            tracking,
+            f"eta {eta:.4g}",
         )
         points.append((eta, outcome.report))
     summary = [
         EtaPoint(
             eta=eta,
-            folder=eta_folder(eta),
+            folder=grid.eta(eta).root.name,
             metrics={
                 m.method: {k: m.metrics[k] for k in ("balanced", "many", "few") if k in m.metrics}
                 for m in report.methods
@@ -186,5 +190,5 @@ def compare_grid(
         ).model_dump(mode="json")
         for eta, report in points
     ]
-    write_json_atomic(root / "grid.json", summary)
-    return points, [root / "grid.json", plot_grid(points, root / "grid.png")]
+    write_json_atomic(grid.grid_summary, summary)
+    return points, [grid.grid_summary, plot_grid(points, grid.grid_plot)]
