@@ -50,11 +50,17 @@ class MergeInput(_Record):
 
 
 class SearchRecord(_Record):
-    """What `merge --search` chose, on which validation metric; the whole grid is in ``grid``."""
+    """What `merge --search` chose, on which validation metric; every soup it scored is in ``grid``."""
 
     chosen: dict[str, JsonValue]
     metric: str
     grid: str
+    mode: str | None = None
+    """lambda-n or per-factor; None: written before the per-factor mode (lambda-n)"""
+    lambdas: list[float] | None = None
+    """the lambda of every factor the running soups fold with"""
+    cost: dict[str, int] | None = None
+    """factor merges, folds and validation passes of the search"""
 
 
 class Sidecar(_Record):

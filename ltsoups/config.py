@@ -33,7 +33,7 @@ from ltsoups.provenance import hash_json
 from ltsoups.registry import PluginKind, PluginRegistry, installed_registry
 from ltsoups.runtime import RuntimeSettings
 from ltsoups.schema import SettingsModel
-from ltsoups.settings import AugmentSettings, EvaluationSettings, LoopSettings, Selection
+from ltsoups.settings import AugmentSettings, EvaluationSettings, LoopSettings, SearchMode, Selection
 
 
 class RunnerSpec(PluginSpec):
@@ -86,9 +86,15 @@ DEFAULT_LAMBDAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 class SearchSettings(SettingsModel):
-    """A grid over the recursive merger's lambda and N (every prefix of factors), scored on validation."""
+    """The recursive merger's lambdas and N (a prefix of the factors) chosen on validation (`ltsoups.merge_search`)."""
 
     enabled: bool = Field(False, description="search instead of using merge.merger.params.lambda and every factor")
+    mode: SearchMode = Field(
+        SearchMode.LAMBDA_N,
+        description="lambda-n: one lambda for all factors, every (lambda, N) of the grid scored; per-factor: one "
+        "lambda per factor, by coordinate ascent over the lambdas (sweep 1 picks each in factor order for its "
+        "running soup), N the best prefix",
+    )
     lambdas: tuple[float, ...] = Field(
         DEFAULT_LAMBDAS,
         min_length=1,
@@ -96,6 +102,13 @@ class SearchSettings(SettingsModel):
     )
     metric: ValidationMetric = Field(
         ValidationMetric.BALANCED, description="the validation accuracy maximised: balanced, few or overall"
+    )
+    sweeps: int = Field(
+        1,
+        ge=1,
+        description="per-factor only: sweeps of coordinate ascent at most; 1: each factor's lambda once, in "
+        "factor order (as many soups scored as lambda-n); each later sweep re-picks every lambda for the best "
+        "prefix's score and the ascent stops after a sweep that changes none",
     )
 
     @field_validator("lambdas")
@@ -107,6 +120,15 @@ class SearchSettings(SettingsModel):
         if len(set(lambdas)) != len(lambdas):
             raise ValueError("each lambda once")
         return tuple(sorted(lambdas))
+
+    @model_validator(mode="after")
+    def _sweeps_of_an_ascent(self) -> SearchSettings:
+        if self.sweeps != 1 and self.mode is not SearchMode.PER_FACTOR:
+            raise ValueError(
+                f"sweeps: {self.sweeps} counts the per-factor ascent's sweeps, but mode is {self.mode.value}; "
+                "set mode: per-factor, or leave sweeps at 1"
+            )
+        return self
 
 
 class MergeConfig(SettingsModel):
@@ -120,7 +142,7 @@ class MergeConfig(SettingsModel):
         "authors do (the soup is a plain encoder checkpoint); false: average A, B and the weights separately",
     )
     search: SearchSettings = Field(
-        SearchSettings(), description="choose lambda and N on the validation split (`ltsoups merge --search`)"
+        SearchSettings(), description="choose the lambdas and N on the validation split (`ltsoups merge --search`)"
     )
 
     @model_validator(mode="after")

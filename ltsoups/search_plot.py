@@ -1,4 +1,5 @@
-"""The figure of `merge --search`: validation score over lambda x N, the chosen soup marked."""
+"""The figure of `merge --search`: validation score over the grid of lambdas, one row per N (lambda-n) or per
+step of the per-factor ascent, what was picked marked."""
 
 from __future__ import annotations
 
@@ -15,33 +16,33 @@ from ltsoups.merge_search import SoupSearch
 
 
 def plot_search(search: SoupSearch, out: Path) -> Path:
-    """A heatmap of the validation score of every grid point (rows N, columns lambda), written to ``out`` (PNG)."""
-    lambdas = sorted({point.lam for point in search.points})
-    ns = sorted({point.n for point in search.points})
-    grid = np.full((len(ns), len(lambdas)), np.nan)
-    for point in search.points:
-        grid[ns.index(point.n), lambdas.index(point.lam)] = search.score(point)
-    figure, axes = plt.subplots(figsize=(1.0 + 0.9 * len(lambdas), 1.2 + 0.6 * len(ns)))
+    """A heatmap of the search's rows (``SoupSearch.rows``) over lambda, written to ``out`` (PNG)."""
+    rows = search.rows()
+    lambdas = sorted({lam for row in rows for lam in row.scores})
+    grid = np.full((len(rows), len(lambdas)), np.nan)
+    for index, row in enumerate(rows):
+        for lam, score in row.scores.items():
+            grid[index, lambdas.index(lam)] = score
+    figure, axes = plt.subplots(figsize=(1.0 + 0.9 * len(lambdas), 1.2 + 0.6 * len(rows)))
     image = axes.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
-    for row, n in enumerate(ns):
+    for index, row in enumerate(rows):
         for column, lam in enumerate(lambdas):
-            chosen = (n, lam) == (search.chosen.n, search.chosen.lam)
+            picked = lam == row.picked
             axes.text(
                 column,
-                row,
-                f"{grid[row, column]:.1f}",
+                index,
+                f"{grid[index, column]:.1f}",
                 ha="center",
                 va="center",
                 fontsize=8,
-                color="red" if chosen else "white",
-                fontweight="bold" if chosen else "normal",
+                color="red" if picked else "white",
+                fontweight="bold" if picked else "normal",
             )
     axes.set_xticks(range(len(lambdas)), [f"{lam:g}" for lam in lambdas])
-    factors = {point.n: point.upto_factor for point in search.points}
-    axes.set_yticks(range(len(ns)), [f"{n} (up to factor {factors[n]})" for n in ns])
+    axes.set_yticks(range(len(rows)), [row.label for row in rows])
     axes.set_xlabel("lambda")
-    axes.set_ylabel("N")
-    axes.set_title(f"validation {search.metric.value} accuracy (%); chosen in red")
+    axes.set_ylabel(search.row_header)
+    axes.set_title(f"validation {search.metric.value} accuracy (%), {search.mode.value}; {search.marked} in red")
     figure.colorbar(image, ax=axes)
     figure.tight_layout()
     with atomic_path(out) as tmp:

@@ -278,3 +278,12 @@ class EvaluationSettings(SettingsModel):
     ensemble: EnsembleSettings = Field(
         EnsembleSettings(), description="test-time ensembling: several crops, logits averaged"
     )
+
+
+class SearchMode(str, Enum):
+    """How `merge.search` chooses the recursive merge's lambdas on the validation split."""
+
+    LAMBDA_N = "lambda-n"
+    """one lambda for every factor and N, a grid over both"""
+    PER_FACTOR = "per-factor"
+    """one lambda per factor, by coordinate ascent over the grid of lambdas; N the best prefix"""

@@ -312,6 +312,7 @@ def merge(
         flag(
             "--search",
             help="choose lambda and N on the validation split (same as --set merge.search.enabled=true; "
+            "--set merge.search.mode=per-factor chooses one lambda per factor; "
             "the later stages need the same setting: put it in params.yaml)",
         ),
     ] = False,
@@ -337,11 +338,11 @@ def merge(
         merged = merge_members(RunContext(config), workspace)
         tracking.soups_merged(merged)
     if merged.search is not None:
-        chosen = merged.search.chosen
-        console.print(search_table(merged.search))
+        search, cost = merged.search, merged.search.cost
+        console.print(search_table(search))
         console.print(
-            f"chosen on validation: lambda {chosen.lam:g}, N {chosen.n} (factors up to {chosen.upto_factor}); "
-            f"grid in {workspace.soup_search}, figure in {workspace.soup_search_plot}",
+            f"chosen on validation: {search.describe()}; {cost.folds} soups folded, {cost.val_passes} validation "
+            f"passes; every soup scored in {workspace.soup_search}, figure in {workspace.soup_search_plot}",
             highlight=False,
         )
     rows = [(f"soup up to factor {soup.factor}", soup.val.headline()) for soup in merged.running]

@@ -163,7 +163,7 @@ def analyses_tables(entries: Sequence[ResultEntry]) -> list[Table]:
 
 def comparison_tables(report: ComparisonReport) -> list[Table]:
     """Accuracy over seeds with the paired differences from the reference, calibration and weight change, cost."""
-    from ltsoups.compare.report import ACCURACY, mean_std, paired_row, paired_text
+    from ltsoups.compare.report import ACCURACY, mean_std, paired_row, paired_text, search_cost_text
 
     accuracy = Table(
         title=f"Test accuracy (%), mean ± std over {report.seeds_text}; Δ from {report.reference}: paired, "
@@ -196,7 +196,15 @@ def comparison_tables(report: ComparisonReport) -> list[Table]:
         )
     cost = Table(title="Training cost per run (every training the method needs, shared or not), mean over seeds")
     cost.add_column("method")
-    for header in ("trainings", "steps", "images seen", "train s", "peak memory MB", "models at inference"):
+    for header in (
+        "trainings",
+        "steps",
+        "images seen",
+        "train s",
+        "peak memory MB",
+        "models at inference",
+        "search: folds / val passes",
+    ):
         cost.add_column(header, justify="right")
     for m in report.methods:
         peak = m.cost.get("peak_memory_bytes")
@@ -208,6 +216,7 @@ def comparison_tables(report: ComparisonReport) -> list[Table]:
             ),
             "-" if peak is None else f"{peak.mean / 2**20:,.0f}",
             str(m.models_at_inference),
+            search_cost_text(m),
         )
     return [accuracy, analyses, cost]
 
@@ -222,18 +231,17 @@ def methods_table(methods: Iterable[Method]) -> Table:
 
 
 def search_table(search: SoupSearch) -> Table:
-    """Validation score of every soup of the grid: rows N, columns lambda; the chosen one bold."""
-    lambdas = sorted({point.lam for point in search.points})
+    """The search's scores over the grid of lambdas, one row per N (lambda-n) or per ascent step; picks bold."""
+    rows = search.rows()
+    lambdas = sorted({lam for row in rows for lam in row.scores})
     table = Table(title=f"Soup search: validation {search.metric.value} accuracy (%)")
-    table.add_column("N (up to factor)")
+    table.add_column(search.row_header)
     for lam in lambdas:
         table.add_column(f"λ {lam:g}", justify="right")
-    for n in sorted({point.n for point in search.points}):
-        points = {point.lam: point for point in search.points if point.n == n}
+    for row in rows:
         cells = []
         for lam in lambdas:
-            point = points[lam]
-            text = f"{search.score(point):.2f}"
-            cells.append(f"[bold green]{text}[/bold green]" if point == search.chosen else text)
-        table.add_row(f"{n} ({points[lambdas[0]].upto_factor})", *cells)
+            text = f"{row.scores[lam]:.2f}" if lam in row.scores else "-"
+            cells.append(f"[bold green]{text}[/bold green]" if lam == row.picked else text)
+        table.add_row(row.label, *cells)
     return table

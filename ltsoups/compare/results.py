@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ltsoups.io.atomic import write_json_atomic
+from ltsoups.merge_search import SearchCost
 from ltsoups.schema import StrictModel
 from ltsoups.training.cost import TrainingCost
 from ltsoups.workspace import ComparisonWorkspace
@@ -65,6 +66,8 @@ class MethodResult(StrictModel):
     weight_change: dict[str, float] | None
     cost: TrainingCost
     """every training the method needs (its members, shared or not, and CR), as if run alone"""
+    search_cost: SearchCost | None = None
+    """what choosing the merge on validation cost (``merge.search``; the merge output's ``search.cost``), or None"""
     members: int
     models_at_inference: int
     config_sha256: str

@@ -1,5 +1,5 @@
 """Stage `merge`: members -> soup, streaming, plus the running soup after each factor; or a search of
-lambda and N on the validation split (``merge.search``)."""
+the lambdas and N on the validation split (``merge.search``)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from ltsoups.contracts import (
 )
 from ltsoups.evaluation import Scores, evaluate
 from ltsoups.io.atomic import write_json_atomic
-from ltsoups.merge_search import SoupSearch, accuracy, running_soups, search_grid
+from ltsoups.merge_search import SoupSearch, accuracy, running_soups, search_soups
 from ltsoups.merging import MergeInputs, TensorCollector
 from ltsoups.registry import PluginError
 from ltsoups.stages.context import RunContext
@@ -118,7 +118,7 @@ def merge_members(context: RunContext, workspace: Workspace) -> MergeOutput:
         )
     metrics: dict[str, Any] = {f"f{soup.factor}": soup.val.headline() for soup in output.running}
     if output.search is not None:
-        metrics["search"] = output.search.as_json()["chosen"]
+        metrics["search"] = output.search.metrics()
     write_json_atomic(workspace.soup_metrics, metrics)
     return output
 
@@ -196,31 +196,25 @@ def _search(
     provenance: dict[str, Any],
     soup_record: Callable[[int | None], dict[str, Any]],
 ) -> MergeOutput:
-    """Choose lambda and N on validation, then write the running soups of the chosen lambda and the chosen soup."""
+    """Choose the lambdas and N on validation, then write the running soups of those lambdas and the chosen soup."""
     config = context.config
     settings = config.merge.search
     if not groups:
         raise ValueError("merge.search.enabled: true, but the plan has no members to merge (zero-shot sampler)")
     workspace.soup.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".search-", dir=workspace.soup.parent) as folder:
-        search, factors = search_grid(
-            merger,
-            theta0,
-            groups,
-            settings.lambdas,
-            settings.metric,
-            scorer.score_state,
-            Path(folder),
-            config.merge.fold_lora,
+        search, factors = search_soups(
+            merger, theta0, groups, settings, scorer.score_state, Path(folder), config.merge.fold_lora
         )
-        # The grid is recorded before any soup is written: what was chosen, and from what.
+        # Every soup scored is recorded before any soup is written: what was chosen, and from what.
         write_json_atomic(workspace.soup_search, search.as_json())
         chosen = search.chosen
-        record = {"search": {"chosen": chosen.as_json(), "metric": search.metric.value, "grid": "search.json"}}
+        record = {"search": search.record()}
         written: list[RunningSoup] = []
         with MergeInputs.open([theta0], config.merge.fold_lora) as inputs:
-            soups = running_soups(merger.with_lambda(chosen.lam), inputs.sources[theta0], factors)
-            for point, soup in zip(search.at(chosen.lam), soups, strict=True):
+            mergers = [merger.with_lambda(lam) for lam in search.lambdas]
+            soups = running_soups(mergers, inputs.sources[theta0], factors)
+            for point, soup in zip(search.running(), soups, strict=True):
                 merged = [{"path": str(m), "factor": g.factor} for g in groups[: point.n + 1] for m in g.members]
                 extra = {
                     "inputs": [{"path": str(theta0), "role": "theta0"}, *merged],

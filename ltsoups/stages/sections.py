@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ltsoups.config import HeadTraining, LtSoupsConfig
 from ltsoups.provenance import hash_json
-from ltsoups.settings import LoopSettings
+from ltsoups.settings import LoopSettings, SearchMode
 
 THETA0_SECTIONS = ("data", "backbone", "head")
 MEMBER_SECTIONS = (*THETA0_SECTIONS, "train")
@@ -27,9 +27,13 @@ SAVE_ONLY = frozenset({"resume_every"})
 """Training settings that decide when a training saves its state, never what it computes: no part of a hash
 (runtime, runner and tracking are sections no stage hashes)."""
 
-ADDED_LATER: dict[str, dict[str, object]] = {"retrain_head": {"trains": HeadTraining.CLASS_VECTORS.value}}
-"""Settings added after hashes were recorded, with the value that does what was done before them: hashed only
-away from it, so that adding a setting left every recorded hash, and so every finished stage, as it was."""
+ADDED_LATER: dict[str, object] = {
+    "retrain_head.trains": HeadTraining.CLASS_VECTORS.value,
+    "merge.search.mode": SearchMode.LAMBDA_N.value,
+    "merge.search.sweeps": 1,
+}
+"""Settings added after hashes were recorded (dotted paths), with the value that does what was done before them:
+hashed only away from it, so that adding a setting left every recorded hash, and so every finished stage, as it was."""
 
 
 def _bits_sha256(config: LtSoupsConfig, sections: tuple[str, ...], seed: bool) -> str:
@@ -37,12 +41,15 @@ def _bits_sha256(config: LtSoupsConfig, sections: tuple[str, ...], seed: bool) -
     hashed = config.hashed_sections(*sections)
     for name in sections:
         if isinstance(getattr(config, name), LoopSettings):
-            before = ADDED_LATER.get(name, {})
-            hashed[name] = {
-                key: value
-                for key, value in hashed[name].items()
-                if key not in SAVE_ONLY and (key not in before or value != before[key])
-            }
+            hashed[name] = {key: value for key, value in hashed[name].items() if key not in SAVE_ONLY}
+    for path, before in ADDED_LATER.items():
+        *parents, key = path.split(".")
+        if parents[0] in sections:
+            owner = hashed
+            for parent in parents:
+                owner = owner[parent]
+            if owner[key] == before:
+                del owner[key]
     if seed:
         hashed["seed"] = config.seed
     return hash_json(hashed)

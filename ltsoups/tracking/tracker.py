@@ -159,27 +159,25 @@ class PipelineTracker:
             self._search_logged(merged.search, merger)
 
     def _search_logged(self, search: SoupSearch, merger: dict[str, str]) -> None:
-        """The grid as metrics (one series per N, the step is lambda in thousandths), a table, the figure,
-        search.json; the choice also on the parent run."""
-        params = {"metric": search.metric.value, **merger}
+        """The scores as metrics (one series per row of the search: an N, or a step of the per-factor ascent;
+        the step is lambda in thousandths), a table of every soup scored, the figure, search.json; the choice
+        and the cost also on the parent run."""
+        params = {"metric": search.metric.value, "mode": search.mode.value, **merger}
         run_id = self._child("soup search", "search", "merge", params, start_time=self._since)
         chosen = {
-            "search_lambda": search.chosen.lam,
-            "search_N": search.chosen.n,
-            "search_val": search.score(search.chosen),
+            **{f"search_{key}": value for key, value in search.choice().items()},
+            **{f"search_{key}": value for key, value in search.cost.model_dump().items()},
         }
         if run_id is None:
             return
-        for point in search.points:
-            value = {f"search_val_{search.metric.value}_N{point.n}": search.score(point)}
-            self.session.log_values(run_id, value, "search grid", round(point.lam * 1000))
+        for row in search.rows():
+            for lam, score in row.scores.items():
+                value = {f"search_val_{search.metric.value}_{row.key}": score}
+                self.session.log_values(run_id, value, "search grid", round(lam * 1000))
         self.session.log_values(run_id, chosen, "search choice")
-        rows = [point.as_json() for point in search.points]
+        rows = [search.point_json(point) for point in search.points]
         columns = {
-            "lambda": [row["lambda"] for row in rows],
-            "keep_previous": [row["keep_previous"] for row in rows],
-            "N": [row["N"] for row in rows],
-            "upto_factor": [row["upto_factor"] for row in rows],
+            **{key: [_cell(row[key]) for row in rows] for key in rows[0] if key != "val"},
             **{f"val_{key}": [row["val"].get(key) for row in rows] for key in rows[0]["val"]},
         }
         self.session.log_table(run_id, columns, "search_grid.json", "search grid table")
@@ -370,6 +368,11 @@ class PipelineTracker:
             self.session.dropped(what)
             return
         self.session.log_artifact(run_id, path, folder, what)
+
+
+def _cell(value: object) -> object:
+    """A table cell: a per-factor search's list of lambdas as one text."""
+    return ", ".join(f"{item:g}" for item in value) if isinstance(value, list) else value
 
 
 def _now() -> int:

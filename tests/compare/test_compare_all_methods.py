@@ -39,7 +39,8 @@ def test_every_shipped_method_runs_and_shares_what_is_identical(tmp_path: Path, 
 
     stage1, final = "stage 1 (soup)", "stage 1 + CR"
     expected = {
-        "lt-soups": final, "lt-soups-uniform": final, "full-ft": stage1, "full-ft+cr": final, "crt": final,
+        "lt-soups": final, "lt-soups-uniform": final, "lt-soups-lambda-n": final, "lt-soups-search": final,
+        "full-ft": stage1, "full-ft+cr": final, "crt": final,
         "lws": final, "model-soups": stage1, "soups-rho": stage1, "linear-probe": final, "zero-shot": stage1,
         "lift-adaptformer": stage1, "lift-lora": stage1, "ensemble": "ensemble of 6 members",
     }  # fmt: skip
@@ -49,6 +50,9 @@ def test_every_shipped_method_runs_and_shares_what_is_identical(tmp_path: Path, 
     for name in ("full-ft", "lift-adaptformer", "lift-lora", "lt-soups"):
         assert results[name].weight_change["weight_change"] > 0
     assert results["ensemble"].models_at_inference == 6 and results["ensemble"].weight_change is None
+    for name in ("lt-soups-lambda-n", "lt-soups-search"):  # lt-soups' members, the merge chosen on validation
+        assert os.path.samefile(member(root, "lt-soups", "f4-r1"), member(root, name, "f4-r1"))
+        assert (root / "runs" / name / "seed-0" / "soup" / "search.json").is_file()
     assert results["zero-shot"].cost.trainings == 0 and results["linear-probe"].cost.trainings == 1
     assert results["model-soups"].cost.trainings == 2 and results["full-ft+cr"].cost.trainings == 2
     assert (root / "report" / "comparison.md").read_text().count("\n| ") >= 2 * len(expected)

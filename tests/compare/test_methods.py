@@ -14,7 +14,8 @@ from ltsoups.compare.run import ComparisonDisplay, ComparisonRequest, run_compar
 from ltsoups.config import ConfigError, ConfigLayer, override_layer
 
 SHIPPED = (
-    "lt-soups", "lt-soups-uniform", "full-ft", "full-ft+cr", "crt", "lws", "model-soups", "soups-rho",
+    "lt-soups", "lt-soups-uniform", "lt-soups-lambda-n", "lt-soups-search",
+    "full-ft", "full-ft+cr", "crt", "lws", "model-soups", "soups-rho",
     "linear-probe", "zero-shot", "lift-adaptformer", "lift-lora", "ensemble",
 )  # fmt: skip
 BASE = [override_layer("plan.sampler.params.rounds=3"), override_layer("merge.merger.params.lambda=0.5")]
@@ -33,6 +34,11 @@ def test_the_shipped_methods_are_the_papers_baselines_as_configured_today() -> N
     assert c["lt-soups"].plan.sampler.params.rounds == 3  # the user's params, as they are
     assert c["lt-soups-uniform"].merge.merger.name == "uniform"
     assert c["lt-soups-uniform"].plan == c["lt-soups"].plan and c["lt-soups-uniform"].train == c["lt-soups"].train
+    for name, mode in (("lt-soups-lambda-n", "lambda-n"), ("lt-soups-search", "per-factor")):
+        search = c[name].merge.search
+        assert search.enabled and search.mode.value == mode, name
+        assert c[name].model_dump(exclude={"merge"}) == c["lt-soups"].model_dump(exclude={"merge"}), name
+        assert c[name].merge.merger == c["lt-soups"].merge.merger, name
     for name, cr in (("full-ft", False), ("full-ft+cr", True), ("crt", True), ("lws", True), ("model-soups", False)):
         assert c[name].plan.sampler.name == "full-data" and c[name].retrain_head.enabled is cr, name
         assert c[name].merge.merger.name == "uniform", name

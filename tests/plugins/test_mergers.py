@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -115,10 +116,12 @@ def test_greedy_soup_keeps_only_strict_improvements(members: list[FactorGroup], 
 
 def test_the_search_is_configured_with_the_recursive_merger_and_a_grid_of_lambdas() -> None:
     search = validate_config({}).merge.search
-    assert (search.enabled, search.lambdas, search.metric.value) == (
+    assert (search.enabled, search.mode.value, search.lambdas, search.metric.value, search.sweeps) == (
         False,
+        "lambda-n",
         tuple(k / 10 for k in range(1, 10)),
         "balanced",
+        1,
     )
     config = {"merge": {"merger": {"name": "uniform"}, "search": {"enabled": True}}}
     with pytest.raises(
@@ -131,3 +134,20 @@ def test_the_search_is_configured_with_the_recursive_merger_and_a_grid_of_lambda
     ):
         with pytest.raises(ConfigError, match=message):
             validate_config({"merge": {"search": {"lambdas": lambdas}}})
+
+
+@pytest.mark.parametrize(
+    ("search", "message"),
+    [
+        (
+            {"mode": "per-layer"},
+            "merge.search.mode: 'per-layer' is not allowed: Input should be 'lambda-n' or 'per-factor'",
+        ),
+        ({"mode": "per-factor", "sweeps": 0}, "merge.search.sweeps: 0 is not allowed: Input should be greater than"),
+        ({"sweeps": 3}, "merge.search: sweeps: 3 counts the per-factor ascent's sweeps, but mode is lambda-n"),
+    ],
+)
+def test_a_bad_search_mode_names_the_field_and_what_is_allowed(search: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config({"merge": {"search": search}})
+    assert validate_config({"merge": {"search": {"mode": "per-factor", "sweeps": 3}}}).merge.search.sweeps == 3

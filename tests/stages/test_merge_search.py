@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from tiny_config import tiny_params, write_params
 from typer.testing import CliRunner
 
@@ -131,3 +132,103 @@ def test_merge_search_chooses_on_validation_and_reads_the_test_split_only_after(
     assert search_file.is_file() and (outputs / "soup" / "search.png").is_file()
     invoke("merge", *p)
     assert not search_file.exists() and not (outputs / "soup" / "search.png").exists()
+
+
+@pytest.mark.slow
+def test_per_factor_search_writes_the_soups_it_scored_and_reads_no_test_image(
+    tmp_path: Path, finished_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from ltsoups.workspace import Workspace
+
+    root = tmp_path / "run"
+    shutil.copytree(finished_run, root)
+    outputs = root / "outputs"
+    workspace = Workspace(outputs)
+    test_reads: list[bool] = []
+    load = EmbeddedDataset.load
+
+    def watched(self: EmbeddedDataset) -> DatasetSplits:
+        splits = load(self)
+        test = splits.test
+        watched_test = LabelledImages(
+            WatchedImages(test.source, root / "never", test_reads), test.labels, test.class_names
+        )
+        return DatasetSplits(splits.name, splits.train, splits.val, watched_test)
+
+    monkeypatch.setattr(EmbeddedDataset, "load", watched)
+    settings = ["merge.search.enabled=true", "merge.search.mode=per-factor", "merge.search.lambdas=[0.3, 0.7]"]
+    per_factor = [arg for setting in [*settings, "merge.search.sweeps=3"] for arg in ("--set", setting)]
+    p = ["--params", str(root / "params.yaml"), "--set", f"workdir={outputs}"]
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    output = invoke("merge", *p, *per_factor, "--set", "tracking.enabled=true", "--set", f"tracking.uri={store}")
+    assert test_reads == []  # the search scores soups on the validation split only
+    search = json.loads(workspace.soup_search.read_text())
+    assert (search["mode"], search["metric"]) == ("per-factor", "balanced")
+    lambdas, chosen = search["lambdas"], search["chosen"]
+    assert len(lambdas) == 3 and chosen["lambdas"] == lambdas[: chosen["N"] + 1]
+    assert chosen["keep_previous"] == chosen["lambdas"]  # the default merger weighs the previous merge
+    steps = search["ascent"]
+    assert [(step["sweep"], step["factor"]) for step in steps[:3]] == [(1, 1), (1, 2), (1, 4)]
+    assert [step["picked"] for step in steps[-3:]] == lambdas
+    scored = {tuple(point["lambdas"]): point for point in search["scored"]}
+    assert len(scored) == len(search["scored"]) == search["cost"]["val_passes"] >= 6
+    running = [scored[tuple(lambdas[: n + 1])] for n in range(3)]
+    assert chosen == max(running, key=lambda point: (point["val"]["balanced"], -point["N"]))
+    assert "chosen on validation: lambda per factor" in output and "validation passes" in output
+
+    soup = open_checkpoint(workspace.soup, "soup")
+    record = soup.sidecar.search
+    assert record is not None and (record.mode, record.lambdas, record.chosen) == ("per-factor", lambdas, chosen)
+    assert record.cost == search["cost"] and soup.sidecar.upto_factor == chosen["upto_factor"]
+    metrics = json.loads(workspace.soup_metrics.read_text())["search"]
+    assert metrics == {**chosen, "cost": search["cost"]}
+
+    # In MLflow: one series per step of the ascent over lambda, the lambda of every factor and the cost.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("ltsoups").experiment_id])
+    (searched,) = [run for run in runs if run.info.run_name == "soup search"]
+    for step in steps:
+        history = client.get_metric_history(
+            searched.info.run_id, f"search_val_balanced_s{step['sweep']}_f{step['factor']}"
+        )
+        assert sorted((point.step, point.value) for point in history) == [
+            (round(tried["lambda"] * 1000), tried["score"]) for tried in step["tried"]
+        ]
+    (parent,) = [run for run in runs if run.data.tags.get("kind") == "pipeline"]
+    logged = {key: parent.data.metrics[f"search_{key}"] for key in ("lambda_f1", "lambda_f2", "lambda_f4", "N")}
+    assert logged == {"lambda_f1": lambdas[0], "lambda_f2": lambdas[1], "lambda_f4": lambdas[2], "N": chosen["N"]}
+    assert parent.data.metrics["search_val_passes"] == search["cost"]["val_passes"]
+
+    # The soup written is the recursion by hand with the lambdas chosen, bit for bit, from the members' files.
+    tensors = load_file(str(workspace.theta0))
+    hand = dict(tensors)
+    for lam, factor in zip(chosen["lambdas"], (1, 2, 4), strict=False):
+        members = [load_file(str(workspace.member(f"f{factor}-r{replica}"))) for replica in (0, 1)]
+        for name, value in tensors.items():
+            if value.is_floating_point():
+                mean = torch.zeros(value.shape, dtype=torch.float64)
+                for member in members:
+                    mean.add_(member[name])
+                mean.div_(len(members))
+                hand[name] = hand[name].to(torch.float64, copy=True).mul_(lam).add_(mean, alpha=1 - lam).to(value.dtype)
+    written = load_file(str(workspace.soup))
+    assert written.keys() == hand.keys() and all(torch.equal(written[name], hand[name]) for name in hand)
+
+    # ... and it scores what the search scored for it.
+    context = RunContext(load_config(root / "params.yaml", [f"workdir={outputs}", *settings, "merge.search.sweeps=3"]))
+    val = evaluate(
+        context.classifier_from(soup),
+        context.splits.val,
+        context.preprocess,
+        context.runtime,
+        context.train_counts,
+        context.config.data.thresholds,
+    )
+    assert val.headline() == pytest.approx(chosen["val"])
+    assert test_reads == []
