@@ -130,6 +130,7 @@ def _pipeline_result(
         calibration=row.calibration.as_dict(),
         weight_change=row.weight_change.as_dict(),
         cost=TrainingCost.total([*member_costs, *head_cost]),
+        search_cost=None if finished.merged.search is None else finished.merged.search.cost,
         members=len(member_costs),
         models_at_inference=1,
         config_sha256=hash_json(run.config.model_dump(mode="json")),

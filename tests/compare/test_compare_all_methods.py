@@ -53,6 +53,8 @@ def test_every_shipped_method_runs_and_shares_what_is_identical(tmp_path: Path, 
     for name in ("lt-soups-lambda-n", "lt-soups-search"):  # lt-soups' members, the merge chosen on validation
         assert os.path.samefile(member(root, "lt-soups", "f4-r1"), member(root, name, "f4-r1"))
         assert (root / "runs" / name / "seed-0" / "soup" / "search.json").is_file()
+        assert results[name].search_cost is not None and results[name].search_cost.val_passes > 0
+    assert results["lt-soups"].search_cost is None and results["ensemble"].search_cost is None
     assert results["zero-shot"].cost.trainings == 0 and results["linear-probe"].cost.trainings == 1
     assert results["model-soups"].cost.trainings == 2 and results["full-ft+cr"].cost.trainings == 2
     assert (root / "report" / "comparison.md").read_text().count("\n| ") >= 2 * len(expected)
