@@ -1,13 +1,15 @@
 """Merge time against the time to read the inputs, and peak memory against one model, for 2/8/16 members.
 
 Usage: python benchmarks/merge_speed.py [--layout vit|equal] [--width 384] [--members 2 8 16]
-                                         [--methods uniform ties dare] [--cold] [--threads 1]
+                                         [--methods uniform ties dare] [--cold] [--verify] [--threads 1]
 
 Each (method, members) runs in a fresh process that first reads every input file once, tensor by tensor,
 through the engine's reader (the physical floor of a merge: it must read them), then merges them and
 writes the soup. It prints merge time / read time and the peak memory the merge adds (resident, and
 anonymous: what is not page cache) / one model's float32 size. ``--cold`` evicts the inputs from the
 page cache (posix_fadvise) before the read and before the merge, so both read from the disk.
+``--verify`` merges as ``ltsoups merge`` does: every input is hashed as it is read (on a thread per
+file) and checked against the sha256 its sidecar records before the soup is committed.
 
 Layouts: ``vit`` has the tensors of a CLIP ViT image tower of ``--width`` (12 blocks; 384 is ViT-S/16,
 22M parameters; 768 is ViT-B/16, 86M), whose largest tensor is 2.7% of the model; ``equal`` has ten
@@ -36,16 +38,17 @@ import json, os, sys, time
 from pathlib import Path
 import torch
 torch.set_num_threads(int(sys.argv[1]))
-from ltsoups.checkpoint import CheckpointWriter
+from ltsoups.checkpoint import CheckpointWriter, read_sidecar
 from ltsoups.contracts import FactorGroup
 from ltsoups.io.safetensors import TensorFileReader
 from ltsoups.merging import MergeInputs
 from ltsoups.plugins.task_vectors import DareMerger, DareParams, TiesMerger, TiesParams
 
-method, cold, out, theta0, *members = sys.argv[2:]
+method, cold, verify, out, theta0, *members = sys.argv[2:]
 cold = cold == "cold"
 paths = [Path(p) for p in (theta0, *members)]
 inputs = paths if method != "uniform" else paths[1:]
+recorded = {path: read_sidecar(path).weights_sha256 for path in inputs} if verify == "verify" else None
 
 def evict():
     for path in inputs:
@@ -82,7 +85,7 @@ def watch():  # the kernel keeps no peak of anonymous memory: sample it
 watcher = threading.Thread(target=watch, daemon=True)
 watcher.start()
 start = time.perf_counter()
-with MergeInputs.open(inputs) as merge_inputs:
+with MergeInputs.open(inputs, sha256=recorded) as merge_inputs:
     with CheckpointWriter(Path(out), merge_inputs.layout, "soup") as writer:
         if method == "uniform":
             merge_inputs.weighted_sums([[(p, 1 / len(inputs)) for p in inputs]], [writer])
@@ -149,7 +152,7 @@ def write_models(folder: Path, count: int, shapes: dict) -> list[Path]:
     return paths
 
 
-def measure(method: str, paths: list[Path], out: Path, cold: bool, threads: int) -> dict:
+def measure(method: str, paths: list[Path], out: Path, cold: bool, verify: bool, threads: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     command = [
         sys.executable,
@@ -158,6 +161,7 @@ def measure(method: str, paths: list[Path], out: Path, cold: bool, threads: int)
         str(threads),
         method,
         "cold" if cold else "warm",
+        "verify" if verify else "trust",
         str(out),
         *map(str, paths),
     ]
@@ -175,6 +179,7 @@ def main() -> None:
         "--methods", nargs="+", choices=["uniform", "ties", "dare"], default=["uniform", "ties", "dare"]
     )
     parser.add_argument("--cold", action="store_true", help="read the inputs from the disk, not the page cache")
+    parser.add_argument("--verify", action="store_true", help="hash the inputs as they are read, as the stage does")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the merge (and of the read)")
     args = parser.parse_args()
     shapes = vit_shapes(args.width) if args.layout == "vit" else equal_shapes(args.params_millions)
@@ -185,7 +190,7 @@ def main() -> None:
         print(
             f"layout {args.layout}: {len(shapes)} tensors, one model = {model_bytes / 2**20:.0f} MiB float32, "
             f"largest tensor {100 * largest / model_bytes:.1f}% of it; {args.threads} thread(s), "
-            f"{'cold' if args.cold else 'warm'} page cache"
+            f"{'cold' if args.cold else 'warm'} page cache{', inputs hashed as read' if args.verify else ''}"
         )
         columns = ("method", "members", "read s", "merge s", "time/read", "resident/model", "anon/model")
         widths = (8, 8, 8, 8, 10, 15, 11)
@@ -194,7 +199,7 @@ def main() -> None:
         for method in args.methods:
             for count in args.members:
                 inputs = paths[: count + 1]
-                m = measure(method, inputs, Path(tmp) / "soup.safetensors", args.cold, args.threads)
+                m = measure(method, inputs, Path(tmp) / "soup.safetensors", args.cold, args.verify, args.threads)
                 ratios = (m["merge_s"] / m["read_s"], m["rss"] / model_bytes, m["anon"] / model_bytes)
                 print(
                     f"{method:>8} {count:>8} {m['read_s']:>8.2f} {m['merge_s']:>8.2f} "

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -118,7 +118,7 @@ class Merger(Plugin):
 
     - `LinearMerger`: the merge is a weighted sum of checkpoints; give the weights (``coefficients``).
     - `PerTensorMerger`: each tensor of the merge is a function of the same tensor of θ_0 and of every
-      member (``merge_tensor``): task vectors, TIES, DARE, ...
+      member (``merge_tensor``): task vectors, TIES, DARE, ... (an `EntrywiseMerger` is handed slices).
     - `SelectingMerger`: the merge chooses its ingredients on the validation split (``select``).
 
     A `SearchableMerger` (a per-tensor merger that folds factors in one after another, weighted by a lambda)
@@ -159,6 +159,61 @@ class PerTensorMerger(Merger):
         not one tensor per input) and sums in float64 in the order given.
         """
         return None
+
+
+MemberState = TypeVar("MemberState")
+
+ENTRY_SLICE = 1 << 16
+"""Entries per slice of an `EntrywiseMerger` (512 KiB of float64 per member)."""
+
+
+class EntrywiseMerger(PerTensorMerger, Generic[MemberState]):
+    """A per-tensor merge that goes entry by entry once it knows what it needs of each member's whole tensor
+    (TIES: its magnitude threshold; DARE: the generator of its drop mask): implement the three steps below.
+
+    The engine hands it a slice of every member's tensor at a time, so a merge holds about one tensor
+    whatever the number of members; ``merge_tensor`` is the same computation on whole tensors.
+    """
+
+    @abstractmethod
+    def member_state(
+        self, name: str, base: torch.Tensor, factor: int, position: int, member: Callable[[], torch.Tensor]
+    ) -> MemberState:
+        """What the merge needs of the member at ``position`` of ``factor`` before its first slice of tensor ``name``.
+
+        ``base``: θ_0's whole tensor in float64. ``member()`` reads the member's whole tensor (in its dtype,
+        not to be modified): call it only if the state depends on it, as each call reads it once more.
+        """
+
+    @abstractmethod
+    def member_slice(self, state: MemberState, base: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+        """The member's contribution to one slice of the merge, a new float64 tensor.
+
+        ``base``: θ_0's slice in float64; ``member``: the member's, in its dtype (a view into a buffer the
+        engine reuses); neither is to be modified. Called once per slice, slices in order.
+        """
+
+    @abstractmethod
+    def combine(self, base: torch.Tensor, members: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The merged slice in float64 from θ_0's (float64) and the contributions of the members merged, in
+        member order (not to be modified: the running soups share them)."""
+
+    def merge_tensor(self, name: str, base: torch.Tensor, groups: Sequence[FactorTensors]) -> torch.Tensor:
+        import torch
+
+        wide = base.to(torch.float64)
+        members = [(group.factor, p, tensor) for group in groups for p, tensor in enumerate(group.members)]
+        states = [self.member_state(name, wide, f, p, lambda tensor=tensor: tensor) for f, p, tensor in members]
+        flat = wide.reshape(-1)
+        merged = torch.empty(flat.shape, dtype=torch.float64)
+        for start in range(0, flat.numel(), ENTRY_SLICE):
+            part = flat[start : start + ENTRY_SLICE]
+            contributions = [
+                self.member_slice(state, part, tensor.reshape(-1)[start : start + ENTRY_SLICE])
+                for state, (_, _, tensor) in zip(states, members, strict=True)
+            ]
+            merged[start : start + ENTRY_SLICE] = self.combine(part, contributions)
+        return merged.view(base.shape)
 
 
 class LinearMerger(PerTensorMerger):

@@ -12,7 +12,7 @@ from soups import merge_weighted
 
 from ltsoups import merging
 from ltsoups.checkpoint import CheckpointWriter, open_checkpoint, save_checkpoint
-from ltsoups.contracts import FactorGroup, Weights
+from ltsoups.contracts import FactorGroup, PerTensorMerger, Weights
 from ltsoups.io.safetensors import CheckpointError, TensorFileReader, load_tensors
 from ltsoups.merging import MergeInputs
 from ltsoups.plugins.mergers import (
@@ -23,6 +23,7 @@ from ltsoups.plugins.mergers import (
     UniformMerger,
     UniformParams,
 )
+from ltsoups.plugins.task_vectors import TiesMerger, TiesParams
 from ltsoups.provenance import hash_file
 
 
@@ -233,3 +234,57 @@ def test_an_interrupted_multi_output_merge_writes_none_of_its_outputs(tmp_path: 
         writers.append(stack.enter_context(Failing(targets[1], inputs.layout, "soup")))
         inputs.weighted_sums(sums, writers)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def _recorded(paths: list[Path]) -> dict[Path, str]:
+    return {path: hash_file(path) for path in paths}
+
+
+@pytest.mark.parametrize("merger", [UniformMerger(UniformParams()), TiesMerger(TiesParams(density=0.5))])
+def test_an_input_altered_after_its_hash_was_recorded_fails_the_pass_naming_it_and_nothing_is_written(
+    tmp_path: Path, soup_inputs, merger: PerTensorMerger
+) -> None:
+    """The inputs are hashed as the pass reads them; a changed byte fails it before any output is committed."""
+    theta0, groups = soup_inputs
+    paths = [theta0, *(m for g in groups for m in g.members)]
+    recorded = _recorded(paths)
+    altered = groups[1].members[0]
+    data = bytearray(altered.read_bytes())
+    data[-3] ^= 0x01  # inside the last tensor's data: the file still parses and every value stays finite
+    altered.write_bytes(bytes(data))
+    target = tmp_path / "out" / "soup.safetensors"
+    with (
+        pytest.raises(CheckpointError, match=rf"{altered}: sha256 .* does not match its sidecar"),
+        MergeInputs.open(paths, sha256=recorded) as inputs,
+        CheckpointWriter(target, inputs.layout, "soup") as writer,
+    ):
+        weights = merger.as_weighted_sum(theta0, groups)
+        if weights is None:
+            inputs.per_tensor(merger, theta0, groups, [writer])
+        else:
+            inputs.weighted_sums([weights], [writer])
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_truncated_input_is_named_as_unlike_its_sidecar_not_as_a_bad_header(tmp_path: Path, soup_inputs) -> None:
+    theta0, _ = soup_inputs
+    recorded = _recorded([theta0])
+    theta0.write_bytes(theta0.read_bytes()[:-8])  # the header now claims more data than the file holds
+    with (
+        pytest.raises(CheckpointError, match=rf"{theta0}: sha256 .* does not match its sidecar"),
+        MergeInputs.open([theta0], sha256=recorded),
+    ):
+        pass
+
+
+def test_inputs_whose_hash_matches_merge_as_unverified_ones(tmp_path: Path, soup_inputs) -> None:
+    theta0, groups = soup_inputs
+    paths = [theta0, *(m for g in groups for m in g.members)]
+    weights = recursive().as_weighted_sum(theta0, groups)
+    outputs = []
+    for recorded in (None, _recorded(paths)):
+        target = tmp_path / f"{recorded is None}.safetensors"
+        with MergeInputs.open(paths, sha256=recorded) as inputs, CheckpointWriter(target, inputs.layout, "soup") as w:
+            inputs.weighted_sums([weights], [w])
+        outputs.append(target.read_bytes())
+    assert outputs[0] == outputs[1]

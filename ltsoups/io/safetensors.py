@@ -12,8 +12,10 @@ import hashlib
 import json
 import math
 import os
+import queue
 import reprlib
 import struct
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,7 +234,8 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
 class TensorFileReader:
     """Reads single tensors of a safetensors file with plain reads (no mmap), so memory is freed as it goes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, hashing: bool = False) -> None:
+        """``hashing``: the file's sha256 is computed from the bytes read (`sha256`)."""
         self.path = path
         self._handle = _open_weights(path)
         try:
@@ -240,6 +243,7 @@ class TensorFileReader:
         except BaseException:
             self._handle.close()
             raise
+        self._digest = _ReadDigest(path, self._handle) if hashing else None
 
     def names(self) -> list[str]:
         return sorted(self._header.entries)
@@ -255,10 +259,7 @@ class TensorFileReader:
         """The tensor ``name``; with a uint8 ``scratch`` buffer it is a view into it (no allocation)."""
         entry = self._header.entries[name]
         buffer = torch.empty(entry.nbytes, dtype=torch.uint8) if scratch is None else scratch[: entry.nbytes]
-        self._handle.seek(self._header.data_start + entry.begin)
-        # The header was checked against the file's size; a short read means it shrank since.
-        if entry.nbytes and self._handle.readinto(memoryview(buffer.numpy())) != entry.nbytes:
-            raise CheckpointError(f"{self.path}: tensor {_SHORT.repr(name)} is truncated")
+        self._read_into(name, self._header.data_start + entry.begin, buffer)
         return buffer.view(DTYPES[entry.dtype]).reshape(entry.shape)
 
     def read_range(self, name: str, start: int, count: int, scratch: torch.Tensor) -> torch.Tensor:
@@ -272,12 +273,29 @@ class TensorFileReader:
         if start < 0 or count < 0 or begin + nbytes > entry.nbytes:
             raise ValueError(f"{self.path}: elements {start}..{start + count} are outside tensor {_SHORT.repr(name)}")
         buffer = scratch[:nbytes]
-        self._handle.seek(self._header.data_start + entry.begin + begin)
-        if nbytes and self._handle.readinto(memoryview(buffer.numpy())) != nbytes:
-            raise CheckpointError(f"{self.path}: tensor {_SHORT.repr(name)} is truncated")
+        self._read_into(name, self._header.data_start + entry.begin + begin, buffer)
         return buffer.view(dtype)
 
+    def _read_into(self, name: str, offset: int, buffer: torch.Tensor) -> None:
+        if not buffer.numel():
+            return
+        data = memoryview(buffer.numpy())
+        self._handle.seek(offset)
+        # The header was checked against the file's size; a short read means it shrank since.
+        if self._handle.readinto(data) != len(data):
+            raise CheckpointError(f"{self.path}: tensor {_SHORT.repr(name)} is truncated")
+        if self._digest is not None:
+            self._digest.read(offset, data)
+
+    def sha256(self) -> str:
+        """The sha256 of the whole file (a reader opened with ``hashing``): of the bytes read, and of the rest."""
+        if self._digest is None:
+            raise ValueError(f"{self.path}: opened without hashing")
+        return self._digest.hexdigest()
+
     def close(self) -> None:
+        if self._digest is not None:
+            self._digest.close()
         self._handle.close()
 
     def __enter__(self) -> TensorFileReader:
@@ -285,6 +303,69 @@ class TensorFileReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_HASH_BLOCK = 1 << 20
+_HASH_QUEUE = 2
+"""Blocks read but not hashed yet, per file: the reads run at most a few MiB ahead of the hash."""
+
+
+class _ReadDigest:
+    """The sha256 of a file, fed the bytes its reader reads and computed on a thread of its own, beside
+    the reader's work (hashlib lets go of the GIL while it hashes).
+
+    A file read front to back (a merge reads a file written in sorted-name order so) is hashed without a
+    byte read twice; bytes the reads skip, and those after the last read, are read here when needed.
+    """
+
+    def __init__(self, path: Path, handle: IO[bytes]) -> None:
+        self._path, self._fd = path, handle.fileno()
+        self._sha256 = hashlib.sha256()
+        self._hashed = 0
+        """bytes 0.._hashed of the file are queued to be hashed"""
+        self._hex: str | None = None
+        self._blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=_HASH_QUEUE)
+        self._thread = threading.Thread(target=self._hash_blocks, name=f"sha256 {path.name}", daemon=True)
+        self._thread.start()
+
+    def _hash_blocks(self) -> None:
+        while (block := self._blocks.get()) is not None:
+            self._sha256.update(block)
+
+    def read(self, offset: int, data: memoryview) -> None:
+        """``data`` was read from ``offset``."""
+        end = offset + len(data)
+        if self._hex is not None or end <= self._hashed:
+            return
+        self._hash_up_to(offset)
+        for start in range(self._hashed - offset, len(data), _HASH_BLOCK):
+            self._blocks.put(bytes(data[start : start + _HASH_BLOCK]))  # a copy: the reader reuses its buffer
+        self._hashed = end
+
+    def hexdigest(self) -> str:
+        if self._hex is None:
+            self._hash_up_to(None)
+            self.close()
+            self._hex = self._sha256.hexdigest()
+        return self._hex
+
+    def close(self) -> None:
+        """Stop the hashing thread once it has hashed what was queued."""
+        if self._thread.is_alive():
+            self._blocks.put(None)
+            self._thread.join()
+
+    def _hash_up_to(self, offset: int | None) -> None:
+        """Hash the bytes up to ``offset`` (None: the end of the file), read here."""
+        while offset is None or self._hashed < offset:
+            size = _HASH_BLOCK if offset is None else min(_HASH_BLOCK, offset - self._hashed)
+            block = os.pread(self._fd, size, self._hashed)
+            if not block:
+                if offset is None:
+                    return
+                raise CheckpointError(f"{self._path}: the file shrank while it was read")
+            self._blocks.put(block)
+            self._hashed += len(block)
 
 
 def write_safetensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> str:

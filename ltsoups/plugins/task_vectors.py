@@ -1,7 +1,9 @@
 """Built-in per-tensor mergers on task vectors (tau_k = theta_k - theta_0): TIES and DARE.
 
-Each computes one tensor of the merge from the same tensor of theta_0 and of every member, in float64.
-Used across all members, or as the within-factor step of ``recursive`` (on one factor's replicas).
+Each computes one tensor of the merge from the same tensor of theta_0 and of every member, in float64,
+entry by entry once it knows a member's threshold (TIES) or mask generator (DARE): the engine hands
+them a slice of every member at a time (`EntrywiseMerger`). Used across all members, or as the
+within-factor step of ``recursive`` (on one factor's replicas).
 torch is imported inside methods: naming and validating a merger must not load it.
 """
 
@@ -9,28 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from ltsoups.contracts import FactorTensors, PerTensorMerger, PluginParams
+from ltsoups.contracts import ENTRY_SLICE, EntrywiseMerger, PluginParams
 
 if TYPE_CHECKING:
     import torch
-
-
-def _members(groups: Sequence[FactorTensors]) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """(factor, position within its factor, tensor) of every member."""
-    for group in groups:
-        for position, tensor in enumerate(group.members):
-            yield group.factor, position, tensor
-
-
-_SLICE = 1 << 16
-"""Entries per slice of the per-entry steps: every member's slice in float64 stays in the CPU cache."""
 
 
 def _total(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -55,30 +46,29 @@ def kept_entries(density: float, size: int) -> int:
 
 
 def magnitude_threshold(magnitudes: torch.Tensor, density: float) -> float:
-    """The ceil(density * n)-th largest of ``magnitudes``: keeping entries >= it keeps the top-k% (ties too)."""
-    import numpy as np
+    """The ceil(density * n)-th largest of ``magnitudes``: keeping entries >= it keeps the top-k% (ties too).
 
-    flat = magnitudes.flatten().numpy()
+    ``magnitudes`` (contiguous) is reordered in place.
+    """
+    flat = magnitudes.view(-1).numpy()
     keep = kept_entries(density, flat.size)
     if keep >= flat.size:
         return 0.0
     # numpy's introselect finds it in linear time, several times faster than torch.kthvalue on CPU.
-    return float(np.partition(flat, flat.size - keep)[flat.size - keep])
+    flat.partition(flat.size - keep)
+    return float(flat[flat.size - keep])
 
 
-def disjoint_mean(deltas: Iterator[torch.Tensor], elected: torch.Tensor) -> torch.Tensor:
-    """TIES' disjoint merge: per entry, the mean of the deltas whose sign is the ``elected`` one (zeros excluded).
-
-    ``deltas`` are fresh tensors (they are modified).
-    """
+def disjoint_mean(deltas: Sequence[torch.Tensor], elected: torch.Tensor) -> torch.Tensor:
+    """TIES' disjoint merge: per entry, the mean of the deltas whose sign is the ``elected`` one (zeros excluded)."""
     import torch
 
     total = torch.zeros_like(elected)
     count = torch.zeros_like(elected)
     for delta in deltas:
         agrees = delta.mul(elected).gt_(0)  # 1.0 where delta has the elected sign (so is not zero), else 0.0
-        total.add_(delta.mul_(agrees))
         count.add_(agrees)
+        total.add_(agrees.mul_(delta))  # delta where it agrees: the deltas stay as given
     return total.div_(count.clamp_(min=1))
 
 
@@ -92,7 +82,7 @@ class TiesParams(PluginParams):
     scale: float = Field(1.0, description="lambda in theta_0 + lambda * tau_merged (paper: 1)")
 
 
-class TiesMerger(PerTensorMerger):
+class TiesMerger(EntrywiseMerger[float]):
     """TIES-Merging (Yadav et al., NeurIPS 2023, "Resolving interference when merging models").
 
     Per tensor: trim each task vector to its top-k% magnitudes (the rest set to 0), elect each entry's
@@ -105,37 +95,30 @@ class TiesMerger(PerTensorMerger):
     description = "TIES: trim to top-k% magnitudes, elect signs by mass, disjoint mean (Yadav et al. 2023)"
     params: TiesParams
 
-    def merge_tensor(self, name: str, base: torch.Tensor, groups: Sequence[FactorTensors]) -> torch.Tensor:
-        import torch
+    def member_state(
+        self, name: str, base: torch.Tensor, factor: int, position: int, member: Callable[[], torch.Tensor]
+    ) -> float:
+        """The member's trimming threshold: the ceil(k * n)-th largest |theta_k - theta_0| of the tensor."""
+        return magnitude_threshold(self._magnitudes(member().reshape(-1), base.reshape(-1)), self.params.density)
 
-        members = [tensor.reshape(-1) for _, _, tensor in _members(groups)]
-        flat_base = base.reshape(-1)
-        thresholds = [
-            magnitude_threshold(self._magnitudes(member, flat_base), self.params.density) for member in members
-        ]
-        merged = torch.empty(flat_base.shape, dtype=torch.float64)
-        # Trimming, electing and averaging are per entry: done a slice at a time, every member's trimmed
-        # slice held at once, so no full-size temporary beyond the output.
-        for start in range(0, flat_base.numel(), _SLICE):
-            base_slice = flat_base[start : start + _SLICE].to(torch.float64)
-            trimmed = []
-            for member, threshold in zip(members, thresholds, strict=True):
-                delta = _task_vector(member[start : start + _SLICE], base_slice)
-                trimmed.append(delta.mul_(delta.abs().ge_(threshold)))
-            mass = _total(trimmed)
-            mean = disjoint_mean(iter(trimmed), mass.sign_())
-            merged[start : start + _SLICE] = mean.mul_(self.params.scale).add_(base_slice)
-        return merged.view(base.shape)
+    def member_slice(self, state: float, base: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+        """The member's task vector, trimmed."""
+        delta = _task_vector(member, base)
+        return delta.mul_(delta.abs().ge_(state))
+
+    def combine(self, base: torch.Tensor, members: Sequence[torch.Tensor]) -> torch.Tensor:
+        mean = disjoint_mean(members, _total(members).sign_())
+        return mean.mul_(self.params.scale).add_(base)
 
     @staticmethod
     def _magnitudes(member: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        """|theta_k - theta_0| of a whole tensor, computed a slice at a time into one float64 buffer."""
+        """|theta_k - theta_0| of a whole tensor (``base`` in float64), a slice at a time in one float64 buffer."""
         import torch
 
         magnitudes = torch.empty(base.shape, dtype=torch.float64)
-        for start in range(0, base.numel(), _SLICE):
-            part = base[start : start + _SLICE].to(torch.float64)
-            magnitudes[start : start + _SLICE] = _task_vector(member[start : start + _SLICE], part).abs_()
+        for start in range(0, base.numel(), ENTRY_SLICE):
+            part = magnitudes[start : start + ENTRY_SLICE].copy_(member[start : start + ENTRY_SLICE])
+            part.sub_(base[start : start + ENTRY_SLICE]).abs_()
         return magnitudes
 
 
@@ -159,7 +142,7 @@ class DareParams(PluginParams):
     )
 
 
-class DareMerger(PerTensorMerger):
+class DareMerger(EntrywiseMerger["torch.Generator"]):
     """DARE (Yu et al., ICML 2024, "Language models are Super Mario"): drop each task-vector entry with
     probability p and rescale the rest by 1/(1 - p), then merge by task arithmetic or TIES' sign election.
 
@@ -171,37 +154,44 @@ class DareMerger(PerTensorMerger):
     description = "DARE: drop task-vector entries with prob. p, rescale by 1/(1-p), then combine (Yu et al. 2024)"
     params: DareParams
 
-    def merge_tensor(self, name: str, base: torch.Tensor, groups: Sequence[FactorTensors]) -> torch.Tensor:
+    def member_state(
+        self, name: str, base: torch.Tensor, factor: int, position: int, member: Callable[[], torch.Tensor]
+    ) -> torch.Generator:
+        """The generator of the member's drop mask (its draws, slice after slice, are `drop_mask`'s)."""
+        return mask_generator(self.params.seed, name, factor, position)
+
+    def member_slice(self, state: torch.Generator, base: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+        """The member's task vector, dropped and rescaled."""
         import torch
 
-        drop, combine = self.params.drop, self.params.combine
-        members = list(_members(groups))
-        masks = [drop_mask(base.shape, drop, self.params.seed, name, f, p).reshape(-1) for f, p, _ in members]
-        flat_base = base.reshape(-1)
-        merged = torch.empty(flat_base.shape, dtype=torch.float64)
-        weight = 1.0 / len(members) if combine is DareCombine.MEAN else 1.0
-        for start in range(0, flat_base.numel(), _SLICE):  # per entry from here: a slice at a time
-            base_slice = flat_base[start : start + _SLICE].to(torch.float64)
-            rescaled = [
-                _task_vector(member.reshape(-1)[start : start + _SLICE], base_slice)
-                .mul_(mask[start : start + _SLICE])
-                .div_(1.0 - drop)
-                for (_, _, member), mask in zip(members, masks, strict=True)
-            ]
-            if combine is DareCombine.TIES:
-                combined = disjoint_mean(iter(rescaled), _total(rescaled).sign_())
-            else:
-                combined = torch.zeros_like(base_slice)
-                for delta in rescaled:
-                    combined.add_(delta, alpha=weight)
-            merged[start : start + _SLICE] = combined.mul_(self.params.scale).add_(base_slice)
-        return merged.view(base.shape)
+        drop = self.params.drop
+        kept = torch.rand(member.shape, generator=state) >= drop
+        return _task_vector(member, base).mul_(kept).div_(1.0 - drop)
+
+    def combine(self, base: torch.Tensor, members: Sequence[torch.Tensor]) -> torch.Tensor:
+        import torch
+
+        combine = self.params.combine
+        if combine is DareCombine.TIES:
+            combined = disjoint_mean(members, _total(members).sign_())
+        else:
+            weight = 1.0 / len(members) if combine is DareCombine.MEAN else 1.0
+            combined = torch.zeros_like(base)
+            for delta in members:
+                combined.add_(delta, alpha=weight)
+        return combined.mul_(self.params.scale).add_(base)
+
+
+def mask_generator(seed: int, name: str, factor: int, position: int) -> torch.Generator:
+    """The generator of DARE's keep mask of one member's tensor, seeded by (seed, name, factor, position)."""
+    import torch
+
+    key = hashlib.sha256(f"{seed}/{name}/{factor}/{position}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(key[:8], "little") >> 1)
 
 
 def drop_mask(shape: torch.Size, drop: float, seed: int, name: str, factor: int, position: int) -> torch.Tensor:
     """DARE's keep mask of one member's tensor: True with probability 1 - drop, from its own seeded generator."""
     import torch
 
-    key = hashlib.sha256(f"{seed}/{name}/{factor}/{position}".encode()).digest()
-    generator = torch.Generator().manual_seed(int.from_bytes(key[:8], "little") >> 1)
-    return torch.rand(shape, generator=generator) >= drop
+    return torch.rand(shape, generator=mask_generator(seed, name, factor, position)) >= drop

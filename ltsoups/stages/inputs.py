@@ -6,7 +6,8 @@ walks every link before the ones a stage reads and refuses a stale one (built fr
 from other inputs than those on disk now), naming it and the command that rebuilds it, before anything
 is computed or written.
 
-Only the checkpoints a stage loads are hashed (`open_checkpoint` reads them whole); the links before
+Only the checkpoints a stage loads are hashed (`open_checkpoint` reads them whole), now or, with
+``hash_on_read``, by the stage as it reads them (the merge: `Chain.recorded_sha256`); the links before
 them are checked by their sidecars, so checking the chain reads no weights the stage would not read.
 """
 
@@ -146,7 +147,8 @@ def _short(sha256: str | None) -> str:
 class Chain:
     """The verified links a stage asked for (None or empty: not asked for).
 
-    Checkpoints of the links the stage loads were hashed; the others' are their paths and sidecars.
+    Checkpoints of the links the stage loads were hashed (with ``hash_on_read``: are hashed by the stage as it
+    reads them); the others' are their paths and sidecars.
     """
 
     plan: Plan | None = None
@@ -174,17 +176,30 @@ class Chain:
             if upto_factor is not None and factor <= upto_factor
         }
 
+    def recorded_sha256(self) -> dict[Path, str]:
+        """The weights' sha256 that the sidecars of theta_0 and the members record, for a stage that hashes them
+        as it reads them (`verified_chain` with ``hash_on_read``) and checks them before its output counts."""
+        checkpoints = [checkpoint for _, checkpoint in self.member_checkpoints.values()]
+        if self.theta0 is not None:
+            checkpoints.insert(0, self.theta0)
+        return {checkpoint.path: checkpoint.sidecar.weights_sha256 for checkpoint in checkpoints}
+
     def soup_record(self, upto_factor: int | None) -> dict[str, Any]:
         """What the soup of the factors up to ``upto_factor`` records of its members (`_check_merge` reads it)."""
         return {"upto_factor": upto_factor, "members_sha256": self.members_sha256(upto_factor)}
 
 
 def verified_chain(
-    config: LtSoupsConfig, workspace: Workspace, reads: Collection[Link], loads: Collection[Link] = ()
+    config: LtSoupsConfig,
+    workspace: Workspace,
+    reads: Collection[Link],
+    loads: Collection[Link] = (),
+    hash_on_read: bool = False,
 ) -> Chain:
     """Check ``reads`` and every link they were built from against ``config``, in chain order.
 
-    ``loads``: the links whose weights the stage reads; their files are hashed against their sidecars now.
+    ``loads``: the links whose weights the stage reads; their files are hashed against their sidecars now,
+    or with ``hash_on_read`` by the stage as it reads them (their format and headers are checked now).
     """
     needed: set[Link] = set()
     pending = list(reads)
@@ -193,7 +208,7 @@ def verified_chain(
         if link not in needed:
             needed.add(link)
             pending.extend(_BEFORE[link])
-    walk = _Walk(config, workspace, set(loads))
+    walk = _Walk(config, workspace, set(loads), hash_on_read)
     for link in Link:  # chain order: each link is checked against the ones before it
         if link in needed:
             walk.check(link)
@@ -201,8 +216,8 @@ def verified_chain(
 
 
 class _Walk:
-    def __init__(self, config: LtSoupsConfig, workspace: Workspace, loads: set[Link]) -> None:
-        self.config, self.workspace, self.loads = config, workspace, loads
+    def __init__(self, config: LtSoupsConfig, workspace: Workspace, loads: set[Link], hash_on_read: bool) -> None:
+        self.config, self.workspace, self.loads, self.hash_on_read = config, workspace, loads, hash_on_read
         self.plan: Plan | None = None
         self.theta0: Checkpoint | None = None
         self.members: dict[str, tuple[int, Checkpoint]] = {}
@@ -226,7 +241,7 @@ class _Walk:
     def _read(self, link: Link, path: Path, kind: str, command: str) -> Checkpoint:
         try:
             if link in self.loads:
-                return open_checkpoint(path, expect_kind=kind)
+                return open_checkpoint(path, expect_kind=kind, hash_now=not self.hash_on_read)
             sidecar = read_sidecar(path)
         except CheckpointError as err:
             raise CheckpointError(f"{err}; `{command}` rebuilds it") from err

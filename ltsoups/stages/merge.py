@@ -51,12 +51,13 @@ class MergeOutput:
 class ValidationScorer:
     """Scores soups on the run's validation split, in the run's classifier; never sees the test split.
 
-    Soups of weights are merged in memory with the same engine as the soups written, so a written soup
-    scores what it scored here. Scores are cached: a greedy soup asks for the same ones repeatedly.
+    Soups of weights are merged in memory from the merge's open inputs, with the same engine as the soups
+    written, so a written soup scores what it scored here. Scores are cached: a greedy soup asks for the
+    same ones repeatedly.
     """
 
-    def __init__(self, context: RunContext, fold_lora: bool) -> None:
-        self.context, self.fold_lora = context, fold_lora
+    def __init__(self, context: RunContext, inputs: MergeInputs) -> None:
+        self.context, self.inputs = context, inputs
         self._cache: dict[tuple[tuple[Path, float], ...], Scores] = {}
 
     def score(self, weights: Sequence[tuple[Path, float]], metric: ValidationMetric) -> float:
@@ -65,9 +66,8 @@ class ValidationScorer:
     def scores(self, weights: Sequence[tuple[Path, float]]) -> Scores:
         key = tuple(weights)
         if key not in self._cache:
-            with MergeInputs.open([path for path, _ in weights], self.fold_lora) as inputs:
-                collector = TensorCollector(inputs.layout)
-                inputs.weighted_sums([list(weights)], [collector])
+            collector = TensorCollector(self.inputs.layout)
+            self.inputs.weighted_sums([list(weights)], [collector])
             self._cache[key] = self.score_state(collector.tensors, "a soup merged in memory")
         return self._cache[key]
 
@@ -89,33 +89,39 @@ def merge_members(context: RunContext, workspace: Workspace) -> MergeOutput:
     With ``merge.search.enabled``, lambda and N are chosen on validation first (see ``ltsoups.merge_search``).
     """
     config = context.config
-    chain = verified_chain(config, workspace, reads=[Link.MEMBERS], loads=[Link.THETA0, Link.MEMBERS])
+    searching = config.merge.search.enabled
+    # A merge hashes theta_0 and the members as it reads them (each read once), and checks them before any
+    # soup is committed; a search reads them in passes of its own, so it has them hashed first.
+    chain = verified_chain(
+        config, workspace, reads=[Link.MEMBERS], loads=[Link.THETA0, Link.MEMBERS], hash_on_read=not searching
+    )
     assert chain.theta0 is not None
     theta0, groups = chain.theta0, chain.members
     spec = config.merge.merger
     merger = context.plugin(spec)
+    paths = [theta0.path, *(m for g in groups for m in g.members)]
+    recorded = None if searching else chain.recorded_sha256()
     # Every input must fit before anything is chosen or written: a failed merge writes nothing.
-    with MergeInputs.open([theta0.path, *(m for g in groups for m in g.members)], config.merge.fold_lora) as inputs:
-        soup_tensors = list(inputs.layout.entries)
-    scorer = ValidationScorer(context, config.merge.fold_lora)
-    provenance = {
-        "config_sha256": merge_config_sha256(config),
-        "theta0_sha256": theta0.sidecar.weights_sha256,
-        "merger": spec.model_dump(mode="json", by_alias=True),
-        "fold_lora": config.merge.fold_lora,
-        **context.classifier_spec(soup_tensors).sidecar_entry(),
-    }
-    if config.merge.search.enabled:  # then a SearchableMerger: the config's validation refuses any other
-        output = _search(context, workspace, merger, theta0.path, groups, scorer, provenance, chain.soup_record)
-    else:
-        targets = _targets(workspace, groups)
-        checkpoints = _merge(merger, theta0.path, groups, targets, scorer, provenance, chain.soup_record)
-        for stale in (workspace.soup_search, workspace.soup_search_plot):  # an earlier search's, once replaced
-            stale.unlink(missing_ok=True)
-        factors = [group.factor for group in groups] or [0]
-        output = MergeOutput(
-            [RunningSoup(f, c, scorer.score_checkpoint(c)) for f, c in zip(factors, checkpoints, strict=True)]
-        )
+    with MergeInputs.open(paths, config.merge.fold_lora, recorded) as inputs:
+        scorer = ValidationScorer(context, inputs)
+        provenance = {
+            "config_sha256": merge_config_sha256(config),
+            "theta0_sha256": theta0.sidecar.weights_sha256,
+            "merger": spec.model_dump(mode="json", by_alias=True),
+            "fold_lora": config.merge.fold_lora,
+            **context.classifier_spec(inputs.layout.entries).sidecar_entry(),
+        }
+        if searching:  # then a SearchableMerger: the config's validation refuses any other
+            output = _search(context, workspace, merger, theta0.path, groups, scorer, provenance, chain.soup_record)
+        else:
+            targets = _targets(workspace, groups)
+            checkpoints = _merge(merger, inputs, theta0.path, groups, targets, scorer, provenance, chain.soup_record)
+            for stale in (workspace.soup_search, workspace.soup_search_plot):  # an earlier search's, once replaced
+                stale.unlink(missing_ok=True)
+            factors = [group.factor for group in groups] or [0]
+            output = MergeOutput(
+                [RunningSoup(f, c, scorer.score_checkpoint(c)) for f, c in zip(factors, checkpoints, strict=True)]
+            )
     metrics: dict[str, Any] = {f"f{soup.factor}": soup.val.headline() for soup in output.running}
     if output.search is not None:
         metrics["search"] = output.search.metrics()
@@ -130,6 +136,7 @@ def _targets(workspace: Workspace, groups: Sequence[FactorGroup]) -> list[Path]:
 
 def _merge(
     merger: Merger,
+    inputs: MergeInputs,
     theta0: Path,
     groups: Sequence[FactorGroup],
     targets: Sequence[Path],
@@ -141,22 +148,21 @@ def _merge(
 
     ``soup_record(factor)``: what the soup of the factors up to ``factor`` records of its members.
     """
-    members = [member for group in groups for member in group.members]
     if not groups:  # a plan without members (zero-shot sampler): the soup is theta_0
-        return _write_sums([[(theta0, 1.0)]], targets, [soup_record(None)], scorer.fold_lora, provenance)
+        return _write_sums(inputs, [[(theta0, 1.0)]], targets, [soup_record(None)], provenance)
     prefixes = [groups[:k] for k in range(1, len(groups) + 1)]
     extra = [soup_record(prefix[-1].factor) for prefix in prefixes]
     if isinstance(merger, SelectingMerger):
         selections = [merger.select(theta0, prefix, scorer) for prefix in prefixes]
         for record, selection in zip(extra, selections, strict=True):
             record["selection"] = selection.record
-        return _write_sums([s.weights for s in selections], targets, extra, scorer.fold_lora, provenance)
+        return _write_sums(inputs, [s.weights for s in selections], targets, extra, provenance)
     if not isinstance(merger, PerTensorMerger):
         raise PluginError(f"{type(merger).__name__} derives from Merger but from none of its three kinds")
     sums = [merger.as_weighted_sum(theta0, prefix) for prefix in prefixes]
     if all(weights is not None for weights in sums):
-        return _write_sums([w for w in sums if w is not None], targets, extra, scorer.fold_lora, provenance)
-    with MergeInputs.open([theta0, *members], scorer.fold_lora) as inputs, ExitStack() as stack:
+        return _write_sums(inputs, [w for w in sums if w is not None], targets, extra, provenance)
+    with ExitStack() as stack:
         writers = []
         for target, prefix, record in zip(targets, prefixes, extra, strict=True):
             inputs_record = [{"path": str(theta0), "role": "theta0"}] + [
@@ -169,14 +175,13 @@ def _merge(
 
 
 def _write_sums(
+    inputs: MergeInputs,
     sums: Sequence[Weights],
     targets: Sequence[Path],
     extra: Sequence[dict[str, Any]],
-    fold_lora: bool,
     provenance: dict[str, Any],
 ) -> list[Checkpoint]:
-    paths = [path for weights in sums for path, _ in weights]
-    with MergeInputs.open(paths, fold_lora) as inputs, ExitStack() as stack:
+    with ExitStack() as stack:
         writers = []
         for weights, target, record in zip(sums, targets, extra, strict=True):
             inputs_record = [{"path": str(path), "weight": weight} for path, weight in weights]

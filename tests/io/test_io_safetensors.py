@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import resource
 import struct
 from collections.abc import Callable, Iterator
@@ -285,3 +286,49 @@ def test_files_we_write_read_back_through_both_readers(tmp_path: Path) -> None:
     ours = load_tensors(path)
     for name, tensor in load_file(str(path)).items():
         assert torch.equal(ours[name], tensor) and torch.equal(tensor, tensors[name]), name
+
+
+READS = {
+    "nothing read": ([], []),
+    "every tensor in order": ([0, 1, 2, 3, 4], []),
+    "backwards": ([4, 3, 2, 1, 0], []),
+    "every other tensor": ([0, 2, 4], []),
+    "slices, one read twice": ([], [0, 2, 2, 5]),
+}
+"""Which tensors are read whole, in that order; then which element of every tensor is read, in that order."""
+
+
+@pytest.mark.parametrize("order", sorted(READS))
+def test_a_hashing_reader_gives_the_sha256_of_the_whole_file_whatever_it_read(order: str, tmp_path: Path) -> None:
+    path = tmp_path / "weights.safetensors"
+    write_safetensors(path, {f"t{i}": torch.arange(6, dtype=torch.float32) * i for i in range(5)})
+    whole, elements = READS[order]
+    with TensorFileReader(path, hashing=True) as reader:
+        for index in whole:
+            reader.read(f"t{index}")
+        for name in reader.names():
+            for start in elements:
+                reader.read_range(name, start, 1, torch.empty(4, dtype=torch.uint8))
+        assert reader.sha256() == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_hashing_reader_reads_nothing_twice_when_it_reads_the_file_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge reads a file written in name order front to back: only the header is read again to hash it."""
+    path = tmp_path / "weights.safetensors"
+    write_safetensors(path, {f"t{i}": torch.randn(1000) for i in range(4)})
+    reread: list[int] = []
+    pread = os.pread
+
+    def counted(fd: int, size: int, offset: int) -> bytes:
+        block = pread(fd, size, offset)
+        reread.append(len(block))
+        return block
+
+    monkeypatch.setattr(os, "pread", counted)
+    with TensorFileReader(path, hashing=True) as reader:
+        for name in reader.names():
+            reader.read(name)
+        assert reader.sha256() == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sum(reread) == read_header(path).data_start

@@ -27,6 +27,7 @@ LOGITS = ("outputs/eval/predictions/test/final.safetensors", "outputs/eval/predi
 READS = {
     ("train-member", "f1-r0"): (THETA0,),
     ("merge",): (THETA0, *MEMBER_FILES),
+    ("merge", "--set", "merge.merger={name: greedy}"): (THETA0, *MEMBER_FILES),  # hashed as the first soup is scored
     ("retrain-head",): (SOUP,),
     ("evaluate",): (THETA0, *RUNNING, SOUP, FINAL),
 }
