@@ -305,9 +305,9 @@ class TensorFileReader:
         self.close()
 
 
-_HASH_BLOCK = 1 << 20
+_HASH_BLOCK = 1 << 18
 _HASH_QUEUE = 2
-"""Blocks read but not hashed yet, per file: the reads run at most a few MiB ahead of the hash."""
+"""Blocks read but not hashed yet, per file: the reads run at most about 1 MiB ahead of the hash."""
 
 
 class _ReadDigest:
