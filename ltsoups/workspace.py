@@ -148,6 +148,11 @@ class ComparisonWorkspace:
         """The comparison at ``eta`` of a grid."""
         return ComparisonWorkspace(self.root / f"eta-{eta:.4g}")
 
+    def grid_comparisons(self) -> list[ComparisonWorkspace]:
+        """The comparisons of the grid at this folder that wrote their spec, in folder order."""
+        found = (ComparisonWorkspace(folder) for folder in sorted(self.root.glob("eta-*")))
+        return [comparison for comparison in found if comparison.spec.is_file()]
+
     @property
     def grid_summary(self) -> Path:
         return self.root / "grid.json"

@@ -101,18 +101,30 @@ def compare(
 def compare_report(
     resamples: ResamplesOption = 10_000,
     out: OutOption = None,
+    grid: Annotated[
+        bool, flag("--grid", help="a grid's folder: every eta's report, then grid.json and grid.png")
+    ] = False,
     params: ParamsOption = None,
     set_: SetOption = None,
 ) -> None:
-    """Recompute the report of a comparison from its saved logits; print it and rewrite its files and plots."""
+    """Recompute the report of a comparison (or of every comparison of a grid) from its saved logits; print it
+    and rewrite its files and plots."""
     from ltsoups.cli.render import comparison_tables, console
-    from ltsoups.compare.suite import CompareSettings, write_outputs
+    from ltsoups.compare.suite import CompareSettings, grid_report, write_outputs
 
     root = out or Path(cli_config(params, set_).workdir) / "compare"
-    outcome = write_outputs(root, CompareSettings(resamples=resamples))
-    for table in comparison_tables(outcome.report):
-        console.print(table)
-    for path in outcome.files:
+    settings = CompareSettings(resamples=resamples)
+    if grid:
+        points, files = grid_report(root, settings)
+    else:
+        outcome = write_outputs(root, settings)
+        points, files = [(None, outcome.report)], outcome.files
+    for value, report in points:
+        if value is not None:
+            console.rule(f"eta {value:.4g}")
+        for table in comparison_tables(report):
+            console.print(table)
+    for path in files:
         console.print(f"wrote {path}")
 
 

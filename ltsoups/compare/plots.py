@@ -72,10 +72,10 @@ def plot_groups(report: ComparisonReport, out: Path) -> Path:
 
 
 def plot_grid(points: Sequence[tuple[float, ComparisonReport]], out: Path) -> Path:
-    """Balanced, many- and few-shot accuracy against eta (log scale), one line per method."""
+    """Balanced, head and tail accuracy against eta (log scale; the paper's Figure 2), one line per method."""
     figure, panels = plt.subplots(1, 3, figsize=(16, 4.8), sharey=True)
     methods = list(dict.fromkeys(m.method for _, report in points for m in report.methods))
-    for panel, metric in zip(panels, ("balanced", "many", "few"), strict=True):
+    for panel, metric in zip(panels, ("balanced", "head", "tail"), strict=True):
         for method in methods:
             line = [
                 (eta, s)

@@ -39,8 +39,6 @@ _GROUPED = tuple(f"{metric}_{group}" for metric in ("nll", "ece", "brier") for g
 CALIBRATION = ("temperature", "nll", "ece", "brier", *_GROUPED)
 WEIGHT_CHANGE = ("weight_change", "weight_change_relative")
 COST = ("trainings", "steps", "samples", "seconds", "peak_memory_bytes")
-SEARCH_COST = ("search_folds", "search_val_passes")
-"""What a method that chooses its merge on validation (``merge.search``) adds: soups folded, validation passes."""
 PAIRED = ("balanced", "few")
 
 
@@ -67,7 +65,6 @@ class MethodSummary(StrictModel):
     metrics: dict[str, Summary]
     """accuracy, calibration and weight change"""
     cost: dict[str, Summary]
-    """training cost (``COST``); with a merge chosen on validation, also the search's (``SEARCH_COST``)"""
     members: int
     models_at_inference: int
 
@@ -177,9 +174,6 @@ def build_report(root: Path, resamples: int = RESAMPLES, bootstrap_seed: int = B
             continue
         keys = [key for key in (*ACCURACY, *CALIBRATION, *WEIGHT_CHANGE) if all(key in run.numbers for run in runs)]
         cost = {key: [getattr(run.result.cost, key) for run in runs] for key in COST}
-        searches = [run.result.search_cost for run in runs]
-        for key in SEARCH_COST:
-            cost[key] = [None if s is None else getattr(s, key.removeprefix("search_")) for s in searches]
         summaries.append(
             MethodSummary(
                 method=entry.name,
@@ -332,9 +326,8 @@ def comparison_markdown(report: ComparisonReport) -> str:
         "two-sided p.\n\n"
     )
     lines = [
-        "| method | overall | balanced | many | medium | few | Δ balanced | Δ few | steps | images seen | train s "
-        "| search: folds / val passes |",
-        "|---|" + "---:|" * 11,
+        "| method | overall | balanced | many | medium | few | Δ balanced | Δ few | steps | images seen | train s |",
+        "|---|" + "---:|" * 10,
     ]
     for m in report.methods:
         cost = m.cost
@@ -343,8 +336,7 @@ def comparison_markdown(report: ComparisonReport) -> str:
             + " | ".join(mean_std(m.metrics.get(key)) for key in ACCURACY)
             + f" | {paired_text(paired_row(report, m.method, 'balanced'))}"
             + f" | {paired_text(paired_row(report, m.method, 'few'))}"
-            + f" | {_count(cost.get('steps'))} | {_count(cost.get('samples'))} | {mean_std(cost.get('seconds'), 0)}"
-            + f" | {search_cost_text(m)} |"
+            + f" | {_count(cost.get('steps'))} | {_count(cost.get('samples'))} | {mean_std(cost.get('seconds'), 0)} |"
         )
     lines += [
         "",
@@ -366,12 +358,6 @@ def comparison_markdown(report: ComparisonReport) -> str:
             + f" | {mean_std(percent, 3)} |"
         )
     return head + "\n".join(lines) + "\n"
-
-
-def search_cost_text(summary: MethodSummary) -> str:
-    """The search's soups folded / validation passes, or '-' for a method that does not search."""
-    folds, passes = (summary.cost.get(key) for key in SEARCH_COST)
-    return "-" if folds is None or passes is None else f"{_count(folds)} / {_count(passes)}"
 
 
 def _count(summary: Summary | None) -> str:

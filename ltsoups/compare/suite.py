@@ -19,6 +19,7 @@ from ltsoups.compare.report import (
     report_dir,
     write_report,
 )
+from ltsoups.compare.results import ComparisonSpec
 from ltsoups.compare.run import ComparisonDisplay, ComparisonHooks, ComparisonRequest, run_comparison
 from ltsoups.config import ConfigError, ConfigIssue, ConfigLayer, LtSoupsConfig, override_layer, validate_layers
 from ltsoups.io.atomic import write_json_atomic
@@ -141,7 +142,7 @@ class EtaPoint(StrictModel):
     eta: float
     folder: str
     metrics: dict[str, dict[str, Summary]]
-    """method -> balanced / many / few over seeds"""
+    """method -> balanced, head, tail, many and few accuracy over seeds (``GRID_METRICS``, where present)"""
 
 
 def compare_grid(
@@ -155,8 +156,6 @@ def compare_grid(
 ) -> tuple[list[tuple[float, ComparisonReport]], list[Path]]:
     """One comparison per eta of the dataset's two-axis profile (``data.dataset.params.eta``), then a plot of
     accuracy against eta per method."""
-    from ltsoups.compare.plots import plot_grid
-
     if not etas or any(not math.isfinite(eta) or eta <= 0 for eta in etas):
         raise ConfigError([ConfigIssue("--eta", list(etas), "give positive eta values")], "ltsoups compare --grid")
     grid = ComparisonWorkspace(root)
@@ -179,16 +178,37 @@ def compare_grid(
             f"eta {eta:.4g}",
         )
         points.append((eta, outcome.report))
+    return points, _write_grid(grid, points)
+
+
+def grid_report(root: Path, settings: CompareSettings) -> tuple[list[tuple[float, ComparisonReport]], list[Path]]:
+    """Every eta's report of the grid at ``root`` recomputed from its saved logits, then grid.json and the plot."""
+    grid, points, files = ComparisonWorkspace(root), [], []
+    for comparison in grid.grid_comparisons():
+        spec = ComparisonSpec.read(comparison.root)
+        eta = float(spec.base_config["data"]["dataset"]["params"]["eta"])
+        outcome = write_outputs(comparison.root, settings)
+        points.append((eta, outcome.report))
+        files += outcome.files
+    if not points:
+        raise FileNotFoundError(f"no grid at {root} (no eta folder with a comparison): run `ltsoups compare --grid`")
+    points.sort(key=lambda point: -point[0])
+    return points, [*files, *_write_grid(grid, points)]
+
+
+GRID_METRICS = ("balanced", "head", "tail", "many", "few")
+
+
+def _write_grid(grid: ComparisonWorkspace, points: Sequence[tuple[float, ComparisonReport]]) -> list[Path]:
+    from ltsoups.compare.plots import plot_grid
+
     summary = [
         EtaPoint(
             eta=eta,
             folder=grid.eta(eta).root.name,
-            metrics={
-                m.method: {k: m.metrics[k] for k in ("balanced", "many", "few") if k in m.metrics}
-                for m in report.methods
-            },
+            metrics={m.method: {k: m.metrics[k] for k in GRID_METRICS if k in m.metrics} for m in report.methods},
         ).model_dump(mode="json")
         for eta, report in points
     ]
     write_json_atomic(grid.grid_summary, summary)
-    return points, [grid.grid_summary, plot_grid(points, grid.grid_plot)]
+    return [grid.grid_summary, plot_grid(points, grid.grid_plot)]

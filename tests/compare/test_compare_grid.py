@@ -46,3 +46,8 @@ def test_the_grid_writes_a_comparison_per_eta_and_the_plot(tmp_path: Path, rando
     counts = [json.loads((root / p["folder"] / "comparison.json").read_text())["train_counts"] for p in grid]
     assert sum(n > 100 for n in counts[0]) == 4 and sum(n > 100 for n in counts[1]) == 2
     assert (root / "grid.png").read_bytes().startswith(b"\x89PNG")
+    assert {"balanced", "head", "tail"} <= set(grid[0]["metrics"]["zero-shot"])
+
+    (root / "grid.json").unlink()
+    run_cli("compare", "report", "--grid", "--out", str(root), "--resamples", "20")  # from the saved logits alone
+    assert json.loads((root / "grid.json").read_text()) == grid

@@ -21,12 +21,15 @@ from ltsoups.predictions import Predictions
 TOLERANCE = {"rel": 1e-6, "abs": 1e-6}
 
 
-def accuracies(logits: np.ndarray, labels: np.ndarray, groups: list[str]) -> dict[str, float]:
+def accuracies(
+    logits: np.ndarray, labels: np.ndarray, groups: list[str], sides: list[str] | None = None
+) -> dict[str, float]:
+    """Overall, balanced and per shot group; with ``sides`` (head or tail per class), head and tail too."""
     hits = logits.argmax(axis=1) == labels
     per_class = {c: 100 * hits[labels == c].mean() for c in sorted(set(labels.tolist()))}
     values = {"overall": 100 * hits.mean(), "balanced": float(np.mean(list(per_class.values())))}
-    for group in ("many", "medium", "few"):
-        inside = [acc for c, acc in per_class.items() if groups[c] == group]
+    for group, of_class in [(g, groups) for g in ("many", "medium", "few")] + [(s, sides) for s in ("head", "tail")]:
+        inside = [acc for c, acc in per_class.items() if of_class is not None and of_class[c] == group]
         if inside:
             values[group] = float(np.mean(inside))
     return values
@@ -114,7 +117,7 @@ def test_means_stds_intervals_and_calibration_recompute_from_the_logits(comparis
         per_seed: dict[str, list[float]] = {}
         for seed in method["seeds"]:
             result, test, val = load(root, method["method"], seed)
-            numbers = {**accuracies(test.logits, test.labels, groups), **calibration(val, test, groups, sides)}
+            numbers = {**accuracies(test.logits, test.labels, groups, sides), **calibration(val, test, groups, sides)}
             for key, value in {**numbers, **result["weight_change"]}.items():
                 per_seed.setdefault(key, []).append(value)
             assert result["scores"] == pytest.approx(accuracies(test.logits, test.labels, groups), **TOLERANCE)
@@ -130,7 +133,7 @@ def test_paired_differences_and_bootstrap_recompute_from_the_logits(comparison: 
     root = comparison.root
     spec = json.loads((root / "comparison.json").read_text())
     report = json.loads((root / "report" / "summary.json").read_text())
-    groups = spec["class_groups"]
+    groups, sides = spec["class_groups"], sides_of(spec)
     settings = report["bootstrap"]
     for row in report["paired"]:
         correct, reference = [], []
@@ -138,9 +141,11 @@ def test_paired_differences_and_bootstrap_recompute_from_the_logits(comparison: 
             correct.append(load(root, row["method"], seed)[1])
             reference.append(load(root, row["reference"], seed)[1])
         labels = correct[0].labels
-        classes = range(len(groups)) if row["metric"] == "balanced" else [c for c, g in enumerate(groups) if g == "few"]
+        of_class = {"balanced": ["balanced"] * len(groups), "few": groups, "head": sides, "tail": sides}[row["metric"]]
+        classes = [c for c, g in enumerate(of_class) if g == row["metric"]]
         per_seed = [
-            accuracies(a.logits, labels, groups)[row["metric"]] - accuracies(b.logits, labels, groups)[row["metric"]]
+            accuracies(a.logits, labels, groups, sides)[row["metric"]]
+            - accuracies(b.logits, labels, groups, sides)[row["metric"]]
             for a, b in zip(correct, reference, strict=True)
         ]
         assert row["per_seed"] == pytest.approx(per_seed, **TOLERANCE)
