@@ -27,19 +27,22 @@ from ltsoups.analysis.statistics import (
     paired_differences,
 )
 from ltsoups.compare.results import ComparisonSpec, MethodResult
-from ltsoups.data.stats import ClassStats, ShotGroup, ShotThresholds
+from ltsoups.data.stats import ClassStats, ShotGroup, ShotThresholds, Side
 from ltsoups.evaluation import score_predictions
 from ltsoups.io.atomic import write_json_atomic, write_text_atomic
 from ltsoups.predictions import Predictions, Split
 from ltsoups.schema import StrictModel
 from ltsoups.workspace import ComparisonWorkspace
 
-ACCURACY = ("overall", "balanced", "many", "medium", "few")
+ACCURACY = ("overall", "balanced", "many", "medium", "few", "head", "tail")
+"""head and tail: the paper's split (Table 1, Figure 2), more than ``data.thresholds.head`` training images or not"""
 _GROUPED = tuple(f"{metric}_{group}" for metric in ("nll", "ece", "brier") for group in GROUPS)
 CALIBRATION = ("temperature", "nll", "ece", "brier", *_GROUPED)
 WEIGHT_CHANGE = ("weight_change", "weight_change_relative")
 COST = ("trainings", "steps", "samples", "seconds", "peak_memory_bytes")
-PAIRED = ("balanced", "few")
+SEARCH_COST = ("search_folds", "search_val_passes")
+"""What a method that chooses its merge on validation (``merge.search``) adds: soups folded, validation passes."""
+PAIRED = ("balanced", "few", "head", "tail")
 
 
 class Summary(StrictModel):
@@ -65,6 +68,7 @@ class MethodSummary(StrictModel):
     metrics: dict[str, Summary]
     """accuracy, calibration and weight change"""
     cost: dict[str, Summary]
+    """training cost (``COST``); with a merge chosen on validation, also the search's (``SEARCH_COST``)"""
     members: int
     models_at_inference: int
 
@@ -140,8 +144,9 @@ class _Scorer:
         self.root = root
         self.thresholds = ShotThresholds.model_validate(spec.base_config["data"]["thresholds"])
         self.train_counts = np.asarray(spec.train_counts)
-        stats = ClassStats(self.train_counts, self.thresholds)
+        self.stats = stats = ClassStats(self.train_counts, self.thresholds)
         self.groups, self.class_groups = stats.groups(), stats.class_groups()
+        self.sides = np.array([side.value for side in stats.sides()])
         self.labels: np.ndarray | None = None
 
     def __call__(self, result: MethodResult) -> _ScoredRun:
@@ -156,7 +161,13 @@ class _Scorer:
             )
         scores = score_predictions(test.logits.argmax(axis=1), test.labels, self.train_counts, self.thresholds)
         calibration = calibrate(val.logits, val.labels, test.logits, test.labels, self.class_groups)
-        numbers = {**scores.headline(), **calibration.as_dict(), **(result.weight_change or {})}
+        per_class = np.asarray(scores.per_class)
+        sides = {}
+        for side in Side:
+            members = (self.sides == side.value) & ~np.isnan(per_class)
+            if members.any():
+                sides[side.value] = float(per_class[members].mean())
+        numbers = {**scores.headline(), **sides, **calibration.as_dict(), **(result.weight_change or {})}
         return _ScoredRun(result, numbers, test.correct)
 
 
@@ -174,6 +185,9 @@ def build_report(root: Path, resamples: int = RESAMPLES, bootstrap_seed: int = B
             continue
         keys = [key for key in (*ACCURACY, *CALIBRATION, *WEIGHT_CHANGE) if all(key in run.numbers for run in runs)]
         cost = {key: [getattr(run.result.cost, key) for run in runs] for key in COST}
+        searches = [run.result.search_cost for run in runs]
+        for key in SEARCH_COST:
+            cost[key] = [None if s is None else getattr(s, key.removeprefix("search_")) for s in searches]
         summaries.append(
             MethodSummary(
                 method=entry.name,
@@ -194,7 +208,7 @@ def build_report(root: Path, resamples: int = RESAMPLES, bootstrap_seed: int = B
         test_images=len(score.labels),
         bootstrap=BootstrapSettings(resamples=resamples, seed=bootstrap_seed, confidence=CONFIDENCE),
         methods=tuple(summaries),
-        paired=_paired(spec, scored, score.labels, score.groups, bootstrap),
+        paired=_paired(spec, scored, score.labels, score.groups, score.stats.sides(), bootstrap),
         members_trained=spec.members_trained,
         members_used=spec.members_used,
         seconds=spec.seconds,
@@ -207,6 +221,7 @@ def _paired(
     scored: dict[str, list[_ScoredRun]],
     labels: np.ndarray,
     groups: list[ShotGroup],
+    sides: list[Side],
     bootstrap: StratifiedBootstrap,
 ) -> tuple[PairedRow, ...]:
     reference = spec.reference
@@ -215,6 +230,7 @@ def _paired(
     classes = {
         "balanced": np.arange(len(groups)),
         "few": np.array([c for c, group in enumerate(groups) if group is ShotGroup.FEW]),
+        **{side.value: np.array([c for c, s in enumerate(sides) if s is side]) for side in Side},
     }
     present = set(np.unique(labels).tolist())
     metrics = [m for m in PAIRED if present & set(classes[m].tolist())]
@@ -326,8 +342,9 @@ def comparison_markdown(report: ComparisonReport) -> str:
         "two-sided p.\n\n"
     )
     lines = [
-        "| method | overall | balanced | many | medium | few | Δ balanced | Δ few | steps | images seen | train s |",
-        "|---|" + "---:|" * 10,
+        "| method | overall | balanced | many | medium | few | Δ balanced | Δ few | steps | images seen | train s "
+        "| search: folds / val passes |",
+        "|---|" + "---:|" * 11,
     ]
     for m in report.methods:
         cost = m.cost
@@ -336,7 +353,8 @@ def comparison_markdown(report: ComparisonReport) -> str:
             + " | ".join(mean_std(m.metrics.get(key)) for key in ACCURACY)
             + f" | {paired_text(paired_row(report, m.method, 'balanced'))}"
             + f" | {paired_text(paired_row(report, m.method, 'few'))}"
-            + f" | {_count(cost.get('steps'))} | {_count(cost.get('samples'))} | {mean_std(cost.get('seconds'), 0)} |"
+            + f" | {_count(cost.get('steps'))} | {_count(cost.get('samples'))} | {mean_std(cost.get('seconds'), 0)}"
+            + f" | {search_cost_text(m)} |"
         )
     lines += [
         "",
@@ -358,6 +376,12 @@ def comparison_markdown(report: ComparisonReport) -> str:
             + f" | {mean_std(percent, 3)} |"
         )
     return head + "\n".join(lines) + "\n"
+
+
+def search_cost_text(summary: MethodSummary) -> str:
+    """The search's soups folded / validation passes, or '-' for a method that does not search."""
+    folds, passes = (summary.cost.get(key) for key in SEARCH_COST)
+    return "-" if folds is None or passes is None else f"{_count(folds)} / {_count(passes)}"
 
 
 def _count(summary: Summary | None) -> str:
