@@ -29,6 +29,16 @@ def hash_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def source_sha256(*sources: Path) -> str:
+    """Hash of Python sources, names and contents: each source a file, or a folder of them (subfolders included)."""
+    digest = hashlib.sha256()
+    for source in sources:
+        for path in sorted(source.rglob("*.py")) if source.is_dir() else [source]:
+            content = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest.update(f"{path.relative_to(source.parent).as_posix()}\0{content}\n".encode())
+    return digest.hexdigest()
+
+
 @cache
 def code_version() -> str:
     """Package version plus the git commit of the source tree, with '+dirty' for local changes."""

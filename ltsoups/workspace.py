@@ -25,6 +25,11 @@ class Workspace:
         return self.root / "data" / "fingerprint-cache.json"
 
     @property
+    def generated_images(self) -> Path:
+        """Generated images (the embedded world's) one stage process drew, kept for the next (stages/image_store.py)."""
+        return self.root / "data" / "images"
+
+    @property
     def plan(self) -> Path:
         return self.root / "plan" / "plan.json"
 

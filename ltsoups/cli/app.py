@@ -22,6 +22,7 @@ from ltsoups.cli.common import (
     flag,
     reports_errors,
     source_name,
+    stage_context,
     validated,
     with_runner,
     workspace_of,
@@ -196,7 +197,6 @@ def prepare(params: ParamsOption = None, set_: SetOption = None) -> None:
     from ltsoups.cli.progress import ImageCheckBar, make_progress
     from ltsoups.cli.render import console
     from ltsoups.member_list import check_member_list
-    from ltsoups.stages.context import RunContext
     from ltsoups.stages.prepare import prepare as prepare_stage
     from ltsoups.tracking import pipeline_tracking
 
@@ -205,7 +205,7 @@ def prepare(params: ParamsOption = None, set_: SetOption = None) -> None:
     workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking:
         with make_progress() as progress:
-            files = prepare_stage(RunContext(config), workspace, ImageCheckBar(progress))
+            files = prepare_stage(stage_context(config, workspace), workspace, ImageCheckBar(progress))
         tracking.plan_written(files)
     console.print(f"wrote {len(files.manifests)} manifests and {files.path}")
 
@@ -215,14 +215,13 @@ def prepare(params: ParamsOption = None, set_: SetOption = None) -> None:
 def theta0(params: ParamsOption = None, set_: SetOption = None) -> None:
     """Build the zero-shot weights theta_0: pretrained encoder + head from class-name prompts."""
     from ltsoups.cli.render import console
-    from ltsoups.stages.context import RunContext
     from ltsoups.stages.theta0 import build_theta0
     from ltsoups.tracking import pipeline_tracking
 
     config = cli_config(params, set_)
     workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking:
-        checkpoint = build_theta0(RunContext(config), workspace)
+        checkpoint = build_theta0(stage_context(config, workspace), workspace)
         tracking.theta0_built(checkpoint)
     console.print(f"wrote {checkpoint.path}")
 
@@ -237,14 +236,13 @@ def train_member_command(
     """Fine-tune one member (encoder + cosine head) on its manifest's subset; save its EMA weights."""
     from ltsoups.cli.progress import ProgressObserver, make_progress
     from ltsoups.cli.render import console
-    from ltsoups.stages.context import RunContext
     from ltsoups.stages.member import member_job, train_member
     from ltsoups.tracking import pipeline_tracking
     from ltsoups.training.loop import ObserverGroup
 
     config = cli_config(params, set_)
     workspace = workspace_of(config)
-    context = RunContext(config)
+    context = stage_context(config, workspace)
     job = member_job(context, workspace, member)
     with (
         writing_checkpoint(workspace.member(member)),
@@ -277,12 +275,11 @@ def train_members_command(
     from ltsoups.cli.render import console
     from ltsoups.contracts import BatchInterrupted, MemberFailed
     from ltsoups.runners.batch import train_members
-    from ltsoups.stages.context import RunContext
     from ltsoups.tracking import pipeline_tracking
 
     config = cli_config(params, with_runner(set_, runner))
     workspace = workspace_of(config)
-    context = RunContext(config)
+    context = stage_context(config, workspace)
     chosen = context.plugin(config.runner)  # a runner that cannot work here (no Ray) fails before any work
     try:
         with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
@@ -328,14 +325,13 @@ def merge(
     stays a few tensors whatever the number of members.
     """
     from ltsoups.cli.render import console, results_table, search_table
-    from ltsoups.stages.context import RunContext
     from ltsoups.stages.merge import merge_members
     from ltsoups.tracking import pipeline_tracking
 
     config = cli_config(params, [*(set_ or []), *(["merge.search.enabled=true"] if search else [])])
     workspace = workspace_of(config)
     with writing_checkpoint(workspace.soup), pipeline_tracking(config, workspace) as tracking:
-        merged = merge_members(RunContext(config), workspace)
+        merged = merge_members(stage_context(config, workspace), workspace)
         tracking.soups_merged(merged)
     if merged.search is not None:
         search, cost = merged.search, merged.search.cost
@@ -355,7 +351,6 @@ def retrain_head_command(params: ParamsOption = None, set_: SetOption = None) ->
     """Stage 2 (CR): freeze the merged encoder; retrain only the head on the full data (LA loss)."""
     from ltsoups.cli.progress import ProgressObserver, make_progress
     from ltsoups.cli.render import console
-    from ltsoups.stages.context import RunContext
     from ltsoups.stages.retrain_head import retrain_head
     from ltsoups.tracking import pipeline_tracking
     from ltsoups.training.loop import ObserverGroup
@@ -368,7 +363,7 @@ def retrain_head_command(params: ParamsOption = None, set_: SetOption = None) ->
         make_progress() as progress,
     ):
         observer = ObserverGroup(ProgressObserver(progress, "retrain-head"), tracking.start_head())
-        output = retrain_head(RunContext(config), workspace, observer)
+        output = retrain_head(stage_context(config, workspace), workspace, observer)
         tracking.head_retrained(output)
     console.print(f"wrote {output.checkpoint.path}")
 
@@ -384,7 +379,6 @@ def evaluate_command(
 ) -> None:
     """Test accuracy, calibration and weight change of theta_0, running soups, stage 1 and final."""
     from ltsoups.cli.render import console, results_table
-    from ltsoups.stages.context import RunContext
     from ltsoups.stages.evaluate import evaluate_all
     from ltsoups.stages.evaluate_options import EvaluateOptions
     from ltsoups.tracking import pipeline_tracking
@@ -392,7 +386,8 @@ def evaluate_command(
     config = cli_config(params, set_)
     workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking:
-        evaluation = evaluate_all(RunContext(config), workspace, EvaluateOptions(save_logits=save_logits))
+        context = stage_context(config, workspace)
+        evaluation = evaluate_all(context, workspace, EvaluateOptions(save_logits=save_logits))
         tracking.evaluated(evaluation)
     rows = [(row.name, row.scores.headline()) for row in evaluation.rows]
     console.print(results_table(rows, "LT-Soups results (test split)"))

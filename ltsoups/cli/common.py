@@ -12,6 +12,7 @@ import typer
 
 if TYPE_CHECKING:
     from ltsoups.config import ConfigLayer, LtSoupsConfig
+    from ltsoups.stages.context import RunContext
     from ltsoups.workspace import Workspace
 
 ParamsOption = Annotated[
@@ -116,3 +117,11 @@ def workspace_of(config: LtSoupsConfig) -> Workspace:
     from ltsoups.workspace import Workspace
 
     return Workspace(Path(config.workdir))
+
+
+def stage_context(config: LtSoupsConfig, workspace: Workspace) -> RunContext:
+    """The context of one stage's process: the images it generates are kept in the workdir for the next stage."""
+    from ltsoups.stages.context import RunContext
+    from ltsoups.stages.image_store import ImageStore
+
+    return RunContext(config, images=ImageStore(workspace.generated_images))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -17,6 +17,19 @@ class ImageSource(Protocol):
     def __len__(self) -> int: ...
 
     def image(self, index: int) -> Image.Image: ...
+
+
+@runtime_checkable
+class GeneratedImages(Protocol):
+    """Images computed, not read from files: a process may keep them for the next under the hash of ``recipe``."""
+
+    def __len__(self) -> int: ...
+
+    def recipe(self) -> dict[str, Any]:
+        """Everything that decides the images (JSON values): equal recipes give equal pixels."""
+
+    def generate(self) -> np.ndarray:
+        """The images, computed now: uint8 of shape (N, H, W, 3)."""
 
 
 @dataclass(frozen=True)

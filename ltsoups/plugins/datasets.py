@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
+from PIL import Image
 from pydantic import Field, model_validator
 
 from ltsoups.contracts import Dataset, PluginParams
@@ -24,7 +28,7 @@ from ltsoups.data.cifar import (
     realised_two_axis,
 )
 from ltsoups.data.csv_table import CsvColumns, csv_counts, csv_files_read, load_csv_tables
-from ltsoups.data.dataset import DatasetSplits
+from ltsoups.data.dataset import DatasetSplits, LabelledImages
 from ltsoups.data.file_splits import ClassNamesFormat, SplitFiles
 from ltsoups.data.folder import (
     folder_list_counts,
@@ -36,6 +40,10 @@ from ltsoups.data.folder import (
 )
 from ltsoups.data.listfile import list_file_counts, list_files_read, load_list_files
 from ltsoups.data.profiles import DecayCurve, exponential_counts, two_axis_counts
+from ltsoups.provenance import source_sha256
+
+if TYPE_CHECKING:
+    from ltsoups.embedded.task import RenderedImages
 
 # ------------------------------------------------------------------------------------------ embedded
 
@@ -97,7 +105,7 @@ class EmbeddedDataset(Dataset):
         from ltsoups.embedded.task import build_embedded_task
 
         p = self.params
-        return build_embedded_task(
+        splits = build_embedded_task(
             seed=p.seed,
             num_classes=p.num_classes,
             n_max=p.n_max,
@@ -106,6 +114,49 @@ class EmbeddedDataset(Dataset):
             test_per_class=p.test_per_class,
             counts=None if p.eta is None else self.class_counts(),
         )
+        return replace(splits, train=_generated(splits.train), val=_generated(splits.val), test=_generated(splits.test))
+
+
+def _generated(split: LabelledImages) -> LabelledImages:
+    rendered = cast("RenderedImages", split.source)  # build_embedded_task draws every split
+    return replace(split, source=EmbeddedImages(rendered))
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddedImages:
+    """One split's images of the embedded task, with what draws them: a stage process may keep them for the next
+    (``GeneratedImages``)."""
+
+    rendered: RenderedImages
+
+    def __len__(self) -> int:
+        return len(self.rendered)
+
+    def image(self, index: int) -> Image.Image:
+        return self.rendered.image(index)
+
+    def recipe(self) -> dict[str, Any]:
+        rows = np.ascontiguousarray(self.rendered.triples, dtype=np.int64)
+        return {
+            "images": "embedded task",
+            "seed": self.rendered.seed,
+            "rows": len(rows),
+            "rows_sha256": hashlib.sha256(rows.tobytes()).hexdigest(),
+            "code_sha256": _embedded_code_sha256(),
+            "numpy": np.__version__,  # the world draws its images from numpy's random streams
+        }
+
+    def generate(self) -> np.ndarray:
+        return self.rendered.pixels
+
+
+@cache
+def _embedded_code_sha256() -> str:
+    """The code that draws the embedded task's images: the world's and the task's."""
+    import ltsoups.embedded.task
+    import ltsoups.world
+
+    return source_sha256(Path(ltsoups.world.__file__).parent, Path(ltsoups.embedded.task.__file__))
 
 
 # ------------------------------------------------------------------------------------------- CIFAR

@@ -21,6 +21,7 @@ from ltsoups.model import CosineHead, LongTailClassifier, prompt_embeddings
 from ltsoups.peft.adapters import is_lora_state, unfold_lora
 from ltsoups.registry import PluginChoice, PluginRegistry, installed_registry
 from ltsoups.runtime import Runtime
+from ltsoups.stages.image_store import ImageStore
 from ltsoups.training.batches import ImageSamples
 from ltsoups.training.transforms import Preprocess
 
@@ -37,6 +38,8 @@ class RunContext:
 
     config: LtSoupsConfig
     registry: PluginRegistry = field(default_factory=installed_registry)
+    images: ImageStore | None = None
+    """where generated images are read from and kept for the next process (None: drawn in this one)"""
     _checkpoint_loaded: bool = field(default=False, init=False)
 
     def derive(self, config: LtSoupsConfig) -> RunContext:
@@ -51,7 +54,7 @@ class RunContext:
         def same(*sections: str) -> bool:
             return all(getattr(config, name) == getattr(self.config, name) for name in sections)
 
-        derived = RunContext(config, self.registry)
+        derived = RunContext(config, self.registry, self.images)
         shared = ["runtime"] if same("runtime") else []
         if same("data"):
             shared += ["dataset", "splits", "train_counts"]
@@ -77,7 +80,8 @@ class RunContext:
 
     @cached_property
     def splits(self) -> DatasetSplits:
-        return self.dataset.load()
+        splits = self.dataset.load()
+        return splits if self.images is None else self.images.serving(splits)
 
     @cached_property
     def train_counts(self) -> np.ndarray:
