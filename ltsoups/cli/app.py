@@ -203,9 +203,9 @@ def prepare(params: ParamsOption = None, set_: SetOption = None) -> None:
     config = cli_config(params, set_)
     check_member_list(config, source_name(params))
     workspace = workspace_of(config)
-    with pipeline_tracking(config, workspace) as tracking:
+    with pipeline_tracking(config, workspace) as tracking, stage_context(config, workspace) as context:
         with make_progress() as progress:
-            files = prepare_stage(stage_context(config, workspace), workspace, ImageCheckBar(progress))
+            files = prepare_stage(context, workspace, ImageCheckBar(progress))
         tracking.plan_written(files)
     console.print(f"wrote {len(files.manifests)} manifests and {files.path}")
 
@@ -220,8 +220,8 @@ def theta0(params: ParamsOption = None, set_: SetOption = None) -> None:
 
     config = cli_config(params, set_)
     workspace = workspace_of(config)
-    with pipeline_tracking(config, workspace) as tracking:
-        checkpoint = build_theta0(stage_context(config, workspace), workspace)
+    with pipeline_tracking(config, workspace) as tracking, stage_context(config, workspace) as context:
+        checkpoint = build_theta0(context, workspace)
         tracking.theta0_built(checkpoint)
     console.print(f"wrote {checkpoint.path}")
 
@@ -242,16 +242,16 @@ def train_member_command(
 
     config = cli_config(params, set_)
     workspace = workspace_of(config)
-    context = stage_context(config, workspace)
-    job = member_job(context, workspace, member)
-    with (
-        writing_checkpoint(workspace.member(member)),
-        pipeline_tracking(config, workspace) as tracking,
-        make_progress() as progress,
-    ):
-        observer = ObserverGroup(ProgressObserver(progress, member), tracking.start_member(job))
-        output = train_member(context, workspace, job, observer)
-        tracking.member_trained(output)
+    with stage_context(config, workspace) as context:
+        job = member_job(context, workspace, member)
+        with (
+            writing_checkpoint(workspace.member(member)),
+            pipeline_tracking(config, workspace) as tracking,
+            make_progress() as progress,
+        ):
+            observer = ObserverGroup(ProgressObserver(progress, member), tracking.start_member(job))
+            output = train_member(context, workspace, job, observer)
+            tracking.member_trained(output)
     console.print(f"wrote {output.checkpoint.path} ({output.result.steps} steps)")
 
 
@@ -279,12 +279,12 @@ def train_members_command(
 
     config = cli_config(params, with_runner(set_, runner))
     workspace = workspace_of(config)
-    context = stage_context(config, workspace)
-    chosen = context.plugin(config.runner)  # a runner that cannot work here (no Ray) fails before any work
     try:
-        with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
-            board = MemberBoard(progress)
-            done = train_members(context, workspace, members, chosen, board, tracking.member_tracking())
+        with stage_context(config, workspace) as context:
+            chosen = context.plugin(config.runner)  # a runner that cannot work here (no Ray) fails before any work
+            with pipeline_tracking(config, workspace) as tracking, make_progress() as progress:
+                board = MemberBoard(progress)
+                done = train_members(context, workspace, members, chosen, board, tracking.member_tracking())
     except (MemberFailed, BatchInterrupted) as stopped:  # the members that finished are kept: record them
         if dvc:
             _report_dvc(record_members(stopped.finished, config))
@@ -330,8 +330,12 @@ def merge(
 
     config = cli_config(params, [*(set_ or []), *(["merge.search.enabled=true"] if search else [])])
     workspace = workspace_of(config)
-    with writing_checkpoint(workspace.soup), pipeline_tracking(config, workspace) as tracking:
-        merged = merge_members(stage_context(config, workspace), workspace)
+    with (
+        writing_checkpoint(workspace.soup),
+        pipeline_tracking(config, workspace) as tracking,
+        stage_context(config, workspace) as context,
+    ):
+        merged = merge_members(context, workspace)
         tracking.soups_merged(merged)
     if merged.search is not None:
         search, cost = merged.search, merged.search.cost
@@ -363,7 +367,8 @@ def retrain_head_command(params: ParamsOption = None, set_: SetOption = None) ->
         make_progress() as progress,
     ):
         observer = ObserverGroup(ProgressObserver(progress, "retrain-head"), tracking.start_head())
-        output = retrain_head(stage_context(config, workspace), workspace, observer)
+        with stage_context(config, workspace) as context:
+            output = retrain_head(context, workspace, observer)
         tracking.head_retrained(output)
     console.print(f"wrote {output.checkpoint.path}")
 
@@ -385,8 +390,7 @@ def evaluate_command(
 
     config = cli_config(params, set_)
     workspace = workspace_of(config)
-    with pipeline_tracking(config, workspace) as tracking:
-        context = stage_context(config, workspace)
+    with pipeline_tracking(config, workspace) as tracking, stage_context(config, workspace) as context:
         evaluation = evaluate_all(context, workspace, EvaluateOptions(save_logits=save_logits))
         tracking.evaluated(evaluation)
     rows = [(row.name, row.scores.headline()) for row in evaluation.rows]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -119,9 +119,13 @@ def workspace_of(config: LtSoupsConfig) -> Workspace:
     return Workspace(Path(config.workdir))
 
 
-def stage_context(config: LtSoupsConfig, workspace: Workspace) -> RunContext:
-    """The context of one stage's process: the images it generates are kept in the workdir for the next stage."""
+@contextmanager
+def stage_context(config: LtSoupsConfig, workspace: Workspace) -> Iterator[RunContext]:
+    """The context of one stage's process: the images it generates are kept in the workdir for the next stage,
+    once the block has succeeded (a stage that fails writes nothing)."""
     from ltsoups.stages.context import RunContext
     from ltsoups.stages.image_store import ImageStore
 
-    return RunContext(config, images=ImageStore(workspace.generated_images))
+    images = ImageStore(workspace.generated_images)
+    yield RunContext(config, images=images)
+    images.keep()

@@ -8,7 +8,7 @@ sha256, its header) and a comparison of the recipe; one that fails them is drawn
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -27,9 +27,11 @@ log = logging.getLogger("ltsoups.stages")
 
 @dataclass(frozen=True)
 class ImageStore:
-    """A folder of generated images, one entry per recipe."""
+    """A folder of generated images, one entry per recipe. Images it generated are written by ``keep``, which
+    the stage calls once it has succeeded: a stage that fails writes nothing."""
 
     folder: Path
+    _pending: dict[Path, tuple[np.ndarray, str, dict[str, object]]] = field(default_factory=dict, compare=False)
 
     def serving(self, splits: DatasetSplits) -> DatasetSplits:
         """``splits`` with every split of generated images read through this store (the others as they are)."""
@@ -56,11 +58,17 @@ class ImageStore:
             except CheckpointError as err:
                 log.warning("generating the images again: %s", err)
         pixels = images.generate()
-        try:
-            save_checkpoint(path, {"pixels": torch.from_numpy(pixels)}, kind=KIND, fingerprint=key, config=recipe)
-        except OSError as err:  # the images are at hand: a store that cannot keep them only costs the next process
-            log.warning("cannot keep the generated images in %s: %s", path, err)
+        self._pending[path] = (pixels, key, recipe)
         return pixels
+
+    def keep(self) -> None:
+        """Write the images generated since the last call, for the next stage process."""
+        for path, (pixels, key, recipe) in self._pending.items():
+            try:
+                save_checkpoint(path, {"pixels": torch.from_numpy(pixels)}, kind=KIND, fingerprint=key, config=recipe)
+            except OSError as err:  # the images were at hand: a store that cannot keep them costs the next process
+                log.warning("cannot keep the generated images in %s: %s", path, err)
+        self._pending.clear()
 
     @staticmethod
     def _read(path: Path, key: str, recipe: dict[str, object], count: int) -> np.ndarray:

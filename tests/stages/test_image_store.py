@@ -43,10 +43,13 @@ def entries(folder: Path) -> list[Path]:
 
 def test_a_stage_keeps_the_images_it_draws_and_the_next_reads_them_back(config: LtSoupsConfig, tmp_path: Path) -> None:
     reference = drawn(config)
-    first = RunContext(config, images=ImageStore(tmp_path))
+    store = ImageStore(tmp_path)
+    first = RunContext(config, images=store)
     assert {name: pixels.tobytes() for name, pixels in pixels_of(first).items()} == {
         name: pixels.tobytes() for name, pixels in reference.items()
     }
+    assert entries(tmp_path) == []  # kept only once the stage has succeeded
+    store.keep()
     assert len(entries(tmp_path)) == 3
     written = {path: path.stat().st_mtime_ns for path in entries(tmp_path)}
 
@@ -75,13 +78,17 @@ def test_the_store_serves_the_entry_named_after_the_recipe(config: LtSoupsConfig
 def test_a_damaged_entry_is_drawn_again_and_replaced(
     config: LtSoupsConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    first = pixels_of(RunContext(config, images=ImageStore(tmp_path)))
+    store = ImageStore(tmp_path)
+    first = pixels_of(RunContext(config, images=store))
+    store.keep()
     for path in entries(tmp_path):
         data = bytearray(path.read_bytes())
         data[-1] ^= 0xFF
         path.write_bytes(bytes(data))
     with caplog.at_level(logging.WARNING, logger="ltsoups.stages"):
-        again = pixels_of(RunContext(config, images=ImageStore(tmp_path)))
+        replacing = ImageStore(tmp_path)
+        again = pixels_of(RunContext(config, images=replacing))
+        replacing.keep()
     assert caplog.text.count("generating the images again") == 3
     for name in SPLITS:
         np.testing.assert_array_equal(again[name], first[name])
@@ -121,14 +128,22 @@ def test_recipes_follow_the_world_seed_and_the_split(random_mini_clip: Path) -> 
     assert len({*recipes(0), *recipes(1)}) == 6
 
 
-def test_a_stage_that_reads_no_image_writes_nothing(config: LtSoupsConfig, tmp_path: Path) -> None:
+def test_a_stage_keeps_only_the_splits_it_read(config: LtSoupsConfig, tmp_path: Path) -> None:
     workspace = Workspace(tmp_path / "outputs")
-    context = stage_context(config, workspace)
-    assert len(context.splits.train.class_names) == TINY_DATA["num_classes"]
-    assert not workspace.generated_images.exists()
-    context.splits.val.source.image(0)
+    with stage_context(config, workspace) as context:
+        assert len(context.splits.train.class_names) == TINY_DATA["num_classes"]
+        context.splits.val.source.image(0)
+        assert not workspace.generated_images.exists()
     (entry,) = entries(workspace.generated_images)  # only the split it read
     assert sidecar_path(entry).is_file()
+
+
+def test_a_stage_that_fails_keeps_nothing(config: LtSoupsConfig, tmp_path: Path) -> None:
+    workspace = Workspace(tmp_path / "outputs")
+    with pytest.raises(RuntimeError, match="the stage failed"), stage_context(config, workspace) as context:
+        context.splits.val.source.image(0)
+        raise RuntimeError("the stage failed")
+    assert not workspace.generated_images.exists()
 
 
 def test_images_read_from_files_or_memory_are_served_as_they_are(tmp_path: Path) -> None:
