@@ -341,11 +341,8 @@ def comparison_markdown(report: ComparisonReport) -> str:
         f"bootstrap interval ({report.bootstrap.resamples} resamples of test images within each class) and "
         "two-sided p.\n\n"
     )
-    lines = [
-        "| method | overall | balanced | many | medium | few | Δ balanced | Δ few | steps | images seen | train s "
-        "| search: folds / val passes |",
-        "|---|" + "---:|" * 11,
-    ]
+    columns = [*ACCURACY, "Δ balanced", "Δ few", "steps", "images seen", "train s", "search: folds / val passes"]
+    lines = ["| method | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for m in report.methods:
         cost = m.cost
         lines.append(

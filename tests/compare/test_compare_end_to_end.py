@@ -64,7 +64,11 @@ def test_the_report_is_printed_and_written(comparison: TinyComparison) -> None:
     assert set(metrics) == set(METHODS) and {"balanced", "few", "nll", "ece", "brier"} <= set(metrics["lt-soups"])
     lines = (comparison.root / "report" / "summary.csv").read_text().splitlines()
     assert lines[0] == "method,metric,mean,std,low,high,seeds" and any(",balanced," in line for line in lines)
-    assert "| lt-soups-uniform |" in (comparison.root / "report" / "comparison.md").read_text()
+    markdown = (comparison.root / "report" / "comparison.md").read_text()
+    assert "| lt-soups-uniform |" in markdown
+    for table in markdown.split("\n\n")[1:]:  # every row of each table has its header's columns
+        header, *rows = [line for line in table.splitlines() if line.startswith("|")]
+        assert rows and all(row.count("|") == header.count("|") for row in rows), table
     for plot in ("tradeoff.png", "groups.png"):
         assert (comparison.root / "report" / plot).read_bytes().startswith(PNG)
     again = run_cli(
