@@ -43,6 +43,21 @@ class WatchedImages:
         return self.source.image(index)
 
 
+def watch_the_test_split(monkeypatch: pytest.MonkeyPatch, marker: Path) -> list[bool]:
+    """Every read of the embedded test split from now on, as whether ``marker`` existed at the time."""
+    reads: list[bool] = []
+    load = EmbeddedDataset.load
+
+    def watched(self: EmbeddedDataset) -> DatasetSplits:
+        splits = load(self)
+        test = splits.test
+        watched_test = LabelledImages(WatchedImages(test.source, marker, reads), test.labels, test.class_names)
+        return DatasetSplits(splits.name, splits.train, splits.val, watched_test)
+
+    monkeypatch.setattr(EmbeddedDataset, "load", watched)
+    return reads
+
+
 @pytest.mark.slow
 def test_merge_search_chooses_on_validation_and_reads_the_test_split_only_after(
     tmp_path: Path, random_mini_clip: Path, monkeypatch: pytest.MonkeyPatch
@@ -50,18 +65,7 @@ def test_merge_search_chooses_on_validation_and_reads_the_test_split_only_after(
     outputs = tmp_path / "outputs"
     params = write_params(tmp_path, tiny_params(random_mini_clip, workdir=str(outputs)))
     search_file = outputs / "soup" / "search.json"
-    test_reads: list[bool] = []
-    load = EmbeddedDataset.load
-
-    def watched(self: EmbeddedDataset) -> DatasetSplits:
-        splits = load(self)
-        test = splits.test
-        watched_test = LabelledImages(
-            WatchedImages(test.source, search_file, test_reads), test.labels, test.class_names
-        )
-        return DatasetSplits(splits.name, splits.train, splits.val, watched_test)
-
-    monkeypatch.setattr(EmbeddedDataset, "load", watched)
+    test_reads = watch_the_test_split(monkeypatch, search_file)
     p = ["--params", str(params)]
     invoke("prepare", *p)
     invoke("theta0", *p)
@@ -148,18 +152,7 @@ def test_per_factor_search_writes_the_soups_it_scored_and_reads_no_test_image(
     shutil.copytree(finished_run, root)
     outputs = root / "outputs"
     workspace = Workspace(outputs)
-    test_reads: list[bool] = []
-    load = EmbeddedDataset.load
-
-    def watched(self: EmbeddedDataset) -> DatasetSplits:
-        splits = load(self)
-        test = splits.test
-        watched_test = LabelledImages(
-            WatchedImages(test.source, root / "never", test_reads), test.labels, test.class_names
-        )
-        return DatasetSplits(splits.name, splits.train, splits.val, watched_test)
-
-    monkeypatch.setattr(EmbeddedDataset, "load", watched)
+    test_reads = watch_the_test_split(monkeypatch, root / "never")
     settings = ["merge.search.enabled=true", "merge.search.mode=per-factor", "merge.search.lambdas=[0.3, 0.7]"]
     per_factor = [arg for setting in [*settings, "merge.search.sweeps=3"] for arg in ("--set", setting)]
     p = ["--params", str(root / "params.yaml"), "--set", f"workdir={outputs}"]
