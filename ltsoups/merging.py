@@ -266,9 +266,7 @@ class MergeInputs:
         scratches = [[self._bytes() for _ in group.members] for group in groups]
         for name in sorted(self.layout.entries):
             base = self.sources[theta0].read(name, base_scratch)
-            if not base.is_floating_point():
-                for sink in sinks:
-                    sink.write(name, base)
+            if _copied_as_is(name, base, sinks):
                 continue
             tensors = [
                 FactorTensors(
@@ -294,9 +292,7 @@ class MergeInputs:
         out = torch.empty(ENTRY_SLICE * 8, dtype=torch.uint8)
         for name in sorted(self.layout.entries):
             base = self.sources[theta0].read(name, base_scratch)
-            if not base.is_floating_point():
-                for sink in sinks:
-                    sink.write(name, base)
+            if _copied_as_is(name, base, sinks):
                 continue
             wide, dtype = base.to(torch.float64).reshape(-1), base.dtype
             states = [
@@ -365,3 +361,12 @@ def _common_order(sums: Sequence[Weights]) -> list[Path] | None:
         if places != sorted(places):
             return None
     return longest
+
+
+def _copied_as_is(name: str, base: torch.Tensor, sinks: Sequence[TensorSink]) -> bool:
+    """An integer buffer (a step count, an index) is not merged: theta_0's goes to every output."""
+    if base.is_floating_point():
+        return False
+    for sink in sinks:
+        sink.write(name, base)
+    return True
