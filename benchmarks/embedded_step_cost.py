@@ -84,7 +84,7 @@ def split_costs() -> list[SplitCost]:
     """Per split, on 1 thread: the first read of its images and one model's evaluation."""
     import torch
 
-    from ltsoups.evaluation import evaluate
+    from ltsoups.evaluation import EvaluationInputs, evaluate
     from ltsoups.stages.context import RunContext
 
     torch.set_num_threads(1)
@@ -98,7 +98,8 @@ def split_costs() -> list[SplitCost]:
         split.source.image(0)
         read = time.perf_counter() - start
         start = time.perf_counter()
-        evaluate(model, split, context.preprocess, context.runtime, context.train_counts, config.data.thresholds)
+        inputs = EvaluationInputs(split, context.preprocess, context.runtime)  # preprocessed in the timed pass
+        evaluate(model, inputs, context.train_counts, config.data.thresholds)
         costs.append(SplitCost(name, len(split), read, time.perf_counter() - start))
     return costs
 

@@ -39,7 +39,7 @@ from torchvision.transforms import InterpolationMode, v2
 
 from ltsoups.config import LtSoupsConfig, load_config
 from ltsoups.data.dataset import LabelledImages
-from ltsoups.evaluation import predict
+from ltsoups.evaluation import EvaluationInputs, predict
 from ltsoups.model import LongTailClassifier
 from ltsoups.stages.context import RunContext
 from ltsoups.training.batches import AugmentedSamples
@@ -90,9 +90,11 @@ def ltsoups_round(context: RunContext, model: LongTailClassifier, steps: int, wa
     train(model, samples, train_split.labels, loss_fn, settings, runtime, config.seed, "benchmark", observer=clock)
     trained = (clock.steps - warmup) * settings.optim.batch_size / (clock.end - clock.start)
     test = context.splits.test
-    predict(model, test, context.preprocess, runtime)  # warm
+    predict(model, EvaluationInputs(test, context.preprocess, runtime))  # warm
     start = time.perf_counter()
-    predict(model, test, context.preprocess, runtime)
+    predict(
+        model, EvaluationInputs(test, context.preprocess, runtime)
+    )  # preprocessed in the pass, as the bare loop does
     return Measured(trained, len(test) / (time.perf_counter() - start))
 
 

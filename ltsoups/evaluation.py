@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from ltsoups.training.batches import ImageSamples
 from ltsoups.training.transforms import Preprocess
 
 BATCH_SIZE = 256
+KEPT_BYTES = 1 << 30
+"""what a process keeps of a split's evaluation inputs (and, apart, of logits) for the next model it scores"""
 
 
 @dataclass(frozen=True)
@@ -66,16 +69,52 @@ def score_predictions(
     )
 
 
-def predict(model: nn.Module, split: LabelledImages, preprocess: Preprocess, runtime: Runtime) -> np.ndarray:
-    """The raw logits (no post-hoc adjustment) of every sample of ``split``, in order, as float32.
+class EvaluationInputs:
+    """A split's images as `predict` gives them to a model: the evaluation views, in batches of BATCH_SIZE.
+
+    Every model a stage scores sees the same inputs, so the first pass keeps them for the next when they fit
+    in ``keep_bytes`` (the embedded world's test split: about 20 MB); a larger split (CIFAR-100-LT's at
+    224 px: about 6 GB) is preprocessed again for each model, so that host memory stays bounded.
+    """
+
+    def __init__(
+        self, split: LabelledImages, preprocess: Preprocess, runtime: Runtime, keep_bytes: int = KEPT_BYTES
+    ) -> None:
+        self.split, self.preprocess, self.runtime, self.keep_bytes = split, preprocess, runtime, keep_bytes
+        self._kept: list[torch.Tensor] | None = None
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.split.labels
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        """(batch, views, C, H, W) tensors, every image of the split in order."""
+        if self._kept is not None:
+            yield from self._kept
+            return
+        samples = ImageSamples(self.split, self.preprocess.views)
+        kept: list[torch.Tensor] | None = []
+        size = 0
+        for images, _ in self.runtime.loader(samples, batch_size=BATCH_SIZE, shuffle=False):
+            size += images.nbytes
+            if size > self.keep_bytes:
+                kept = None
+            if kept is not None:
+                kept.append(images)
+            yield images
+        self._kept = kept
+
+
+def predict(model: nn.Module, inputs: EvaluationInputs) -> np.ndarray:
+    """The raw logits (no post-hoc adjustment) of every sample of ``inputs``, in order, as float32.
 
     Each image is predicted on the views ``preprocess.evaluation`` asks for; with several (test-time
     ensembling) the logits of the views are averaged, as LIFT and the authors' code do.
     """
     model.eval()
-    loader = runtime.loader(ImageSamples(split, preprocess.views), batch_size=BATCH_SIZE, shuffle=False)
+    runtime = inputs.runtime
     with runtime.inference():
-        outputs = [mean_over_views(model, images, runtime) for images, _ in loader]
+        outputs = [mean_over_views(model, images, runtime) for images in inputs]
     return torch.cat(outputs).numpy()
 
 
@@ -93,12 +132,7 @@ def mean_over_views(model: nn.Module, views: torch.Tensor, runtime: Runtime) -> 
 
 
 def evaluate(
-    model: nn.Module,
-    split: LabelledImages,
-    preprocess: Preprocess,
-    runtime: Runtime,
-    train_counts: np.ndarray,
-    thresholds: ShotThresholds,
+    model: nn.Module, inputs: EvaluationInputs, train_counts: np.ndarray, thresholds: ShotThresholds
 ) -> Scores:
-    logits = predict(model, split, preprocess, runtime)
-    return score_predictions(logits.argmax(axis=-1), split.labels, train_counts, thresholds)
+    logits = predict(model, inputs)
+    return score_predictions(logits.argmax(axis=-1), inputs.labels, train_counts, thresholds)

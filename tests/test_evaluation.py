@@ -5,11 +5,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from ltsoups.data.dataset import ArrayImages, LabelledImages
 from ltsoups.data.stats import ShotThresholds
-from ltsoups.evaluation import predict, score_predictions
+from ltsoups.evaluation import EvaluationInputs, predict, score_predictions
 from ltsoups.runtime import Runtime, RuntimeSettings
 from ltsoups.settings import EvaluationSettings
 from ltsoups.training.transforms import Preprocess
@@ -62,9 +63,38 @@ def test_predict_averages_the_logits_of_the_ensemble_views() -> None:
     split = LabelledImages(ArrayImages(pixels), np.array([0, 1, 2]), ("a", "b", "c"))
     settings = EvaluationSettings.model_validate({"ensemble": {"mode": "ten-crop", "expand": 8}})
     preprocess = Preprocess(32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), settings)
-    logits = predict(CornerLogits(), split, preprocess, Runtime.of(RuntimeSettings(device="cpu")))
+    logits = predict(CornerLogits(), EvaluationInputs(split, preprocess, Runtime.of(RuntimeSettings(device="cpu"))))
     by_hand = np.stack([CornerLogits()(preprocess.views(split.source.image(i))).mean(dim=0).numpy() for i in range(3)])
     assert logits.shape == (3, 3) and logits.dtype == np.float32
     np.testing.assert_allclose(logits, by_hand, rtol=1e-6)
-    single = predict(CornerLogits(), split, Preprocess(32, (0.5,) * 3, (0.25,) * 3), Runtime.of(RuntimeSettings()))
+    plain = Preprocess(32, (0.5,) * 3, (0.25,) * 3)
+    single = predict(CornerLogits(), EvaluationInputs(split, plain, Runtime.of(RuntimeSettings())))
     assert not np.allclose(logits, single)  # the views changed the prediction: the test can tell them apart
+
+
+class CountedImages:
+    """Images in memory that count their reads: each read is one image preprocessed."""
+
+    def __init__(self, pixels: np.ndarray) -> None:
+        self.images, self.reads = ArrayImages(pixels), 0
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def image(self, index: int) -> Image.Image:
+        self.reads += 1
+        return self.images.image(index)
+
+
+@pytest.mark.parametrize("keep_bytes, reads_on_the_second_pass", [(1 << 30, 0), (0, 600)])
+def test_evaluation_inputs_are_preprocessed_once_when_they_fit(keep_bytes: int, reads_on_the_second_pass: int) -> None:
+    images = CountedImages(np.random.default_rng(5).integers(0, 256, (600, 40, 36, 3), dtype=np.uint8))
+    split = LabelledImages(images, np.arange(600) % 3, ("a", "b", "c"))
+    inputs = EvaluationInputs(split, Preprocess(32, (0.5,) * 3, (0.25,) * 3), Runtime.of(RuntimeSettings()), keep_bytes)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 3))
+    first = predict(model, inputs)
+    assert images.reads == 600  # three batches of up to 256
+    second = predict(model, inputs)
+    assert images.reads == 600 + reads_on_the_second_pass
+    np.testing.assert_array_equal(first, second)
+    assert first.shape == (600, 3)

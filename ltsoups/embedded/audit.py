@@ -140,7 +140,7 @@ def audit_world(config: LtSoupsConfig) -> WorldAudit:
     context = RunContext(config)
     model = context.zero_shot_classifier()
     test = context.splits.test
-    predictions = predict(model, test, context.preprocess, context.runtime).argmax(axis=-1)
+    predictions = predict(model, context.evaluation_inputs("test")).argmax(axis=-1)
     num_classes = test.num_classes
     images = np.bincount(test.labels, minlength=num_classes)
     correct = np.bincount(test.labels[predictions == test.labels], minlength=num_classes)

@@ -17,6 +17,7 @@ from ltsoups.classifier_spec import BackboneRecord, ClassifierSpec, PreprocessSp
 from ltsoups.config import LtSoupsConfig
 from ltsoups.contracts import Dataset, LoadedBackbone
 from ltsoups.data.dataset import DatasetSplits, LabelledImages
+from ltsoups.evaluation import KEPT_BYTES, EvaluationInputs, predict
 from ltsoups.model import CosineHead, LongTailClassifier, prompt_embeddings
 from ltsoups.peft.adapters import is_lora_state, unfold_lora
 from ltsoups.registry import PluginChoice, PluginRegistry, installed_registry
@@ -46,7 +47,8 @@ class RunContext:
         """A context for ``config`` sharing what this one loads that ``config`` would load the same.
 
         The dataset is shared when the data sections agree; the backbone and its classifier too when
-        data, backbone, head and runtime agree (loaded here first if they are not yet). Contexts sharing
+        data, backbone, head and runtime agree (loaded here first if they are not yet), and the evaluation
+        inputs and logits when the evaluation sections agree as well. Contexts sharing
         a classifier can no longer build theta_0 from it, as either may load a checkpoint into it: both
         are then marked as having loaded one.
         """
@@ -59,7 +61,9 @@ class RunContext:
         if same("data"):
             shared += ["dataset", "splits", "train_counts"]
         if same("data", "backbone", "head", "runtime"):
-            shared += ["backbone", "preprocess", "_classifier", "_trainable"]
+            shared += ["backbone", "_classifier", "_trainable"]
+            if same("evaluation"):
+                shared += ["preprocess", "_evaluation_inputs", "_logits"]
         for name in shared:
             vars(derived)[name] = getattr(self, name)  # the cached_property's value, computed here if need be
         if "_classifier" in shared:
@@ -95,6 +99,35 @@ class RunContext:
     def preprocess(self) -> Preprocess:
         backbone = self.backbone
         return Preprocess(backbone.image_size, backbone.mean, backbone.std, self.config.evaluation)
+
+    @cached_property
+    def _evaluation_inputs(self) -> dict[str, EvaluationInputs]:
+        return {}
+
+    @cached_property
+    def _logits(self) -> dict[tuple[str, str], np.ndarray]:
+        """(weights sha256, split) -> the logits of a checkpoint with those weights"""
+        return {}
+
+    def evaluation_inputs(self, split: str) -> EvaluationInputs:
+        """The evaluation views of the ``split`` ("val", "test") images, preprocessed once for every model scored
+        in this process when they fit (see `EvaluationInputs`)."""
+        if split not in self._evaluation_inputs:
+            images = getattr(self.splits, split)
+            self._evaluation_inputs[split] = EvaluationInputs(images, self.preprocess, self.runtime)
+        return self._evaluation_inputs[split]
+
+    def checkpoint_logits(self, checkpoint: Checkpoint, split: str) -> np.ndarray:
+        """The logits of ``checkpoint`` on ``split``, by the run's classifier: kept for the next request of the same
+        weights while the logits kept fit in KEPT_BYTES (merge scores the running soups on validation, evaluate
+        asks for them again)."""
+        key = (checkpoint.sidecar.weights_sha256, split)
+        if key in self._logits:
+            return self._logits[key]
+        logits = predict(self.classifier_from(checkpoint), self.evaluation_inputs(split))
+        if sum(kept.nbytes for kept in self._logits.values()) + logits.nbytes <= KEPT_BYTES:
+            self._logits[key] = logits
+        return logits
 
     @cached_property
     def _classifier(self) -> LongTailClassifier:

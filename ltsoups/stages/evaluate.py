@@ -16,7 +16,7 @@ from ltsoups.analysis.calibration import Calibration, calibrate
 from ltsoups.analysis.weight_change import WeightChange, weight_change
 from ltsoups.checkpoint import Checkpoint, sidecar_path
 from ltsoups.data.stats import ClassStats
-from ltsoups.evaluation import Scores, predict, score_predictions
+from ltsoups.evaluation import Scores, score_predictions
 from ltsoups.io.atomic import write_json_atomic
 from ltsoups.plan import factor_label
 from ltsoups.predictions import Predictions, Predictor, Split, prediction_config_sha256
@@ -39,9 +39,7 @@ class ModelPredictor:
         self.context = context
 
     def __call__(self, checkpoint: Checkpoint, split: Split) -> np.ndarray:
-        context = self.context
-        model = context.classifier_from(checkpoint)
-        return predict(model, getattr(context.splits, split.value), context.preprocess, context.runtime)
+        return self.context.checkpoint_logits(checkpoint, split.value)
 
 
 @dataclass(frozen=True)

@@ -95,9 +95,8 @@ def train_member(
         checkpoint, result = _train(context, workspace, job, observer)
     train = context.config.train
     samples = samples_seen(job.manifest.size, train.optim.batch_size, result.steps, train.sampling.mode)
-    splits, thresholds = context.splits, context.config.data.thresholds
     model = context.classifier_from(checkpoint)
-    val = evaluate(model, splits.val, context.preprocess, context.runtime, context.train_counts, thresholds)
+    val = evaluate(model, context.evaluation_inputs("val"), context.train_counts, context.config.data.thresholds)
     return MemberOutput(job, checkpoint, result, meter.cost(result.steps, samples), val)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ltsoups.checkpoint import Checkpoint, CheckpointWriter, save_checkpoint
@@ -22,7 +23,7 @@ from ltsoups.contracts import (
     ValidationMetric,
     Weights,
 )
-from ltsoups.evaluation import Scores, evaluate
+from ltsoups.evaluation import Scores, predict, score_predictions
 from ltsoups.io.atomic import write_json_atomic
 from ltsoups.merge_search import SoupSearch, accuracy, running_soups, search_soups
 from ltsoups.merging import MergeInputs, TensorCollector
@@ -75,12 +76,15 @@ class ValidationScorer:
         return self._evaluate(self.context.classifier_with(state, source))
 
     def score_checkpoint(self, checkpoint: Checkpoint) -> Scores:
-        return self._evaluate(self.context.classifier_from(checkpoint))
+        return self._scores(self.context.checkpoint_logits(checkpoint, "val"))
 
     def _evaluate(self, model: torch.nn.Module) -> Scores:
+        return self._scores(predict(model, self.context.evaluation_inputs("val")))
+
+    def _scores(self, logits: np.ndarray) -> Scores:
         context = self.context
-        splits, thresholds = context.splits, context.config.data.thresholds
-        return evaluate(model, splits.val, context.preprocess, context.runtime, context.train_counts, thresholds)
+        labels, thresholds = context.splits.val.labels, context.config.data.thresholds
+        return score_predictions(logits.argmax(axis=-1), labels, context.train_counts, thresholds)
 
 
 def merge_members(context: RunContext, workspace: Workspace) -> MergeOutput:

@@ -23,10 +23,8 @@ class ClassifierScorer:
             self._scratch = self.context.runtime.place(copy.deepcopy(self.model))
         self._scratch.load_state_dict(state)
         context = self.context
-        splits, thresholds = context.splits, context.config.data.thresholds
-        return evaluate(
-            self._scratch, splits.val, context.preprocess, context.runtime, context.train_counts, thresholds
-        ).balanced
+        inputs, thresholds = context.evaluation_inputs("val"), context.config.data.thresholds
+        return evaluate(self._scratch, inputs, context.train_counts, thresholds).balanced
 
 
 class HeadScorer:

@@ -18,9 +18,9 @@ from ltsoups.tracking.session import TrackingSession
 from ltsoups.tracking.settings import tracking_uri
 
 if TYPE_CHECKING:
+    from ltsoups.compare.finish import MethodSeed
     from ltsoups.compare.report import ComparisonReport
     from ltsoups.compare.results import MethodResult
-    from ltsoups.compare.finish import MethodSeed
 
 COST_KEYS = ("steps", "samples", "seconds", "peak_memory_bytes")
 

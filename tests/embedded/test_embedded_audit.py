@@ -56,8 +56,7 @@ def test_the_audit_scores_the_theta0_the_pipeline_builds(config: LtSoupsConfig, 
 
     context = RunContext(world_config(config, 1))
     model = context.zero_shot_classifier()
-    splits, thresholds = context.splits, config.data.thresholds
-    scores = evaluate(model, splits.test, context.preprocess, context.runtime, context.train_counts, thresholds)
+    scores = evaluate(model, context.evaluation_inputs("test"), context.train_counts, config.data.thresholds)
     assert audit.worlds[1].balanced_accuracy == pytest.approx(scores.balanced)
 
 

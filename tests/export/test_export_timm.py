@@ -35,7 +35,7 @@ def test_timm_loads_the_export_strictly_and_reproduces_ltsoups_logits(tmp_path: 
     context = RunContext(config)
     theta0 = build_theta0(context, Workspace(tmp_path / "outputs"))  # its head: class means, no text tower
     test = context.splits.test
-    expected = predict(context.classifier_from(theta0), test, context.preprocess, context.runtime)
+    expected = predict(context.classifier_from(theta0), context.evaluation_inputs("test"))
 
     loaded = ltsoups.load_classifier(theta0.path)
     images = torch.stack([loaded.preprocess(test.source.image(i)) for i in range(len(test))])

@@ -1,13 +1,18 @@
-"""A context derived for another config shares the loaded dataset, and the classifier where they would agree."""
+"""A context derived for another config shares the loaded dataset, and the classifier where they would agree;
+a context predicts a checkpoint once per weights and split, and another evaluation setting gets its own."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tiny_config import tiny_params, validate_config
 
+from ltsoups.evaluation import EvaluationInputs, predict
 from ltsoups.stages.context import RunContext
+from ltsoups.stages.theta0 import build_theta0
+from ltsoups.workspace import Workspace
 
 
 def test_derived_contexts_share_what_they_would_load_the_same(random_mini_clip: Path) -> None:
@@ -37,3 +42,18 @@ def test_derived_contexts_share_what_they_would_load_the_same(random_mini_clip: 
         )
     )
     assert "splits" not in vars(other_data) and len(other_data.splits.train.class_names) == 3
+
+
+def test_a_checkpoint_is_predicted_once_per_weights_and_evaluation(random_mini_clip: Path, tmp_path: Path) -> None:
+    context = RunContext(validate_config(tiny_params(random_mini_clip)))
+    theta0 = build_theta0(context, Workspace(tmp_path))
+    first = context.checkpoint_logits(theta0, "val")
+    assert context.checkpoint_logits(theta0, "val") is first
+    unkept = EvaluationInputs(context.splits.val, context.preprocess, context.runtime, keep_bytes=0)
+    np.testing.assert_array_equal(first, predict(context.classifier_from(theta0), unkept))
+    assert context.checkpoint_logits(theta0, "test").shape[0] == len(context.splits.test)
+
+    cropped = validate_config(tiny_params(random_mini_clip, evaluation={"crop": {"fraction": 0.875}}))
+    other = context.derive(cropped)
+    assert other.splits is context.splits and other.preprocess != context.preprocess
+    assert not np.array_equal(other.checkpoint_logits(theta0, "val"), first)

@@ -161,8 +161,9 @@ def test_every_stage_runs_on_the_configured_device(random_mini_clip: Path, tmp_p
     assert spy.calls[("merge", scored)] == 2  # each running soup on the val split
     assert spy.calls[("CR on cached features", trained)] >= 3  # the head alone, on cached features
     assert spy.calls[("CR on cached features", scored)] >= 2 + 2  # feature caches of train and val, 2 snapshots
-    # one test batch and one val batch (calibration's temperature) each: theta_0, the running soup, stage 1, + CR
-    assert spy.calls[("evaluate", scored)] == 2 * 4
+    # one test batch and one val batch (calibration's temperature) each for theta_0 and + CR; the test batch for
+    # the running soup and stage 1, whose val logits are the merge's, kept by the context
+    assert spy.calls[("evaluate", scored)] == 2 * 2 + 2
     assert cr_spy.calls[("CR with augmentation", trained)] >= 3 and cr_spy.calls[("CR with augmentation", scored)] >= 2
 
 
@@ -198,8 +199,7 @@ def test_the_spy_catches_a_model_copied_behind_the_runtimes_back(trained_context
     context, spy = trained_context
     copied = copy.deepcopy(context.zero_shot_classifier())  # the old best-val scorer: a copy never placed
     with spy.watching("scoring a copy"):
-        splits, thresholds = context.splits, context.config.data.thresholds
-        evaluate(copied, splits.val, context.preprocess, context.runtime, context.train_counts, thresholds)
+        evaluate(copied, context.evaluation_inputs("val"), context.train_counts, context.config.data.thresholds)
     assert spy.violations and all("did not reach cpu through Runtime.place" in v for v in spy.violations)
     assert any("encoder" in violation or "weight" in violation for violation in spy.violations)
 

@@ -109,9 +109,7 @@ def test_merge_search_chooses_on_validation_and_reads_the_test_split_only_after(
     model = context.classifier_from(soup)
     val = evaluate(
         model,
-        context.splits.val,
-        context.preprocess,
-        context.runtime,
+        context.evaluation_inputs("val"),
         context.train_counts,
         context.config.data.thresholds,
     )
@@ -217,9 +215,7 @@ def test_per_factor_search_writes_the_soups_it_scored_and_reads_no_test_image(
     context = RunContext(load_config(root / "params.yaml", [f"workdir={outputs}", *settings, "merge.search.sweeps=3"]))
     val = evaluate(
         context.classifier_from(soup),
-        context.splits.val,
-        context.preprocess,
-        context.runtime,
+        context.evaluation_inputs("val"),
         context.train_counts,
         context.config.data.thresholds,
     )
