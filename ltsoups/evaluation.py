@@ -73,7 +73,7 @@ class EvaluationInputs:
     """A split's images as `predict` gives them to a model: the evaluation views, in batches of BATCH_SIZE.
 
     Every model a stage scores sees the same inputs, so the first pass keeps them for the next when they fit
-    in ``keep_bytes`` (the embedded world's test split: about 20 MB); a larger split (CIFAR-100-LT's at
+    in ``keep_bytes`` (the embedded world's 5120 test images: 63 MB); a larger split (CIFAR-100-LT's at
     224 px: about 6 GB) is preprocessed again for each model, so that host memory stays bounded.
     """
 
