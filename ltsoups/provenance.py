@@ -9,7 +9,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ltsoups import __version__
+__version__ = "0.1.0"
+"""the release; setuptools reads it here, `ltsoups.__version__` offers it"""
 
 
 def canonical_json(value: Any) -> str:
