@@ -332,6 +332,49 @@ def test_merge_refuses_a_member_with_an_infinity_naming_its_file(tmp_path: Path)
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("weights", "where"),
+    [
+        ([("good", 1.0), ("bad", 0.0)], "at weight 0"),
+        ([("good", 1.0)], "in the longer running soup only"),
+    ],
+)
+def test_merge_refuses_a_non_finite_slice_wherever_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights: list[tuple[str, float]], where: str
+) -> None:
+    """Sums are checked, not each input: a NaN past the first slice, read at weight 0 or by one of several
+    sums, still names its file and tensor, and nothing is written."""
+    from ltsoups import merging
+
+    monkeypatch.setattr(merging, "CHUNK_ELEMENTS", 2)
+    paths = {name: tmp_path / f"{name}.safetensors" for name in ("good", "bad")}
+    save_checkpoint(paths["good"], {"w": torch.ones(4)}, kind="member")
+    save_file({"w": torch.tensor([1.0, 1.0, 1.0, float("nan")])}, str(paths["bad"]))
+    sums = [[(paths[name], weight) for name, weight in weights], [(paths["good"], 0.5), (paths["bad"], 0.5)]]
+    outs = [tmp_path / f"soup{index}.safetensors" for index in range(len(sums))]
+    refused = r"bad.safetensors: tensor 'w' holds NaN or infinite values; it cannot be merged"
+    with (
+        pytest.raises(CheckpointError, match=refused),
+        MergeInputs.open(list(paths.values())) as inputs,
+        CheckpointWriter(outs[0], inputs.layout, "soup") as first,
+        CheckpointWriter(outs[1], inputs.layout, "soup") as second,
+    ):
+        inputs.weighted_sums(sums, [first, second])
+    assert not any(out.exists() for out in outs), where
+
+
+def test_merge_refuses_weights_whose_sum_overflows(tmp_path: Path) -> None:
+    big = save_checkpoint(tmp_path / "big.safetensors", {"w": torch.full((2,), 3e38)}, kind="member").path
+    out = tmp_path / "soup.safetensors"
+    with (
+        pytest.raises(CheckpointError, match=r"tensor 'w': a weighted sum of finite inputs overflowed"),
+        MergeInputs.open([big]) as inputs,
+        CheckpointWriter(out, inputs.layout, "soup") as writer,
+    ):
+        inputs.weighted_sums([[(big, 1e300)]], [writer])
+    assert not out.exists()
+
+
 # ---------------------------------------------------------------------------- case 7: data
 
 
