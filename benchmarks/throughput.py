@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from random_weights import write_random_weights
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as v1
@@ -171,12 +172,7 @@ def bare_round(context: RunContext, model: LongTailClassifier, steps: int, warmu
 
 def gpu_config(folder: Path, device: str, workers: int, overrides: list[str]) -> LtSoupsConfig:
     """open_clip ViT-B-16 with random weights written to ``folder`` (no download), 224 px, batch 128, bf16."""
-    import open_clip
-    from safetensors.torch import save_file
-
-    weights = folder / "vit-b-16-random.safetensors"
-    model = open_clip.create_model("ViT-B-16", pretrained=None)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    weights = write_random_weights(folder, "ViT-B-16")
     return load_config(REPO / "params.yaml", [
         f"backbone.params={{model: ViT-B-16, pretrained: {weights}}}",
         f"runtime={{device: {device}, precision: bf16, workers: {workers}}}",
