@@ -38,13 +38,7 @@ SMOKE_DATA = "{seed: 0, num_classes: 4, n_max: 8, rho: 4, val_per_class: 2, test
 SMOKE_SCHEDULE = "{epochs: 1, min_steps: 1, warmup_min_steps: 0}"
 
 
-def members(rounds: int, replicas: int) -> str:
-    """The params file's member list for the plan's factors 2^0..2^rounds."""
-    return "[" + ", ".join(f"f{2**i}-r{r}" for i in range(rounds + 1) for r in range(replicas)) + "]"
-
-
 def overrides(folder: Path, weights: Path, device: str, workers: int, smoke: bool, tracking: bool) -> list[str]:
-    rounds = 1 if smoke else 5
     precision = "bf16" if device.startswith("cuda") else "fp32"
     settings = [
         f"workdir={folder / 'outputs'}",
@@ -52,17 +46,18 @@ def overrides(folder: Path, weights: Path, device: str, workers: int, smoke: boo
         f"backbone.params={{model: ViT-B-16, pretrained: {weights}}}",
         f"runtime={{device: {device}, precision: {precision}, workers: {workers}}}",
         f"data.dataset.params={SMOKE_DATA if smoke else CIFAR100_LT}",
-        f"plan.sampler.params.rounds={rounds}",
-        f"members={members(rounds, 2)}",
+        f"plan.sampler.params.rounds={1 if smoke else 5}",
+        "members=null",  # the plan's own (the list is dvc.yaml's)
+        f"train.optim.batch_size={batch_size(smoke)}",
+        f"retrain_head.optim.batch_size={batch_size(smoke)}",
     ]
     if smoke:
-        settings += [
-            "train.optim.batch_size=4",
-            "retrain_head.optim.batch_size=4",
-            f"train.schedule={SMOKE_SCHEDULE}",
-            f"retrain_head.schedule={SMOKE_SCHEDULE}",
-        ]
+        settings += [f"train.schedule={SMOKE_SCHEDULE}", f"retrain_head.schedule={SMOKE_SCHEDULE}"]
     return settings
+
+
+def batch_size(smoke: bool) -> int:
+    return 4 if smoke else 128
 
 
 def run_stage(stage: str, folder: Path, settings: list[str]) -> tuple[float, str]:
@@ -111,7 +106,7 @@ def main() -> None:
             print(f"  {stage:<14} {walls[stage]:8.1f} s", flush=True)
         total, training = sum(walls.values()), walls["train-members"]
         steps = member_steps(folder / "outputs")
-        batch = 4 if args.smoke else 128
+        batch = batch_size(args.smoke)
         print(f"whole run {total:.1f} s; members' training {training:.1f} s ({steps} steps of batch {batch}: "
               f"{steps * batch / training:.1f} images/s, loading and start-up included)")  # fmt: skip
         print(f"whole run / members' training: {total / training:.2f}")

@@ -257,7 +257,7 @@ class MergeInputs:
     ) -> None:
         """The error for a weighted sum of a slice that is not finite: the first input whose slice is not, by name."""
         for path in order:
-            self.sources[path].read_range(name, start, count, scratch)
+            self.sources[path].read_range(name, start, count, scratch)  # checked: raises, naming the file
         raise CheckpointError(f"tensor {name!r}: a weighted sum of finite inputs overflowed; check the merge's weights")
 
     def per_tensor(
