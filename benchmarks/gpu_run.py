@@ -31,6 +31,8 @@ from pathlib import Path
 import torch
 from random_weights import write_random_weights
 
+from ltsoups.runtime import Runtime, RuntimeSettings
+
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("prepare", "theta0", "train-members", "merge", "retrain-head", "evaluate")
 CIFAR100_LT = "{seed: 0, num_classes: 100, n_max: 500, rho: 100, val_per_class: 20, test_per_class: 100}"
@@ -90,7 +92,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it (default: a temp one)")
     args = parser.parse_args()
     workers = args.workers if args.workers is not None else (0 if args.smoke else 8)
-    device = torch.device(args.device)
+    device = Runtime.of(RuntimeSettings(device=args.device)).device  # a GPU this machine lacks: an error naming it
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; torch {torch.__version__}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:

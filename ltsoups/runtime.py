@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ltsoups.schema import SettingsModel
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from torch.utils.data import DataLoader, Dataset
 
 Placeable = TypeVar("Placeable", "nn.Module", "torch.Tensor")
+_DEVICE_NAME = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 
 class Precision(str, Enum):
@@ -36,6 +38,15 @@ class RuntimeSettings(SettingsModel):
     )
     workers: int = Field(0, ge=0, description="data-loader worker processes of every stage")
 
+    @field_validator("device")
+    @classmethod
+    def _a_device_name(cls, device: str) -> str:
+        # Whether the GPU exists is checked where the network runs (Runtime.of): on a Ray cluster the
+        # driver that validates the config may have none while its workers do.
+        if _DEVICE_NAME.fullmatch(device) is None:
+            raise ValueError("not a device; allowed: 'auto' (cuda if available), 'cpu', 'cuda' or 'cuda:N' (N from 0)")
+        return device
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -47,12 +58,26 @@ class Runtime:
 
     @classmethod
     def of(cls, settings: RuntimeSettings) -> Runtime:
+        """The device ``settings`` name, resolved on this machine; a GPU it does not have is an error naming it."""
         import torch
 
         name = settings.device
         if name == "auto":
             name = "cuda" if torch.cuda.is_available() else "cpu"
-        return cls(torch.device(name), settings.precision, settings.workers)
+        device = torch.device(name)
+        if device.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if count == 0:
+                raise ValueError(
+                    f"runtime.device: {name!r} is not allowed on this machine: torch finds no CUDA device; "
+                    "allowed here: 'auto' or 'cpu'"
+                )
+            if device.index is not None and device.index >= count:
+                raise ValueError(
+                    f"runtime.device: {name!r} is not allowed on this machine: it has {count} CUDA device(s); "
+                    f"allowed here: 'auto', 'cpu', 'cuda' or 'cuda:0' to 'cuda:{count - 1}'"
+                )
+        return cls(device, settings.precision, settings.workers)
 
     @property
     def mixed_precision(self) -> bool:

@@ -21,6 +21,7 @@ from ltsoups.cli.common import (
     cli_layers,
     flag,
     reports_errors,
+    require_device,
     source_name,
     stage_context,
     validated,
@@ -219,6 +220,7 @@ def theta0(params: ParamsOption = None, set_: SetOption = None) -> None:
     from ltsoups.tracking import pipeline_tracking
 
     config = cli_config(params, set_)
+    require_device(config)
     workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking, stage_context(config, workspace) as context:
         checkpoint = build_theta0(context, workspace)
@@ -241,6 +243,7 @@ def train_member_command(
     from ltsoups.training.loop import ObserverGroup
 
     config = cli_config(params, set_)
+    require_device(config)
     workspace = workspace_of(config)
     with stage_context(config, workspace) as context:
         job = member_job(context, workspace, member)
@@ -329,6 +332,7 @@ def merge(
     from ltsoups.tracking import pipeline_tracking
 
     config = cli_config(params, [*(set_ or []), *(["merge.search.enabled=true"] if search else [])])
+    require_device(config)
     workspace = workspace_of(config)
     with (
         writing_checkpoint(workspace.soup),
@@ -360,6 +364,7 @@ def retrain_head_command(params: ParamsOption = None, set_: SetOption = None) ->
     from ltsoups.training.loop import ObserverGroup
 
     config = cli_config(params, set_)
+    require_device(config)
     workspace = workspace_of(config)
     with (
         writing_checkpoint(workspace.final),
@@ -389,6 +394,7 @@ def evaluate_command(
     from ltsoups.tracking import pipeline_tracking
 
     config = cli_config(params, set_)
+    require_device(config)
     workspace = workspace_of(config)
     with pipeline_tracking(config, workspace) as tracking, stage_context(config, workspace) as context:
         evaluation = evaluate_all(context, workspace, EvaluateOptions(save_logits=save_logits))
@@ -460,6 +466,7 @@ def run(
         layers, source = cli_layers(params, [])
         layers += [*trained_method(method, methods_file).layers, *(override_layer(text) for text in overrides)]
         config = validated(layers, f"{source} + method {method}" + (" + --set/--runner" if overrides else ""))
+    require_device(config)
     workspace = workspace_of(config)
     context = RunContext(config)
     chosen = context.plugin(config.runner)

@@ -113,6 +113,14 @@ def writing_checkpoint(weights: Path) -> AbstractContextManager[None]:
     return writing(weights, sidecar_path(weights))
 
 
+def require_device(config: LtSoupsConfig) -> None:
+    """The device ``runtime.device`` names exists here, checked before a command that computes in this process
+    writes or logs anything: a GPU this machine lacks is an error naming the field, not a FAILED run."""
+    from ltsoups.runtime import Runtime
+
+    Runtime.of(config.runtime)
+
+
 def workspace_of(config: LtSoupsConfig) -> Workspace:
     from ltsoups.workspace import Workspace
 

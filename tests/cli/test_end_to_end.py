@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from ltsoups.checkpoint import open_checkpoint
@@ -76,6 +77,11 @@ def test_same_seed_gives_bit_identical_members(tiny_params_file: Path, tmp_path:
             "plan.sampler.params.rounds: -1 is not allowed: Input should be greater than or equal to 0",
         ),
         (
+            ["runtime.device=gpu"],
+            "runtime.device: 'gpu' is not allowed: not a device; allowed: 'auto' (cuda if available), 'cpu', 'cuda' "
+            "or 'cuda:N' (N from 0)",
+        ),
+        (
             ["merge.merger.name=tie"],
             "merge.merger.name: 'tie' is not allowed: unknown merger 'tie'; installed: dare, greedy, recursive, "
             "task-arithmetic, ties, uniform",
@@ -94,6 +100,24 @@ def test_bad_values_exit_non_zero_and_write_nothing(
         assert result.exit_code == 2
         assert expected in result.output
     assert sorted(p.name for p in tiny_params_file.parent.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "command", [["theta0"], ["train-member", "f1-r0"], ["merge"], ["retrain-head"], ["evaluate"], ["run"]]
+)
+def test_a_gpu_this_machine_lacks_is_refused_before_anything_is_written_or_logged(
+    tiny_params_file: Path, command: list[str]
+) -> None:
+    beyond = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU: none here, whatever the machine
+    store = tiny_params_file.parent / "mlflow.db"
+    before = sorted(p.name for p in tiny_params_file.parent.iterdir())
+    tracked = ["--set", "tracking.enabled=true", "--set", f"tracking.uri=sqlite:///{store}"]
+    args = [*command, "--params", str(tiny_params_file), "--set", f"runtime.device={beyond}", *tracked]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert f"runtime.device: '{beyond}' is not allowed on this machine" in result.output
+    assert "allowed here: 'auto'" in result.output
+    assert sorted(p.name for p in tiny_params_file.parent.iterdir()) == before  # no outputs, no MLflow store
 
 
 def test_plan_command_prints_the_cifar_shares(tmp_path: Path) -> None:
