@@ -5,6 +5,7 @@ torch and open_clip are imported in ``load``: naming and validating the plugin m
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from ltsoups.io.safetensors import TensorLayout
 
 EMBEDDED_TAG = "embedded"
+# Model names open_clip and timm resolve from elsewhere than their own registries (a Hugging Face repo, a folder).
+MODEL_SCHEMAS = ("hf-hub:", "local-dir:")
 
 
 @contextmanager
@@ -86,20 +89,15 @@ class OpenClipBackbone(Backbone):
     def load(self, num_classes: int) -> LoadedBackbone:
         import open_clip
 
-        from ltsoups.embedded import register_model_config
         from ltsoups.io.safetensors import CheckpointError, load_tensors
         from ltsoups.peft.adapters import apply_peft
         from ltsoups.plugins.open_clip_text import OpenClipTextEncoder
 
-        register_model_config()
         weights = self._local_weights()
         if weights is None:
-            model = open_clip.create_model(
-                self.params.model, pretrained=self.params.pretrained, cache_dir=self.params.cache_dir
-            )
+            model = self._create(self.params.pretrained)
         else:
-            with _without_warnings():  # open_clip warns "no pretrained weights" though we load them next
-                model = open_clip.create_model(self.params.model, pretrained=None)
+            model = self._create(None)
             tensors = load_tensors(weights)
             mismatch = _shapes(model.state_dict()).first_mismatch(_shapes(tensors))
             if mismatch is not None:
@@ -124,14 +122,9 @@ class OpenClipBackbone(Backbone):
         )
 
     def architecture(self, num_classes: int) -> torch.nn.Module:
-        import open_clip
-
-        from ltsoups.embedded import register_model_config
         from ltsoups.peft.adapters import apply_peft
 
-        register_model_config()
-        with _without_warnings():  # "no pretrained weights": a checkpoint fills them
-            visual = open_clip.create_model(self.params.model, pretrained=None).visual
+        visual = self._create(None).visual
         if self.params.features is FeatureSpace.BEFORE_PROJECTION:
             self._drop_projection(visual)
         apply_peft(visual, self.params.peft, num_classes, self.params.peft_rank)
@@ -154,19 +147,37 @@ class OpenClipBackbone(Backbone):
 
     def pretrained_state(self) -> dict[str, torch.Tensor]:
         """The whole pretrained CLIP's state dict, image and text towers (what an open_clip export completes)."""
-        import open_clip
-
-        from ltsoups.embedded import register_model_config
         from ltsoups.io.safetensors import load_tensors
 
-        register_model_config()
         weights = self._local_weights()
         if weights is not None:
             return load_tensors(weights)
-        model = open_clip.create_model(
-            self.params.model, pretrained=self.params.pretrained, cache_dir=self.params.cache_dir
-        )
-        return model.state_dict()
+        return self._create(self.params.pretrained).state_dict()
+
+    def _create(self, pretrained: str | None) -> torch.nn.Module:
+        """open_clip's ``params.model`` with the weights of tag ``pretrained`` (None: random ones, which a checkpoint
+        replaces); a model or tag open_clip does not have is an error naming the field, the value and what it has."""
+        import open_clip
+
+        from ltsoups.embedded import register_model_config
+
+        register_model_config()
+        name = self.params.model
+        if not name.startswith(MODEL_SCHEMAS):
+            known, architecture = open_clip.list_models(), name.replace("/", "-")  # open_clip reads ViT-B/16 too
+            if architecture not in known:
+                raise no_such_model(name, architecture, known, "open_clip")
+            if pretrained is not None and not open_clip.get_pretrained_cfg(architecture, pretrained):
+                tags = open_clip.list_pretrained_tags_by_model(architecture)
+                raise ValueError(
+                    f"backbone.params.pretrained: {pretrained!r} is not allowed with model {name!r}: allowed: "
+                    + (f"its open_clip tags ({', '.join(tags)}) or " if tags else "")
+                    + "a local .safetensors file"
+                )
+        if pretrained is None:
+            with _without_warnings():  # "no pretrained weights": a checkpoint fills them
+                return open_clip.create_model(name, pretrained=None)
+        return open_clip.create_model(name, pretrained=pretrained, cache_dir=self.params.cache_dir)
 
     def _drop_projection(self, visual: torch.nn.Module) -> torch.Tensor:
         """Remove the image tower's output projection (a (width, embed) matrix); return a copy of it."""
@@ -193,6 +204,17 @@ class OpenClipBackbone(Backbone):
             refuse_non_safetensors(candidate)
             return candidate
         return None
+
+
+def no_such_model(name: str, architecture: str, known: list[str], library: str) -> ValueError:
+    """The error for a ``backbone.params.model`` its library does not have: the closest of its ``known``
+    architectures to ``architecture`` (the name's), and how to list them all."""
+    near = difflib.get_close_matches(architecture, known, n=4)
+    return ValueError(
+        f"backbone.params.model: {name!r} is not allowed: {library} has no such model"
+        + (f"; closest: {', '.join(near)}" if near else "")
+        + f" (all {len(known)}: python -c 'import {library}; print({library}.list_models())')"
+    )
 
 
 def _shapes(tensors: dict[str, torch.Tensor]) -> TensorLayout:

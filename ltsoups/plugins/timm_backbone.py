@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams
+from ltsoups.plugins.backbones import MODEL_SCHEMAS, no_such_model
 
 if TYPE_CHECKING:  # torch and timm load with the model, not with the plugin's params
     import torch
@@ -68,11 +69,31 @@ class TimmBackbone(Backbone):
     def architecture(self, num_classes: int) -> torch.nn.Module:
         import timm
 
+        self._require_known_model()
         return timm.create_model(self.params.model, pretrained=False, num_classes=0, **self.timm_arguments).eval()
+
+    def _require_known_model(self) -> None:
+        """timm has ``params.model``: its architecture, and its pretrained tag when it names one."""
+        import timm
+
+        name = self.params.model
+        if name.startswith(MODEL_SCHEMAS):
+            return
+        architecture, _, tag = name.partition(".")
+        if not timm.is_model(architecture):
+            raise no_such_model(name, architecture, timm.list_models(), "timm")
+        tagged = timm.list_pretrained(f"{architecture}.*")
+        if tag and name not in tagged:
+            tags = ", ".join(entry.partition(".")[2] for entry in tagged) or "none"
+            raise ValueError(
+                f"backbone.params.model: {name!r} is not allowed: timm has no weights tagged {tag!r} for "
+                f"{architecture}; its tags: {tags}"
+            )
 
     def _create(self) -> torch.nn.Module:
         import timm
 
+        self._require_known_model()
         size: dict[str, Any] = {} if self.params.image_size is None else {"img_size": self.params.image_size}
         if self.params.pretrained == HUB:
             return timm.create_model(
