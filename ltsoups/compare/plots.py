@@ -45,7 +45,11 @@ def plot_tradeoff(report: ComparisonReport, out: Path) -> Path:
     axes.set_ylabel("few-shot accuracy (%)")
     axes.set_title(f"Head against tail, {report.seeds_text} (error bars: 1 std over seeds)")
     axes.grid(alpha=0.3)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    else:
+        message = "nothing to plot: no class of this data is many-shot, or none is few-shot (data.thresholds)"
+        axes.text(0.5, 0.5, message, ha="center", va="center", transform=axes.transAxes)
     return _save(figure, out)
 
 
