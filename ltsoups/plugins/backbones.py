@@ -5,7 +5,6 @@ torch and open_clip are imported in ``load``: naming and validating the plugin m
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from pydantic import Field, model_validator
 
 from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams, TextTower
 from ltsoups.peft import PeftMethod
+from ltsoups.plugins.model_names import MODEL_SCHEMAS, no_such_model
 
 if TYPE_CHECKING:
     import torch
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from ltsoups.io.safetensors import TensorLayout
 
 EMBEDDED_TAG = "embedded"
-# Model names open_clip and timm resolve from elsewhere than their own registries (a Hugging Face repo, a folder).
-MODEL_SCHEMAS = ("hf-hub:", "local-dir:")
 
 
 @contextmanager
@@ -204,17 +202,6 @@ class OpenClipBackbone(Backbone):
             refuse_non_safetensors(candidate)
             return candidate
         return None
-
-
-def no_such_model(name: str, architecture: str, known: list[str], library: str) -> ValueError:
-    """The error for a ``backbone.params.model`` its library does not have: the closest of its ``known``
-    architectures to ``architecture`` (the name's), and how to list them all."""
-    near = difflib.get_close_matches(architecture, known, n=4)
-    return ValueError(
-        f"backbone.params.model: {name!r} is not allowed: {library} has no such model"
-        + (f"; closest: {', '.join(near)}" if near else "")
-        + f" (all {len(known)}: python -c 'import {library}; print({library}.list_models())')"
-    )
 
 
 def _shapes(tensors: dict[str, torch.Tensor]) -> TensorLayout:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from ltsoups.contracts import Backbone, LoadedBackbone, PluginParams
-from ltsoups.plugins.backbones import MODEL_SCHEMAS, no_such_model
+from ltsoups.plugins.model_names import MODEL_SCHEMAS, no_such_model
 
 if TYPE_CHECKING:  # torch and timm load with the model, not with the plugin's params
     import torch
@@ -82,8 +82,10 @@ class TimmBackbone(Backbone):
         architecture, _, tag = name.partition(".")
         if not timm.is_model(architecture):
             raise no_such_model(name, architecture, timm.list_models(), "timm")
+        if not tag:
+            return
         tagged = timm.list_pretrained(f"{architecture}.*")
-        if tag and name not in tagged:
+        if name not in tagged:
             tags = ", ".join(entry.partition(".")[2] for entry in tagged) or "none"
             raise ValueError(
                 f"backbone.params.model: {name!r} is not allowed: timm has no weights tagged {tag!r} for "
